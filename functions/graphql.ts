@@ -1,0 +1,25 @@
+// Shutter's GraphQL function. Module scope runs once per function instance (a Lambda cold start, a
+// container start): configuration is validated and the schema and Yoga instance are built here, then
+// reused by every warm invocation. Per-request state lives in the GraphQL context only.
+import type { Context as LambdaContext } from "aws-lambda";
+import { type GatewayEvent, type GatewayResult, toRequest, toResult } from "../src/lambda.ts";
+import { createShutterYoga, handleRequest } from "../src/yoga.ts";
+
+const yoga = createShutterYoga();
+
+/** Fetch API handler, for runtimes that speak `Request`/`Response` (Deno, Bun, workers, the dev server). */
+export function fetch(request: Request): Promise<Response> {
+  return handleRequest(yoga, request);
+}
+
+/** AWS Lambda handler behind API Gateway: HTTP API (payload 2.0) and REST API (payload 1.0) proxy events. */
+export async function handler(event: GatewayEvent, context?: LambdaContext): Promise<GatewayResult> {
+  const request = toRequest(event);
+  const response = await handleRequest(
+    yoga,
+    request,
+    { event, lambdaContext: context },
+    event.requestContext.requestId,
+  );
+  return toResult(response, event);
+}

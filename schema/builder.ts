@@ -1,0 +1,64 @@
+import SchemaBuilder from "@pothos/core";
+import ErrorsPlugin from "@pothos/plugin-errors";
+import RelayPlugin from "@pothos/plugin-relay";
+import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
+import ValidationPlugin from "@pothos/plugin-validation";
+import { ForbiddenError, UnauthenticatedError, ValidationError } from "../src/errors.ts";
+import type { Loaders } from "../src/loaders/index.ts";
+
+/** The signed-in person, as proven by a verified access token. */
+export interface Viewer {
+  id: string;
+  sessionId: string;
+}
+
+/** Per-request state. Built by `createContext` (src/context.ts), the only place that reads credentials. */
+export interface Context {
+  requestId: string;
+  viewer: Viewer | null;
+  loaders: Loaders;
+  request: Request;
+}
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  AuthScopes: { viewer: boolean };
+  DefaultFieldNullability: false;
+  Scalars: {
+    DateTime: { Input: Date; Output: Date };
+    ID: { Input: string; Output: string };
+  };
+}>({
+  plugins: [ScopeAuthPlugin, ErrorsPlugin, ValidationPlugin, RelayPlugin],
+  defaultFieldNullability: false,
+  scopeAuth: {
+    authScopes: (context) => ({ viewer: context.viewer !== null }),
+    unauthorizedError: (_parent, context) => (context.viewer ? new ForbiddenError() : new UnauthenticatedError()),
+  },
+  errors: {
+    // Every mutation can fail validation; each adds the failures specific to it.
+    defaultTypes: [ValidationError],
+    defaultResultOptions: { name: ({ fieldName }) => `${capitalize(fieldName)}Success` },
+    defaultUnionOptions: { name: ({ fieldName }) => `${capitalize(fieldName)}Result` },
+  },
+  validation: {
+    validationError: (result) =>
+      new ValidationError(
+        result.issues.map((issue) => issue.message).join(" "),
+        result.issues.map((issue) => ({
+          path: (issue.path ?? []).map((key) => String(typeof key === "object" ? key.key : key)),
+          message: issue.message,
+        })),
+      ),
+  },
+  relay: {
+    clientMutationId: "omit",
+    cursorType: "String",
+    nodeQueryOptions: { nullable: true },
+    nodesQueryOptions: { nullable: { list: false, items: true } },
+  },
+});
+
+function capitalize(name: string): string {
+  return name.charAt(0).toUpperCase() + name.slice(1);
+}

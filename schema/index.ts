@@ -1,0 +1,17 @@
+import { lexicographicSortSchema, printSchema } from "graphql";
+import "../src/resolvers/index.ts";
+import { builder } from "./builder.ts";
+
+builder.queryType({});
+
+// Secure by default: every mutation needs a signed-in viewer unless its field opts out with
+// `skipTypeScopes: true` (sign-up, log-in, refresh).
+builder.mutationType({ authScopes: { viewer: true } });
+
+/** Shutter's executable schema, built once per process. */
+export const schema = builder.toSchema({ sortSchema: true });
+
+/** The SDL committed as schema/schema.graphql (written by `npm run schema:print`, checked by a test). */
+export function printedSchema(): string {
+  return `${printSchema(lexicographicSortSchema(schema))}\n`;
+}

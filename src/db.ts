@@ -1,0 +1,71 @@
+import { PrismaPg } from "@prisma/adapter-pg";
+import type { SqlDriverAdapter, SqlDriverAdapterFactory, SqlQueryable } from "@prisma/driver-adapter-utils";
+import { type Config, config } from "./config.ts";
+import { PrismaClient } from "./generated/prisma/client.ts";
+import { requestScope } from "./logger.ts";
+
+let client: PrismaClient | undefined;
+
+/**
+ * The process's Prisma client, created on first use (no connection is opened at import) and reused by warm
+ * invocations. Import this; don't carry the client in the GraphQL context.
+ */
+export function db(): PrismaClient {
+  client ??= createPrismaClient(config().database);
+  return client;
+}
+
+/** Closes the pool (tests, graceful shutdown). */
+export async function disconnectDb(): Promise<void> {
+  const current = client;
+  client = undefined;
+  await current?.$disconnect();
+}
+
+export function createPrismaClient(options: Config["database"]): PrismaClient {
+  const factory = new PrismaPg({
+    connectionString: options.url,
+    max: options.poolMax,
+    // A function instance may sit frozen for minutes: drop idle sockets early rather than find them dead.
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 5_000,
+  });
+  return new PrismaClient({ adapter: countingStatements(factory) });
+}
+
+/**
+ * Counts every statement sent through the adapter into the current request's scope. The count is the
+ * "SQL statements per operation" that tests assert on and dev responses report.
+ */
+function countingStatements(factory: SqlDriverAdapterFactory): SqlDriverAdapterFactory {
+  const count = () => {
+    const scope = requestScope.getStore();
+    if (scope) scope.sqlStatements++;
+  };
+  const instrument = <T extends SqlQueryable>(queryable: T): T => {
+    const queryRaw = queryable.queryRaw.bind(queryable);
+    const executeRaw = queryable.executeRaw.bind(queryable);
+    queryable.queryRaw = (query) => {
+      count();
+      return queryRaw(query);
+    };
+    queryable.executeRaw = (query) => {
+      count();
+      return executeRaw(query);
+    };
+    return queryable;
+  };
+  return {
+    provider: factory.provider,
+    adapterName: factory.adapterName,
+    async connect(): Promise<SqlDriverAdapter> {
+      const adapter = instrument(await factory.connect());
+      const startTransaction = adapter.startTransaction.bind(adapter);
+      adapter.startTransaction = async (isolationLevel) => {
+        count(); // BEGIN
+        return instrument(await startTransaction(isolationLevel));
+      };
+      return adapter;
+    },
+  };
+}

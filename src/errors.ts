@@ -1,0 +1,94 @@
+import { GraphQLError } from "graphql";
+import { Prisma } from "./generated/prisma/client.ts";
+
+/**
+ * Stable error codes. Clients branch on these, never on messages: once published, a code keeps its meaning.
+ * They appear as `extensions.code` of top-level errors and as `code` of payload errors.
+ */
+export const ErrorCode = {
+  BAD_USER_INPUT: "BAD_USER_INPUT",
+  UNAUTHENTICATED: "UNAUTHENTICATED",
+  INVALID_CREDENTIALS: "INVALID_CREDENTIALS",
+  FORBIDDEN: "FORBIDDEN",
+  NOT_FOUND: "NOT_FOUND",
+  CONFLICT: "CONFLICT",
+  RATE_LIMITED: "RATE_LIMITED",
+  INTERNAL_SERVER_ERROR: "INTERNAL_SERVER_ERROR",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * An expected failure: its message is written for the person using the app and is never masked.
+ * Mutations list the ones they can produce in their result union; elsewhere they surface as GraphQL errors.
+ */
+export class ShutterError extends GraphQLError {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, extensions: Record<string, unknown> = {}) {
+    super(message, { extensions: { code, ...extensions } });
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export interface FieldError {
+  /** Path of the offending input, e.g. ["input", "handle"]. */
+  path: string[];
+  message: string;
+}
+
+export class ValidationError extends ShutterError {
+  readonly fieldErrors: FieldError[];
+
+  constructor(message: string, fieldErrors: FieldError[] = []) {
+    super(ErrorCode.BAD_USER_INPUT, message, fieldErrors.length ? { fieldErrors } : {});
+    this.fieldErrors = fieldErrors;
+  }
+
+  /** One invalid input field. */
+  static field(path: string[], message: string): ValidationError {
+    return new ValidationError(message, [{ path, message }]);
+  }
+}
+
+export class NotFoundError extends ShutterError {
+  constructor(message = "Not found.") {
+    super(ErrorCode.NOT_FOUND, message);
+  }
+}
+
+export class ForbiddenError extends ShutterError {
+  constructor(message = "You are not allowed to do that.") {
+    super(ErrorCode.FORBIDDEN, message);
+  }
+}
+
+export class ConflictError extends ShutterError {
+  constructor(message: string) {
+    super(ErrorCode.CONFLICT, message);
+  }
+}
+
+export class UnauthenticatedError extends ShutterError {
+  constructor(message = "Sign in to do that.") {
+    super(ErrorCode.UNAUTHENTICATED, message);
+  }
+}
+
+export class InvalidCredentialsError extends ShutterError {
+  constructor() {
+    super(ErrorCode.INVALID_CREDENTIALS, "Wrong handle, email or password.");
+  }
+}
+
+/**
+ * Maps the Prisma errors that mean "your input was wrong" to typed errors; anything else is rethrown to be
+ * masked. @throws always
+ */
+export function rethrowPrismaError(error: unknown, messages: { conflict?: string; notFound?: string } = {}): never {
+  if (error instanceof Prisma.PrismaClientKnownRequestError) {
+    if (error.code === "P2002") throw new ConflictError(messages.conflict ?? "That already exists.");
+    if (error.code === "P2003" || error.code === "P2025") throw new NotFoundError(messages.notFound);
+  }
+  throw error;
+}

@@ -1,0 +1,76 @@
+import { db } from "../db.ts";
+import type { Post } from "../generated/prisma/client.ts";
+import type { PageRequest } from "../pagination.ts";
+import { createdAtAndId, keyset, raw, type Sql, sql } from "../sql.ts";
+import { byIds, type FirstPageKey, firstPages } from "./batch.ts";
+
+export type PostRecord = Post;
+
+/** Post columns under the names Prisma's `Post` type uses, for hand-written SQL. */
+export const POST_COLUMNS = (alias: string): Sql =>
+  raw(
+    `${alias}.id, ${alias}.author_id AS "authorId", ${alias}.caption, ${alias}.like_count AS "likeCount", ` +
+      `${alias}.comment_count AS "commentCount", ${alias}.created_at AS "createdAt", ${alias}.updated_at AS "updatedAt"`,
+  );
+
+export function postsById(ids: readonly string[]): Promise<(PostRecord | null)[]> {
+  return byIds(ids, (valid) => db().post.findMany({ where: { id: { in: valid } } }));
+}
+
+/** The newest posts of each author (a profile grid, or authors listed with a preview), in one statement. */
+export function firstPostsByAuthor(keys: readonly FirstPageKey[]): Promise<PostRecord[][]> {
+  return firstPages(
+    keys,
+    (authorIds, limit) => db().$queryRaw<PostRecord[]>`
+      SELECT ${POST_COLUMNS("p")}
+      FROM unnest(${authorIds}::uuid[]) AS a(id)
+      CROSS JOIN LATERAL (
+        SELECT * FROM posts WHERE author_id = a.id ORDER BY created_at DESC, id DESC LIMIT ${limit}
+      ) p`,
+    (post) => post.authorId,
+  );
+}
+
+/** One page of an author's posts, newest first. */
+export function authorPostsPage(authorId: string, page: PageRequest): Promise<PostRecord[]> {
+  const { where, direction } = keyset(sql`p.created_at, p.id`, "desc", page, createdAtAndId);
+  return db().$queryRaw`
+    SELECT ${POST_COLUMNS("p")} FROM posts p
+    WHERE p.author_id = ${authorId}::uuid AND ${where}
+    ORDER BY p.created_at ${direction}, p.id ${direction} LIMIT ${page.limit}`;
+}
+
+/**
+ * One page of a viewer's feed: posts by the people they follow and by themselves, newest first. Read at
+ * request time ("fan-out on read"): one index range per followed author, merged by PostgreSQL.
+ */
+export function feedPage(viewerId: string, page: PageRequest): Promise<PostRecord[]> {
+  const { where, direction } = keyset(sql`p.created_at, p.id`, "desc", page, createdAtAndId);
+  return db().$queryRaw`
+    SELECT ${POST_COLUMNS("p")} FROM posts p
+    WHERE p.author_id IN (
+      SELECT followee_id FROM follows WHERE follower_id = ${viewerId}::uuid
+      UNION ALL SELECT ${viewerId}::uuid
+    ) AND ${where}
+    ORDER BY p.created_at ${direction}, p.id ${direction} LIMIT ${page.limit}`;
+}
+
+/** How many of the newest posts explore ranks: bounded work per request, whatever the size of the table. */
+export const EXPLORE_CANDIDATES = 1000;
+
+/** One page of explore: the newest posts ranked by likes (then newest first). */
+export function explorePage(page: PageRequest): Promise<PostRecord[]> {
+  const { where, direction } = keyset(
+    sql`p."likeCount", p."createdAt", p.id`,
+    "desc",
+    page,
+    ([likes, createdAt, id]) =>
+      sql`${Number(likes)}::int, ${new Date(Number(createdAt))}::timestamptz, ${String(id)}::uuid`,
+  );
+  return db().$queryRaw`
+    WITH recent AS (
+      SELECT ${POST_COLUMNS("posts")} FROM posts ORDER BY created_at DESC, id DESC LIMIT ${EXPLORE_CANDIDATES}
+    )
+    SELECT * FROM recent p WHERE ${where}
+    ORDER BY p."likeCount" ${direction}, p."createdAt" ${direction}, p.id ${direction} LIMIT ${page.limit}`;
+}

@@ -1,0 +1,65 @@
+import { db } from "../db.ts";
+import type { User } from "../generated/prisma/client.ts";
+import type { PageRequest } from "../pagination.ts";
+import { createdAtAndId, keyset, raw, type Sql, sql } from "../sql.ts";
+import { byIds } from "./batch.ts";
+
+/** A user as other people may see it: the password hash and email never leave the auth paths. */
+export type UserRecord = Omit<User, "passwordHash" | "email">;
+
+const omitPrivate = { passwordHash: true, email: true } as const;
+
+export function usersById(ids: readonly string[]): Promise<(UserRecord | null)[]> {
+  return byIds(ids, (valid) => db().user.findMany({ where: { id: { in: valid } }, omit: omitPrivate }));
+}
+
+export async function usersByHandle(handles: readonly string[]): Promise<(UserRecord | null)[]> {
+  const rows = await db().user.findMany({ where: { handle: { in: [...new Set(handles)] } }, omit: omitPrivate });
+  const byHandle = new Map(rows.map((row) => [row.handle, row]));
+  return handles.map((handle) => byHandle.get(handle) ?? null);
+}
+
+/** Whether the viewer follows each of the given users, in key order. */
+export async function viewerFollows(viewerId: string, userIds: readonly string[]): Promise<boolean[]> {
+  const rows = await db().follow.findMany({
+    where: { followerId: viewerId, followeeId: { in: [...new Set(userIds)] } },
+    select: { followeeId: true },
+  });
+  const followed = new Set(rows.map((row) => row.followeeId));
+  return userIds.map((id) => followed.has(id));
+}
+
+/** User columns under the names of `UserRecord`, for hand-written SQL. */
+export const USER_COLUMNS = (alias: string): Sql =>
+  raw(
+    `${alias}.id, ${alias}.handle, ${alias}.display_name AS "displayName", ${alias}.bio, ` +
+      `${alias}.avatar_id AS "avatarId", ${alias}.follower_count AS "followerCount", ` +
+      `${alias}.following_count AS "followingCount", ${alias}.post_count AS "postCount", ` +
+      `${alias}.created_at AS "createdAt", ${alias}.updated_at AS "updatedAt"`,
+  );
+
+/** One page of users whose handle starts with `prefix`, alphabetically. */
+export function handleSearchPage(prefix: string, page: PageRequest): Promise<UserRecord[]> {
+  // Handles use the "C" collation, so this LIKE is a range scan of the unique index.
+  const pattern = `${prefix.replace(/[\\%_]/g, "\\$&")}%`;
+  const { where, direction } = keyset(sql`u.handle`, "asc", page, ([handle]) => sql`${String(handle)}`);
+  return db().$queryRaw`
+    SELECT ${USER_COLUMNS("u")} FROM users u
+    WHERE u.handle LIKE ${pattern} AND ${where}
+    ORDER BY u.handle ${direction} LIMIT ${page.limit}`;
+}
+
+/** One page of someone's followers (`followers`) or of the people they follow (`following`), newest first. */
+export function followPage(
+  userId: string,
+  list: "followers" | "following",
+  page: PageRequest,
+): Promise<(UserRecord & { followedAt: Date })[]> {
+  const [match, other] = list === "followers" ? ["followee_id", "follower_id"] : ["follower_id", "followee_id"];
+  const { where, direction } = keyset(raw(`f.created_at, f.${other}`), "desc", page, createdAtAndId);
+  return db().$queryRaw`
+    SELECT ${USER_COLUMNS("u")}, f.created_at AS "followedAt"
+    FROM follows f JOIN users u ON u.id = f.${raw(other)}
+    WHERE f.${raw(match)} = ${userId}::uuid AND ${where}
+    ORDER BY f.created_at ${direction}, f.${raw(other)} ${direction} LIMIT ${page.limit}`;
+}

@@ -1,0 +1,44 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { type Logger, pino } from "pino";
+import { config } from "./config.ts";
+
+/** What every log line and error of one request carries. */
+export interface RequestScope {
+  requestId: string;
+  startedAt: number;
+  operationName?: string;
+  /** SQL statements sent to PostgreSQL while serving the request. */
+  sqlStatements: number;
+}
+
+/** A fresh scope for one request. */
+export function createRequestScope(requestId: string): RequestScope {
+  return { requestId, startedAt: performance.now(), sqlStatements: 0 };
+}
+
+/**
+ * The request being served. Set by the function entry around each invocation, so logs written anywhere
+ * below it (resolvers, loaders, the cache) carry the request id without threading it through calls.
+ */
+export const requestScope = new AsyncLocalStorage<RequestScope>();
+
+let instance: Logger | undefined;
+
+/** The process logger: JSON lines in production (CloudWatch, Loki), readable lines in development. */
+export function logger(): Logger {
+  if (!instance) {
+    const { level, pretty } = config().log;
+    instance = pino({
+      level,
+      base: { service: "shutter" },
+      mixin: () => {
+        const scope = requestScope.getStore();
+        return scope ? { requestId: scope.requestId } : {};
+      },
+      // Secrets never reach the logs, even if an object carrying them is logged whole.
+      redact: ["password", "*.password", "refreshToken", "*.refreshToken", "headers.authorization", "authorization"],
+      transport: pretty ? { target: "pino-pretty", options: { ignore: "pid,hostname,service" } } : undefined,
+    });
+  }
+  return instance;
+}

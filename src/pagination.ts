@@ -1,0 +1,97 @@
+import { resolveCursorConnection } from "@pothos/plugin-relay";
+import { config } from "./config.ts";
+import { ValidationError } from "./errors.ts";
+
+/** Relay connection arguments as every connection field receives them. */
+export interface ConnectionArgs {
+  first?: number | null;
+  last?: number | null;
+  after?: string | null;
+  before?: string | null;
+}
+
+/** Values that place a row in a keyset ordering, e.g. [createdAt, id]. */
+export type CursorKey = (string | number)[];
+
+/** One page to fetch: rows strictly after/before the decoded keys, in reverse order when `inverted`. */
+export interface PageRequest {
+  after?: CursorKey;
+  before?: CursorKey;
+  limit: number;
+  inverted: boolean;
+}
+
+/** A Relay connection page, as connection fields resolve to. */
+export interface Connection<T> {
+  edges: { cursor: string; node: T }[];
+  pageInfo: { startCursor: string; endCursor: string; hasPreviousPage: boolean; hasNextPage: boolean };
+}
+
+/** A list's keyset ordering: the values that place a row in it, and how many there are. */
+export interface Ordering<T> {
+  key: (row: T) => CursorKey;
+  arity: number;
+}
+
+/** The most common ordering: by creation time, ties broken by id. */
+export const byCreation: Ordering<{ createdAt: Date; id: string }> = {
+  key: (row) => [row.createdAt.getTime(), row.id],
+  arity: 2,
+};
+
+export const DEFAULT_PAGE_SIZE = 20;
+
+/** Cursors are opaque to clients: base64url of the keyset values. */
+export function encodeCursor(key: CursorKey): string {
+  return Buffer.from(JSON.stringify(key)).toString("base64url");
+}
+
+/** @throws ValidationError when the cursor was not produced by `encodeCursor` with `arity` values. */
+export function decodeCursor(cursor: string, arity: number, argName = "after"): CursorKey {
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    key = undefined;
+  }
+  if (
+    !Array.isArray(key) ||
+    key.length !== arity ||
+    !key.every((v) => (typeof v === "string" && v.length <= 100) || Number.isFinite(v))
+  ) {
+    throw ValidationError.field([argName], `"${argName}" is not a cursor from this list. Start again without it.`);
+  }
+  return key;
+}
+
+/**
+ * Validates the page size (too large is an error the client can act on, not a silent clamp), decodes the
+ * cursors and builds a Relay connection from the rows `fetch` returns (it may return `limit` rows; one more
+ * than the page tells that another page exists).
+ * @throws ValidationError for negative or oversized page sizes and foreign cursors.
+ */
+export async function paginate<T>(
+  args: ConnectionArgs,
+  fetch: (page: PageRequest) => Promise<T[]>,
+  ordering: Ordering<T>,
+): Promise<Connection<T>> {
+  const max = config().maxPageSize;
+  for (const name of ["first", "last"] as const) {
+    const value = args[name];
+    if (value != null && (value < 0 || value > max)) {
+      throw ValidationError.field([name], `"${name}" must be between 0 and ${max}.`);
+    }
+  }
+  const after = args.after ? decodeCursor(args.after, ordering.arity, "after") : undefined;
+  const before = args.before ? decodeCursor(args.before, ordering.arity, "before") : undefined;
+  const connection = await resolveCursorConnection(
+    {
+      args,
+      toCursor: (row) => encodeCursor(ordering.key(row as T)),
+      defaultSize: DEFAULT_PAGE_SIZE,
+      maxSize: max,
+    },
+    ({ limit, inverted }) => fetch({ after, before, limit, inverted }),
+  );
+  return connection as Connection<T>;
+}

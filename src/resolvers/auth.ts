@@ -1,0 +1,125 @@
+import { builder } from "../../schema/builder.ts";
+import {
+  hashPassword,
+  revokeSession,
+  rotateRefreshToken,
+  type SessionTokens,
+  startSession,
+  verifyAgainstDummy,
+  verifyPassword,
+} from "../auth.ts";
+import { db } from "../db.ts";
+import { ConflictError, InvalidCredentialsError, rethrowPrismaError, UnauthenticatedError } from "../errors.ts";
+import { displayNameRule, emailRule, handleRule, passwordRule } from "../validation.ts";
+import { UserRef } from "./users.ts";
+
+const SessionRef = builder.objectRef<SessionTokens>("Session").implement({
+  description:
+    "Tokens of a signed-in device. Send the access token as `Authorization: Bearer <token>`; before it expires, " +
+    "exchange the refresh token (once) for new tokens with refreshSession.",
+  fields: (t) => ({
+    accessToken: t.exposeString("accessToken"),
+    accessTokenExpiresAt: t.expose("accessTokenExpiresAt", { type: "DateTime" }),
+    refreshToken: t.exposeString("refreshToken", { description: "Works once. Store it like a password." }),
+    refreshTokenExpiresAt: t.expose("refreshTokenExpiresAt", { type: "DateTime" }),
+    user: t.field({
+      type: UserRef,
+      resolve: async (session, _args, context) => {
+        const user = await context.loaders.user.load(session.userId);
+        if (!user) throw new UnauthenticatedError("This account no longer exists.");
+        return user;
+      },
+    }),
+  }),
+});
+
+const SignUpInput = builder.inputType("SignUpInput", {
+  fields: (t) => ({
+    handle: t.string({ required: true }).validate(handleRule),
+    displayName: t.string({ required: true }).validate(displayNameRule),
+    email: t.string({ required: true }).validate(emailRule),
+    password: t.string({ required: true }).validate(passwordRule),
+  }),
+});
+
+const LogInInput = builder.inputType("LogInInput", {
+  fields: (t) => ({
+    login: t.string({ required: true, description: "Your handle or your email address." }),
+    password: t.string({ required: true }),
+  }),
+});
+
+const RefreshSessionInput = builder.inputType("RefreshSessionInput", {
+  fields: (t) => ({ refreshToken: t.string({ required: true }) }),
+});
+
+builder.mutationFields((t) => ({
+  signUp: t.field({
+    type: SessionRef,
+    description: "Creates an account and signs it in.",
+    skipTypeScopes: true,
+    args: { input: t.arg({ type: SignUpInput, required: true }) },
+    errors: { types: [ConflictError], dataField: { name: "session" } },
+    resolve: async (_root, { input }) => {
+      const taken = await db().user.findFirst({
+        where: { OR: [{ handle: input.handle }, { email: input.email }] },
+        select: { handle: true },
+      });
+      if (taken) {
+        throw new ConflictError(
+          taken.handle === input.handle
+            ? `The handle @${input.handle} is taken. Try another one.`
+            : "An account with that email already exists. Log in instead.",
+        );
+      }
+      const user = await db()
+        .user.create({
+          data: {
+            handle: input.handle,
+            displayName: input.displayName,
+            email: input.email,
+            passwordHash: await hashPassword(input.password),
+          },
+        })
+        // Two sign-ups racing for the same handle: the unique index decides.
+        .catch((error) => rethrowPrismaError(error, { conflict: "That handle or email was just taken. Try again." }));
+      return startSession(user.id);
+    },
+  }),
+  logIn: t.field({
+    type: SessionRef,
+    description: "Signs in with a handle or email and a password.",
+    skipTypeScopes: true,
+    args: { input: t.arg({ type: LogInInput, required: true }) },
+    errors: { types: [InvalidCredentialsError], dataField: { name: "session" } },
+    resolve: async (_root, { input }) => {
+      const login = input.login.trim().replace(/^@/, "").toLowerCase();
+      const user = await db().user.findFirst({
+        where: login.includes("@") ? { email: login } : { handle: login },
+        select: { id: true, passwordHash: true },
+      });
+      if (!user) {
+        await verifyAgainstDummy(input.password);
+        throw new InvalidCredentialsError();
+      }
+      if (!(await verifyPassword(input.password, user.passwordHash))) throw new InvalidCredentialsError();
+      return startSession(user.id);
+    },
+  }),
+  refreshSession: t.field({
+    type: SessionRef,
+    description: "Exchanges a refresh token for new tokens. Reusing a spent refresh token ends the session.",
+    skipTypeScopes: true,
+    args: { input: t.arg({ type: RefreshSessionInput, required: true }) },
+    errors: { types: [UnauthenticatedError], dataField: { name: "session" } },
+    resolve: (_root, { input }) => rotateRefreshToken(input.refreshToken),
+  }),
+  logOut: t.boolean({
+    description: "Ends the viewer's current session: its refresh token stops working.",
+    errors: { dataField: { name: "loggedOut" } },
+    resolve: async (_root, _args, context) => {
+      await revokeSession(context.viewer!.sessionId);
+      return true;
+    },
+  }),
+}));

@@ -1,0 +1,55 @@
+import { builder } from "../../schema/builder.ts";
+import {
+  ConflictError,
+  ErrorCode,
+  ForbiddenError,
+  InvalidCredentialsError,
+  NotFoundError,
+  type ShutterError,
+  UnauthenticatedError,
+  ValidationError,
+} from "../errors.ts";
+
+// Expected failures as schema types: mutations return them in their result unions, so clients handle them
+// with the same typed code paths as success, not by parsing top-level error strings.
+
+export const ErrorCodeEnum = builder.enumType("ErrorCode", { values: Object.values(ErrorCode) });
+
+export const ErrorInterface = builder.interfaceRef<ShutterError>("Error").implement({
+  description: "An expected failure, with a message for the person using the app and a stable code for the client.",
+  fields: (t) => ({
+    message: t.exposeString("message"),
+    code: t.field({ type: ErrorCodeEnum, resolve: (error) => error.code }),
+  }),
+});
+
+const FieldErrorRef = builder.objectRef<{ path: string[]; message: string }>("FieldError").implement({
+  description: "What is wrong with one input field.",
+  fields: (t) => ({
+    path: t.exposeStringList("path", { description: 'Path of the input, e.g. ["input", "handle"].' }),
+    message: t.exposeString("message"),
+  }),
+});
+
+builder.objectType(ValidationError, {
+  name: "ValidationError",
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof ValidationError,
+  fields: (t) => ({
+    fieldErrors: t.field({ type: [FieldErrorRef], resolve: (error) => error.fieldErrors }),
+  }),
+});
+
+for (const [ErrorClass, name] of [
+  [NotFoundError, "NotFoundError"],
+  [ForbiddenError, "ForbiddenError"],
+  [ConflictError, "ConflictError"],
+  [UnauthenticatedError, "UnauthenticatedError"],
+  [InvalidCredentialsError, "InvalidCredentialsError"],
+] as const) {
+  builder.objectType(ErrorClass, {
+    name,
+    interfaces: [ErrorInterface],
+    isTypeOf: (value) => value instanceof ErrorClass,
+  });
+}

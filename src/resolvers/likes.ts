@@ -1,0 +1,62 @@
+import { builder } from "../../schema/builder.ts";
+import { db } from "../db.ts";
+import { NotFoundError, rethrowPrismaError } from "../errors.ts";
+import { notify, withdrawNotification } from "./notifications.ts";
+import { PostRef } from "./posts.ts";
+
+const LikeInput = builder.inputType("LikeInput", {
+  fields: (t) => ({ postId: t.globalID({ required: true, for: PostRef }) }),
+});
+
+builder.mutationFields((t) => ({
+  likePost: t.field({
+    type: PostRef,
+    description: "Likes a post. Liking a post twice is the same as liking it once.",
+    args: { input: t.arg({ type: LikeInput, required: true }) },
+    errors: { types: [NotFoundError], dataField: { name: "post" } },
+    resolve: async (_root, { input }, context) => {
+      const viewerId = context.viewer!.id;
+      const post = await context.loaders.post.load(input.postId.id);
+      if (!post) throw new NotFoundError("That post doesn't exist.");
+      const updated = await db()
+        .$transaction(async (tx) => {
+          const { count } = await tx.like.createMany({
+            data: [{ postId: post.id, userId: viewerId }],
+            skipDuplicates: true,
+          });
+          if (count === 0) return tx.post.findUniqueOrThrow({ where: { id: post.id } });
+          await notify(tx, { recipientId: post.authorId, actorId: viewerId, kind: "LIKE", postId: post.id });
+          return tx.post.update({ where: { id: post.id }, data: { likeCount: { increment: 1 } } });
+        })
+        .catch((error) => rethrowPrismaError(error, { notFound: "That post doesn't exist." }));
+      context.loaders.viewerHasLiked.clear(post.id).prime(post.id, true);
+      return updated;
+    },
+  }),
+  unlikePost: t.field({
+    type: PostRef,
+    description: "Withdraws a like (and its notification). Unliking a post not liked does nothing.",
+    args: { input: t.arg({ type: LikeInput, required: true }) },
+    errors: { types: [NotFoundError], dataField: { name: "post" } },
+    resolve: async (_root, { input }, context) => {
+      const viewerId = context.viewer!.id;
+      const post = await context.loaders.post.load(input.postId.id);
+      if (!post) throw new NotFoundError("That post doesn't exist.");
+      const updated = await db()
+        .$transaction(async (tx) => {
+          const { count } = await tx.like.deleteMany({ where: { postId: post.id, userId: viewerId } });
+          if (count === 0) return tx.post.findUniqueOrThrow({ where: { id: post.id } });
+          await withdrawNotification(tx, {
+            recipientId: post.authorId,
+            actorId: viewerId,
+            kind: "LIKE",
+            postId: post.id,
+          });
+          return tx.post.update({ where: { id: post.id }, data: { likeCount: { decrement: 1 } } });
+        })
+        .catch((error) => rethrowPrismaError(error, { notFound: "That post doesn't exist." }));
+      context.loaders.viewerHasLiked.clear(post.id).prime(post.id, false);
+      return updated;
+    },
+  }),
+}));

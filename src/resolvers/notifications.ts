@@ -1,0 +1,120 @@
+import { builder } from "../../schema/builder.ts";
+import { db } from "../db.ts";
+import { ValidationError } from "../errors.ts";
+import type { NotificationKind, Prisma } from "../generated/prisma/client.ts";
+import { type NotificationRecord, notificationsPage } from "../loaders/notifications.ts";
+import { byCreation, paginate } from "../pagination.ts";
+import { isUuid } from "../sql.ts";
+import { CommentRef } from "./comments.ts";
+import { PostRef } from "./posts.ts";
+import { UserRef, ViewerRef } from "./users.ts";
+
+export const NotificationRef = builder.objectRef<NotificationRecord>("Notification");
+
+const NotificationConnection = builder.connectionObject({ type: NotificationRef, name: "NotificationConnection" });
+
+const NotificationKindEnum = builder.enumType("NotificationKind", {
+  values: {
+    LIKE: { description: "Someone liked your post." },
+    COMMENT: { description: "Someone commented on your post." },
+    FOLLOW: { description: "Someone followed you." },
+    SYSTEM: { description: "A message from Shutter or a service you subscribed to." },
+  },
+});
+
+type Tx = Prisma.TransactionClient;
+
+interface Cause {
+  recipientId: string;
+  actorId: string;
+  kind: Exclude<NotificationKind, "SYSTEM">;
+  postId?: string;
+  commentId?: string;
+}
+
+/** Notifies the person concerned by an action, in the action's transaction. Nobody is notified of their own acts. */
+export async function notify(tx: Tx, cause: Cause): Promise<void> {
+  if (cause.recipientId === cause.actorId) return;
+  await tx.notification.create({ data: cause });
+}
+
+/** Withdraws the notification of an action that was undone (unlike, unfollow). */
+export async function withdrawNotification(tx: Tx, cause: Cause): Promise<void> {
+  await tx.notification.deleteMany({
+    where: { recipientId: cause.recipientId, actorId: cause.actorId, kind: cause.kind, postId: cause.postId ?? null },
+  });
+}
+
+builder.node(NotificationRef, {
+  description: "Something that happened that concerns the viewer. Only its recipient can see it.",
+  id: { resolve: (notification) => notification.id },
+  loadMany: (ids, context) =>
+    ids.map(async (id) => {
+      const notification = await context.loaders.notification.load(id);
+      return notification?.recipientId === context.viewer?.id ? notification : null;
+    }),
+  fields: (t) => ({
+    kind: t.field({ type: NotificationKindEnum, resolve: (n) => n.kind }),
+    actor: t.field({
+      type: UserRef,
+      nullable: true,
+      description: "Who did it; null for SYSTEM notifications.",
+      resolve: (n, _args, context) => (n.actorId ? context.loaders.user.load(n.actorId) : null),
+    }),
+    post: t.field({
+      type: PostRef,
+      nullable: true,
+      resolve: (n, _args, context) => (n.postId ? context.loaders.post.load(n.postId) : null),
+    }),
+    comment: t.field({
+      type: CommentRef,
+      nullable: true,
+      resolve: (n, _args, context) => (n.commentId ? context.loaders.comment.load(n.commentId) : null),
+    }),
+    message: t.exposeString("message", { nullable: true }),
+    createdAt: t.expose("createdAt", { type: "DateTime" }),
+    read: t.boolean({ resolve: (n) => n.readAt !== null }),
+  }),
+});
+
+builder.objectFields(ViewerRef, (t) => ({
+  notifications: t.connection(
+    {
+      type: NotificationRef,
+      description: "Newest first.",
+      resolve: (viewer, args) => paginate(args, (page) => notificationsPage(viewer.id, page), byCreation),
+    },
+    NotificationConnection,
+  ),
+  unreadNotificationCount: t.int({
+    description: "Cheap to poll: clients of pure functions refresh their badge with it.",
+    resolve: (viewer) => db().notification.count({ where: { recipientId: viewer.id, readAt: null } }),
+  }),
+}));
+
+const MarkNotificationsReadInput = builder.inputType("MarkNotificationsReadInput", {
+  fields: (t) => ({
+    ids: t.globalIDList({ for: NotificationRef, description: "These notifications; omit to mark all as read." }),
+  }),
+});
+
+builder.mutationField("markNotificationsRead", (t) =>
+  t.field({
+    type: ViewerRef,
+    args: { input: t.arg({ type: MarkNotificationsReadInput, required: true }) },
+    errors: { dataField: { name: "viewer" } },
+    resolve: async (_root, { input }, context) => {
+      const viewer = context.viewer!;
+      const ids = input.ids?.map((id) => id.id).filter(isUuid);
+      if (input.ids && input.ids.length > 100) {
+        throw ValidationError.field(["input", "ids"], "Mark at most 100 notifications at once, or omit ids for all.");
+      }
+      // Scoped to the viewer: ids of other people's notifications simply match nothing.
+      await db().notification.updateMany({
+        where: { recipientId: viewer.id, readAt: null, ...(ids ? { id: { in: ids } } : {}) },
+        data: { readAt: new Date() },
+      });
+      return viewer;
+    },
+  }),
+);

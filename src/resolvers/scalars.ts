@@ -1,0 +1,4 @@
+import { DateTimeResolver } from "graphql-scalars";
+import { builder } from "../../schema/builder.ts";
+
+builder.addScalarType("DateTime", DateTimeResolver);

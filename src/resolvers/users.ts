@@ -1,0 +1,155 @@
+import { builder, type Viewer } from "../../schema/builder.ts";
+import { db } from "../db.ts";
+import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
+import { followPage, handleSearchPage, type UserRecord } from "../loaders/users.ts";
+import { type Ordering, paginate } from "../pagination.ts";
+import { bioRule, displayNameRule, handleRule, searchPrefixRule } from "../validation.ts";
+import { PhotoRef, readyMedia } from "./media.ts";
+import { PostConnection, PostRef, postsOfAuthor } from "./posts.ts";
+
+export const UserRef = builder.objectRef<UserRecord>("User");
+
+export const UserConnection = builder.connectionObject({ type: UserRef, name: "UserConnection" });
+
+/** Place of a user in a follow list: when the follow happened, then who. */
+const byFollow: Ordering<UserRecord & { followedAt: Date }> = {
+  key: (user) => [user.followedAt.getTime(), user.id],
+  arity: 2,
+};
+
+builder.node(UserRef, {
+  description: "A person on Shutter. Everything here is public.",
+  id: { resolve: (user) => user.id },
+  loadMany: (ids, context) => ids.map((id) => context.loaders.user.load(id)),
+  fields: (t) => ({
+    handle: t.exposeString("handle"),
+    displayName: t.exposeString("displayName"),
+    bio: t.exposeString("bio"),
+    avatar: t.field({
+      type: PhotoRef,
+      nullable: true,
+      resolve: async (user, _args, context) =>
+        user.avatarId ? readyMedia(await context.loaders.media.load(user.avatarId)) : null,
+    }),
+    createdAt: t.expose("createdAt", { type: "DateTime" }),
+    followerCount: t.exposeInt("followerCount"),
+    followingCount: t.exposeInt("followingCount"),
+    postCount: t.exposeInt("postCount"),
+    viewerIsFollowing: t.boolean({
+      description: "Whether the signed-in viewer follows this user (false when signed out).",
+      resolve: (user, _args, context) => (context.viewer ? context.loaders.viewerIsFollowing.load(user.id) : false),
+    }),
+    posts: t.connection(
+      {
+        type: PostRef,
+        description: "Newest first.",
+        resolve: (user, args, context) => postsOfAuthor(user.id, args, context),
+      },
+      PostConnection,
+    ),
+    followers: t.connection(
+      {
+        type: UserRef,
+        description: "Newest followers first.",
+        resolve: (user, args) => paginate(args, (page) => followPage(user.id, "followers", page), byFollow),
+      },
+      UserConnection,
+    ),
+    following: t.connection(
+      {
+        type: UserRef,
+        description: "Most recently followed first.",
+        resolve: (user, args) => paginate(args, (page) => followPage(user.id, "following", page), byFollow),
+      },
+      UserConnection,
+    ),
+  }),
+});
+
+export const ViewerRef = builder.objectRef<Viewer>("Viewer").implement({
+  description: "The signed-in person and what only they may see.",
+  fields: (t) => ({
+    user: t.field({
+      type: UserRef,
+      resolve: async (viewer, _args, context) => {
+        const user = await context.loaders.user.load(viewer.id);
+        if (!user) throw new NotFoundError("Your account no longer exists.");
+        return user;
+      },
+    }),
+    email: t.string({
+      resolve: async (viewer) =>
+        (await db().user.findUniqueOrThrow({ where: { id: viewer.id }, select: { email: true } })).email,
+    }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  viewer: t.field({
+    type: ViewerRef,
+    nullable: true,
+    description: "The signed-in person, or null when nobody is signed in.",
+    resolve: (_root, _args, context) => context.viewer,
+  }),
+  user: t.field({
+    type: UserRef,
+    nullable: true,
+    args: { handle: t.arg.string({ required: true }).validate(handleRule) },
+    resolve: (_root, args, context) => context.loaders.userByHandle.load(args.handle),
+  }),
+  searchUsers: t.connection(
+    {
+      type: UserRef,
+      description: "Users whose handle starts with the prefix, alphabetically.",
+      args: { prefix: t.arg.string({ required: true }).validate(searchPrefixRule) },
+      resolve: (_root, args) =>
+        paginate(args, (page) => handleSearchPage(args.prefix, page), { key: (user) => [user.handle], arity: 1 }),
+    },
+    UserConnection,
+  ),
+}));
+
+const UpdateProfileInput = builder.inputType("UpdateProfileInput", {
+  fields: (t) => ({
+    displayName: t.string().validate(displayNameRule),
+    bio: t.string().validate(bioRule),
+    avatarPhotoId: t.globalID({
+      description: "A READY avatar upload of yours. Set to null to remove the avatar.",
+    }),
+  }),
+});
+
+builder.mutationField("updateProfile", (t) =>
+  t.field({
+    type: UserRef,
+    description: "Changes the viewer's public profile. Only the fields given change.",
+    args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
+    errors: { types: [NotFoundError, ForbiddenError, ConflictError], dataField: { name: "user" } },
+    resolve: async (_root, { input }, context) => {
+      const viewer = context.viewer!;
+      let avatarId: string | null | undefined;
+      if (input.avatarPhotoId === null) avatarId = null;
+      else if (input.avatarPhotoId) {
+        const media =
+          input.avatarPhotoId.typename === "Photo" ? await context.loaders.media.load(input.avatarPhotoId.id) : null;
+        if (!media) throw new NotFoundError("That photo doesn't exist.");
+        if (media.ownerId !== viewer.id) throw new ForbiddenError("You can only use your own photos as your avatar.");
+        if (media.status !== "READY") throw new ConflictError("That photo hasn't finished uploading yet.");
+        avatarId = media.id;
+      }
+      const {
+        passwordHash: _hash,
+        email: _email,
+        ...user
+      } = await db().user.update({
+        where: { id: viewer.id },
+        data: {
+          displayName: input.displayName ?? undefined,
+          bio: input.bio ?? undefined,
+          avatarId,
+        },
+      });
+      return user;
+    },
+  }),
+);

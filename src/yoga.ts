@@ -1,0 +1,168 @@
+import { randomUUID } from "node:crypto";
+import { PothosValidationError } from "@pothos/core";
+import { type ExecutionResult, GraphQLError } from "graphql";
+import { createYoga, type Plugin, type YogaServerInstance, maskError as yogaMaskError } from "graphql-yoga";
+import type { Context } from "../schema/builder.ts";
+import { printedSchema, schema } from "../schema/index.ts";
+import { jwks } from "./auth.ts";
+import { config } from "./config.ts";
+import { createContext } from "./context.ts";
+import { ErrorCode } from "./errors.ts";
+import { createRequestScope, logger, type RequestScope, requestScope } from "./logger.ts";
+
+export type ShutterYoga = YogaServerInstance<Record<string, unknown>, Context>;
+
+export const INTERNAL_ERROR_MESSAGE =
+  "Something went wrong on our side. Try again; if it keeps happening, tell us the request id.";
+
+/**
+ * Hides unexpected errors (a bug, a database outage) behind a generic message and logs the real one with the
+ * request id; typed errors (ShutterError and other GraphQL errors) pass through unchanged.
+ */
+export function maskError(error: unknown, message: string): Error {
+  const original = error instanceof GraphQLError && error.originalError ? error.originalError : error;
+  // Pothos reports malformed client input (a global id that isn't one) with this class: the client's fault.
+  if (original instanceof PothosValidationError) {
+    return new GraphQLError(original.message, {
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      path: error instanceof GraphQLError ? error.path : undefined,
+      extensions: { code: ErrorCode.BAD_USER_INPUT },
+    });
+  }
+  const masked = yogaMaskError(error, message, false);
+  if (masked !== error) {
+    logger().error({ err: original, path: error instanceof GraphQLError ? error.path : undefined }, "unexpected error");
+  }
+  return masked;
+}
+
+/**
+ * Stamps every error with the request id (also sent as the `x-request-id` header and present in every log line
+ * of the request), reports SQL statements per operation in dev, and writes one access log line per request.
+ */
+function useRequestScope(): Plugin {
+  return {
+    onParams({ params }) {
+      const scope = requestScope.getStore();
+      if (scope) scope.operationName = params.operationName ?? undefined;
+    },
+    onResultProcess({ result, setResult }) {
+      const scope = requestScope.getStore();
+      if (!scope || isAsyncIterable(result)) return;
+      const stamp = (single: ExecutionResult) => ({
+        ...single,
+        errors: single.errors?.map((error) => withRequestId(error, scope.requestId)),
+        extensions: config().production
+          ? single.extensions
+          : { ...single.extensions, requestId: scope.requestId, sqlStatements: scope.sqlStatements },
+      });
+      setResult(Array.isArray(result) ? result.map(stamp) : stamp(result as ExecutionResult));
+    },
+    onResponse({ response, request }) {
+      const scope = requestScope.getStore();
+      if (!scope) return;
+      response.headers.set("x-request-id", scope.requestId);
+      logger().info(
+        {
+          method: request.method,
+          path: new URL(request.url).pathname,
+          status: response.status,
+          operationName: scope.operationName,
+          sqlStatements: scope.sqlStatements,
+          durationMs: Math.round(performance.now() - scope.startedAt),
+        },
+        "request",
+      );
+    },
+  };
+}
+
+const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
+  typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+
+function withRequestId(error: GraphQLError, requestId: string): GraphQLError {
+  if (!(error instanceof GraphQLError)) return error;
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions: { ...error.extensions, requestId },
+  });
+}
+
+/** Routes served next to GraphQL: the JWKS for API gateway JWT authorizers, a health check, the SDL. */
+function useRoutes(): Plugin {
+  return {
+    async onRequest({ request, url, endResponse }) {
+      if (request.method !== "GET") return;
+      if (url.pathname.endsWith("/.well-known/jwks.json")) {
+        endResponse(Response.json(await jwks(), { headers: { "cache-control": "public, max-age=300" } }));
+      } else if (url.pathname.endsWith("/health")) {
+        endResponse(Response.json({ status: "ok" }));
+      } else if (url.pathname.endsWith("/schema.graphql") && !config().production) {
+        endResponse(new Response(printedSchema(), { headers: { "content-type": "text/plain; charset=utf-8" } }));
+      }
+    },
+  };
+}
+
+/** Shutter's Yoga instance. Built once per process (module scope of the function) and reused. */
+export function createShutterYoga(): ShutterYoga {
+  const { graphiql } = config();
+  return createYoga({
+    schema,
+    context: createContext,
+    graphqlEndpoint: "/graphql",
+    landingPage: false,
+    maskedErrors: { maskError, errorMessage: INTERNAL_ERROR_MESSAGE },
+    graphiql: graphiql ? { title: "Shutter", defaultQuery: GRAPHIQL_DEFAULT_QUERY } : false,
+    // GraphiQL's assets are served from the package, never a CDN; loaded only when someone opens it.
+    renderGraphiQL: async (options) => (await import("@graphql-yoga/render-graphiql")).renderGraphiQL(options),
+    logging: {
+      debug: (...args) => logger().debug(args.map(String).join(" ")),
+      info: (...args) => logger().info(args.map(String).join(" ")),
+      warn: (...args) => logger().warn(args.map(String).join(" ")),
+      error: (...args) => logger().error(args.map(String).join(" ")),
+    },
+    plugins: [useRoutes(), useRequestScope()],
+  });
+}
+
+const GRAPHIQL_DEFAULT_QUERY = `# Welcome to Shutter. Sign in with a seeded account (see the README), then send
+# the access token as an "Authorization: Bearer <token>" header to see your feed.
+
+query Explore {
+  explore(first: 5) {
+    edges {
+      node {
+        id
+        caption
+        likeCount
+        author { handle displayName }
+        photos { url width height }
+      }
+    }
+  }
+}
+`;
+
+const REQUEST_ID = /^[\w.-]{1,128}$/;
+
+/** The id this request is known by: the platform's (API Gateway), the caller's `x-request-id`, or a new one. */
+export function requestIdFor(request: Request, platformRequestId?: string): string {
+  const given = platformRequestId ?? request.headers.get("x-request-id") ?? "";
+  return REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** Serves one request within its own scope (request id, SQL statement count) on the given Yoga instance. */
+export function handleRequest(
+  yoga: ShutterYoga,
+  request: Request,
+  serverContext: Record<string, unknown> = {},
+  platformRequestId?: string,
+): Promise<Response> {
+  const scope: RequestScope = createRequestScope(requestIdFor(request, platformRequestId));
+  return requestScope.run(scope, async () => yoga.fetch(request, serverContext));
+}

@@ -1,0 +1,122 @@
+// Runs once per test run. Prepares what every test file shares:
+// - PostgreSQL: with DATABASE_URL, a freshly migrated template database on that server (migrated through
+//   `prisma migrate deploy` and the offline engine, exactly as a deploy would), cloned per test file;
+//   without it, each file starts its own embedded server (see test/setup.ts).
+// - one JWT signing key, so every function instance in the run (tests start several) trusts the same tokens;
+// - object storage: the S3_* settings given, or an s3rver on a temporary folder.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { exportPKCS8, generateKeyPair } from "jose";
+import pg from "pg";
+import type { TestProject } from "vitest/node";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    templateDatabase: string | null;
+    jwtPrivateKey: string;
+    s3: Record<string, string>;
+  }
+}
+
+const root = new URL("..", import.meta.url).pathname;
+
+/** Runs `prisma migrate deploy` (through prisma/engine.mjs) against a database. */
+export function migrate(databaseUrl: string): Promise<void> {
+  const child = spawn(process.execPath, [join(root, "prisma/engine.mjs"), "migrate", "deploy"], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: databaseUrl },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  return new Promise((resolve, reject) =>
+    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`migrate deploy failed:\n${output}`)))),
+  );
+}
+
+const withDatabase = (serverUrl: string, name: string) => {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+};
+
+async function onServer<T>(serverUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: withDatabase(serverUrl, "postgres") });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const serverUrl = process.env.DATABASE_URL;
+  let templateDatabase: string | null = null;
+
+  if (serverUrl) {
+    const runId = `${Math.floor(Date.now() / 1000)}_${Math.random().toString(36).slice(2, 8)}`;
+    templateDatabase = `shutter_t${runId}_template`;
+    await onServer(serverUrl, async (client) => {
+      // Databases of runs that were killed before their teardown, more than 6 hours ago.
+      const { rows } = await client.query<{ datname: string }>(
+        "SELECT datname FROM pg_database WHERE datname ~ '^shutter_t[0-9]+_'",
+      );
+      for (const { datname } of rows) {
+        const startedAt = Number(datname.slice("shutter_t".length).split("_")[0]) * 1000;
+        if (Date.now() - startedAt > 6 * 3600_000) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+      }
+      await client.query(`CREATE DATABASE "${templateDatabase}"`);
+    });
+    const started = performance.now();
+    await migrate(withDatabase(serverUrl, templateDatabase));
+    console.log(`[test] migrated a fresh template database in ${Math.round(performance.now() - started)} ms`);
+    cleanups.push(() =>
+      onServer(serverUrl, async (client) => {
+        const { rows } = await client.query<{ datname: string }>(
+          "SELECT datname FROM pg_database WHERE datname LIKE $1",
+          [`shutter_t${runId}_%`],
+        );
+        for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+      }),
+    );
+  } else {
+    console.log("[test] DATABASE_URL is not set: every test file runs on its own embedded PostgreSQL (@prisma/dev)");
+  }
+
+  const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+  const jwtPrivateKey = await exportPKCS8(privateKey);
+
+  let s3: Record<string, string>;
+  if (process.env.S3_BUCKET) {
+    s3 = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith("S3_") && v)) as Record<string, string>;
+  } else {
+    const { default: S3rver } = await import("s3rver");
+    const directory = mkdtempSync(join(tmpdir(), "shutter-s3-"));
+    const server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory, configureBuckets: [{ name: "shutter-test" }] });
+    const { port } = await server.run();
+    s3 = {
+      S3_BUCKET: "shutter-test",
+      S3_ENDPOINT: `http://127.0.0.1:${port}`,
+      S3_FORCE_PATH_STYLE: "true",
+      S3_ACCESS_KEY_ID: "S3RVER",
+      S3_SECRET_ACCESS_KEY: "S3RVER",
+    };
+    cleanups.push(async () => {
+      await server.close();
+      rmSync(directory, { recursive: true, force: true });
+    });
+  }
+
+  project.provide("templateDatabase", templateDatabase);
+  project.provide("jwtPrivateKey", jwtPrivateKey);
+  project.provide("s3", s3);
+
+  return async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  };
+}

@@ -1,0 +1,137 @@
+// Test helpers: requests go through the function's real entry (the Fetch handler, or the Lambda handler with
+// API Gateway events); fixtures write rows straight to the test file's own database.
+import { randomUUID } from "node:crypto";
+import { encodeGlobalID } from "@pothos/plugin-relay";
+import { test as base } from "vitest";
+import { fetch as fetchEntry } from "../functions/graphql.ts";
+import { hashPassword, startSession } from "../src/auth.ts";
+import { db } from "../src/db.ts";
+
+export const ENDPOINT = "http://shutter.test/graphql";
+export const PASSWORD = "correct horse battery";
+
+export interface GraphQLResponse<T = Record<string, any>> {
+  status: number;
+  headers: Headers;
+  data: T | null | undefined;
+  errors: { message: string; path?: string[]; extensions?: Record<string, any> }[] | undefined;
+  extensions: Record<string, any> | undefined;
+}
+
+/** POSTs an operation to the Fetch entry, as a web client would. */
+export async function gql<T = Record<string, any>>(
+  query: string,
+  variables: Record<string, unknown> = {},
+  options: { token?: string; headers?: Record<string, string> } = {},
+): Promise<GraphQLResponse<T>> {
+  const response = await fetchEntry(
+    new Request(ENDPOINT, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/graphql-response+json",
+        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+        ...options.headers,
+      },
+      body: JSON.stringify({ query, variables }),
+    }),
+  );
+  const body = (await response.json()) as { data?: T; errors?: GraphQLResponse["errors"]; extensions?: any };
+  return { status: response.status, headers: response.headers, ...body, data: body.data, errors: body.errors, extensions: body.extensions };
+}
+
+/** Like `gql`, but fails the test on any top-level error and returns `data`. */
+export async function ok<T = Record<string, any>>(
+  query: string,
+  variables: Record<string, unknown> = {},
+  options: { token?: string } = {},
+): Promise<T> {
+  const result = await gql<T>(query, variables, options);
+  if (result.errors?.length || !result.data) {
+    throw new Error(`GraphQL errors: ${JSON.stringify(result.errors ?? result)}`);
+  }
+  return result.data;
+}
+
+export const globalId = (type: "User" | "Post" | "Photo" | "Comment" | "Notification", id: string) =>
+  encodeGlobalID(type, id);
+
+let passwordHash: Promise<string> | undefined;
+
+export interface TestUser {
+  id: string;
+  gid: string;
+  handle: string;
+  email: string;
+  token: string;
+  refreshToken: string;
+}
+
+/** A user with a session, written directly to the database (hashing each password would slow every test). */
+export async function createUser(overrides: { handle?: string; displayName?: string } = {}): Promise<TestUser> {
+  passwordHash ??= hashPassword(PASSWORD);
+  const handle = overrides.handle ?? `user_${randomUUID().slice(0, 8)}`;
+  const email = `${handle}@example.test`;
+  const user = await db().user.create({
+    data: { handle, email, displayName: overrides.displayName ?? `User ${handle}`, passwordHash: await passwordHash },
+  });
+  const session = await startSession(user.id);
+  return { id: user.id, gid: globalId("User", user.id), handle, email, token: session.accessToken, refreshToken: session.refreshToken };
+}
+
+/** A verified (READY) photo owned by the user; not part of any post yet. */
+export async function createPhoto(ownerId: string, options: { status?: "READY" | "PENDING"; purpose?: "POST_PHOTO" | "AVATAR" } = {}) {
+  const id = randomUUID();
+  const media = await db().media.create({
+    data: {
+      id,
+      ownerId,
+      purpose: options.purpose ?? "POST_PHOTO",
+      storageKey: `u/${ownerId}/${id}.jpg`,
+      contentType: "image/jpeg",
+      byteSize: 1234,
+      width: 1080,
+      height: 1350,
+      status: options.status ?? "READY",
+    },
+  });
+  return { ...media, gid: globalId("Photo", media.id) };
+}
+
+/** A post by the user through the API, with `photos` fresh READY photos. */
+export async function createPost(user: TestUser, options: { photos?: number; caption?: string } = {}) {
+  const photos = await Promise.all(Array.from({ length: options.photos ?? 1 }, () => createPhoto(user.id)));
+  const data = await ok<{ createPost: { __typename: string; post: { id: string } } }>(
+    `mutation ($input: CreatePostInput!) { createPost(input: $input) { __typename ... on CreatePostSuccess { post { id } } } }`,
+    { input: { caption: options.caption ?? "a post", photoIds: photos.map((p) => p.gid) } },
+    { token: user.token },
+  );
+  if (data.createPost.__typename !== "CreatePostSuccess") throw new Error(`createPost failed: ${JSON.stringify(data)}`);
+  const gid = data.createPost.post.id;
+  return { gid, id: Buffer.from(gid, "base64").toString().split(":")[1] as string, photos };
+}
+
+/** Vitest fixtures: three signed-in people per test, fresh for every test. */
+export const test = base.extend<{ alice: TestUser; bob: TestUser; carol: TestUser }>({
+  // biome-ignore lint/correctness/noEmptyPattern: vitest reads fixture dependencies from the destructuring
+  alice: async ({}, use) => use(await createUser()),
+  // biome-ignore lint/correctness/noEmptyPattern: see above
+  bob: async ({}, use) => use(await createUser()),
+  // biome-ignore lint/correctness/noEmptyPattern: see above
+  carol: async ({}, use) => use(await createUser()),
+});
+
+/** Snapshot of row counts, to assert that a rejected request changed nothing. */
+export async function rowCounts() {
+  const [users, posts, media, comments, likes, follows, notifications, sessions] = await Promise.all([
+    db().user.count(),
+    db().post.count(),
+    db().media.count(),
+    db().comment.count(),
+    db().like.count(),
+    db().follow.count(),
+    db().notification.count(),
+    db().session.count(),
+  ]);
+  return { users, posts, media, comments, likes, follows, notifications, sessions };
+}

@@ -1,0 +1,60 @@
+// Runs in each test file's process before the file is imported: gives the file its own database and the
+// environment the function reads at module scope.
+import { afterAll, inject } from "vitest";
+
+const template = inject("templateDatabase");
+const serverUrl = process.env.DATABASE_URL;
+
+Object.assign(process.env, {
+  NODE_ENV: "test",
+  LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+  LOG_FORMAT: "json",
+  JWT_PRIVATE_KEY: inject("jwtPrivateKey"),
+  ...inject("s3"),
+});
+
+if (serverUrl && template) {
+  const pg = (await import("pg")).default;
+  const name = `${template.replace(/_template$/, "")}_${Math.random().toString(36).slice(2, 10)}`;
+  const admin = new URL(serverUrl);
+  admin.pathname = "/postgres";
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  // Two files may clone the template at the same moment; PostgreSQL lets only one copy it at a time.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await client.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`);
+      break;
+    } catch (error) {
+      if (attempt > 50 || !String(error).includes("is being accessed by other users")) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 200));
+    }
+  }
+  await client.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  process.env.DATABASE_URL = url.toString();
+  afterAll(async () => {
+    const { disconnectDb } = await import("../src/db.ts");
+    await disconnectDb();
+  });
+} else {
+  const { startPrismaDevServer } = await import("@prisma/dev");
+  const { migrate } = await import("./global-setup.ts");
+  const server = await startPrismaDevServer({
+    name: `shutter-test-${process.pid}`,
+    persistenceMode: "stateless",
+    port: 0,
+    databasePort: 0,
+    shadowDatabasePort: 0,
+    streamsPort: 0,
+  });
+  await migrate(server.database.connectionString);
+  process.env.DATABASE_URL = server.database.connectionString;
+  process.env.DATABASE_POOL_MAX = "1";
+  afterAll(async () => {
+    const { disconnectDb } = await import("../src/db.ts");
+    await disconnectDb();
+    await server.close();
+  });
+}

@@ -1,0 +1,19 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  resolve: {
+    // graphql 16 ships CJS (`main`) and ESM (`module`): Node loads the CJS one for our dependencies, Vite would
+    // give our code the ESM one, and two copies of graphql refuse each other's schema objects.
+    alias: [{ find: /^graphql$/, replacement: "graphql/index.js" }],
+  },
+  test: {
+    include: ["test/**/*.test.ts"],
+    globalSetup: ["test/global-setup.ts"],
+    setupFiles: ["test/setup.ts"],
+    // One process per test file: each gets its own database, environment and module-scope init.
+    pool: "forks",
+    maxWorkers: 2,
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
