@@ -38,6 +38,9 @@ export const builder = new SchemaBuilder<{
   errors: {
     // Every mutation can fail validation; each adds the failures specific to it.
     defaultTypes: [ValidationError],
+    // Input validation failures become the typed ValidationError result. They are answered before the
+    // field's auth scopes run: someone signed out learns what makes an input valid, which the docs say anyway.
+    unsafelyHandleInputErrors: true,
     defaultResultOptions: { name: ({ fieldName }) => `${capitalize(fieldName)}Success` },
     defaultUnionOptions: { name: ({ fieldName }) => `${capitalize(fieldName)}Result` },
   },

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { type Logger, pino } from "pino";
+import { type Logger, type LoggerOptions, pino } from "pino";
 import { config } from "./config.ts";
 
 /** What every log line and error of one request carries. */
@@ -28,7 +28,7 @@ let instance: Logger | undefined;
 export function logger(): Logger {
   if (!instance) {
     const { level, pretty } = config().log;
-    instance = pino({
+    const options: LoggerOptions = {
       level,
       base: { service: "shutter" },
       mixin: () => {
@@ -37,8 +37,10 @@ export function logger(): Logger {
       },
       // Secrets never reach the logs, even if an object carrying them is logged whole.
       redact: ["password", "*.password", "refreshToken", "*.refreshToken", "headers.authorization", "authorization"],
-      transport: pretty ? { target: "pino-pretty", options: { ignore: "pid,hostname,service" } } : undefined,
-    });
+    };
+    instance = pretty
+      ? pino({ ...options, transport: { target: "pino-pretty", options: { ignore: "pid,hostname,service" } } })
+      : pino(options, process.stdout);
   }
   return instance;
 }

@@ -24,7 +24,7 @@ export interface PageRequest {
 /** A Relay connection page, as connection fields resolve to. */
 export interface Connection<T> {
   edges: { cursor: string; node: T }[];
-  pageInfo: { startCursor: string; endCursor: string; hasPreviousPage: boolean; hasNextPage: boolean };
+  pageInfo: { startCursor: string | null; endCursor: string | null; hasPreviousPage: boolean; hasNextPage: boolean };
 }
 
 /** A list's keyset ordering: the values that place a row in it, and how many there are. */
@@ -93,5 +93,8 @@ export async function paginate<T>(
     },
     ({ limit, inverted }) => fetch({ after, before, limit, inverted }),
   );
-  return connection as Connection<T>;
+  const page = connection as Connection<T>;
+  // Relay: an empty page has no cursors (Pothos reports empty strings).
+  if (page.edges.length === 0) page.pageInfo = { ...page.pageInfo, startCursor: null, endCursor: null };
+  return page;
 }

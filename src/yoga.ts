@@ -92,17 +92,20 @@ function withRequestId(error: GraphQLError, requestId: string): GraphQLError {
   });
 }
 
-/** Routes served next to GraphQL: the JWKS for API gateway JWT authorizers, a health check, the SDL. */
+/** Routes served next to GraphQL: the JWKS for API gateway JWT authorizers and, outside production, the SDL.
+ * (Yoga itself answers `GET /health` with an empty 200.) */
 function useRoutes(): Plugin {
   return {
-    async onRequest({ request, url, endResponse }) {
+    async onRequest({ request, url, endResponse, fetchAPI }) {
       if (request.method !== "GET") return;
+      const json = (body: unknown, headers: Record<string, string> = {}) =>
+        new fetchAPI.Response(JSON.stringify(body), { headers: { "content-type": "application/json", ...headers } });
       if (url.pathname.endsWith("/.well-known/jwks.json")) {
-        endResponse(Response.json(await jwks(), { headers: { "cache-control": "public, max-age=300" } }));
-      } else if (url.pathname.endsWith("/health")) {
-        endResponse(Response.json({ status: "ok" }));
+        endResponse(json(await jwks(), { "cache-control": "public, max-age=300" }));
       } else if (url.pathname.endsWith("/schema.graphql") && !config().production) {
-        endResponse(new Response(printedSchema(), { headers: { "content-type": "text/plain; charset=utf-8" } }));
+        endResponse(
+          new fetchAPI.Response(printedSchema(), { headers: { "content-type": "text/plain; charset=utf-8" } }),
+        );
       }
     },
   };

@@ -68,7 +68,8 @@ export default async function setup(project: TestProject) {
       );
       for (const { datname } of rows) {
         const startedAt = Number(datname.slice("shutter_t".length).split("_")[0]) * 1000;
-        if (Date.now() - startedAt > 6 * 3600_000) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+        if (Date.now() - startedAt > 6 * 3600_000)
+          await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
       }
       await client.query(`CREATE DATABASE "${templateDatabase}"`);
     });
@@ -93,11 +94,20 @@ export default async function setup(project: TestProject) {
 
   let s3: Record<string, string>;
   if (process.env.S3_BUCKET) {
-    s3 = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith("S3_") && v)) as Record<string, string>;
+    s3 = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith("S3_") && v)) as Record<
+      string,
+      string
+    >;
   } else {
     const { default: S3rver } = await import("s3rver");
     const directory = mkdtempSync(join(tmpdir(), "shutter-s3-"));
-    const server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory, configureBuckets: [{ name: "shutter-test" }] });
+    const server = new S3rver({
+      port: 0,
+      address: "127.0.0.1",
+      silent: true,
+      directory,
+      configureBuckets: [{ name: "shutter-test" }],
+    });
     const { port } = await server.run();
     s3 = {
       S3_BUCKET: "shutter-test",

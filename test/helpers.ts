@@ -37,7 +37,14 @@ export async function gql<T = Record<string, any>>(
     }),
   );
   const body = (await response.json()) as { data?: T; errors?: GraphQLResponse["errors"]; extensions?: any };
-  return { status: response.status, headers: response.headers, ...body, data: body.data, errors: body.errors, extensions: body.extensions };
+  return {
+    status: response.status,
+    headers: response.headers,
+    ...body,
+    data: body.data,
+    errors: body.errors,
+    extensions: body.extensions,
+  };
 }
 
 /** Like `gql`, but fails the test on any top-level error and returns `data`. */
@@ -76,11 +83,21 @@ export async function createUser(overrides: { handle?: string; displayName?: str
     data: { handle, email, displayName: overrides.displayName ?? `User ${handle}`, passwordHash: await passwordHash },
   });
   const session = await startSession(user.id);
-  return { id: user.id, gid: globalId("User", user.id), handle, email, token: session.accessToken, refreshToken: session.refreshToken };
+  return {
+    id: user.id,
+    gid: globalId("User", user.id),
+    handle,
+    email,
+    token: session.accessToken,
+    refreshToken: session.refreshToken,
+  };
 }
 
 /** A verified (READY) photo owned by the user; not part of any post yet. */
-export async function createPhoto(ownerId: string, options: { status?: "READY" | "PENDING"; purpose?: "POST_PHOTO" | "AVATAR" } = {}) {
+export async function createPhoto(
+  ownerId: string,
+  options: { status?: "READY" | "PENDING"; purpose?: "POST_PHOTO" | "AVATAR" } = {},
+) {
   const id = randomUUID();
   const media = await db().media.create({
     data: {

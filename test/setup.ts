@@ -51,6 +51,7 @@ if (serverUrl && template) {
   });
   await migrate(server.database.connectionString);
   process.env.DATABASE_URL = server.database.connectionString;
+  process.env.SHADOW_DATABASE_URL = server.shadowDatabase.connectionString;
   process.env.DATABASE_POOL_MAX = "1";
   afterAll(async () => {
     const { disconnectDb } = await import("../src/db.ts");

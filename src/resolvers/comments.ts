@@ -73,10 +73,10 @@ builder.mutationField("addComment", (t) =>
       const viewerId = context.viewer!.id;
       const post = await context.loaders.post.load(input.postId.id);
       if (!post) throw new NotFoundError("That post doesn't exist.");
-      return db()
+      const { comment, updated } = await db()
         .$transaction(async (tx) => {
           const comment = await tx.comment.create({ data: { postId: post.id, authorId: viewerId, body: input.body } });
-          await tx.post.update({ where: { id: post.id }, data: { commentCount: { increment: 1 } } });
+          const updated = await tx.post.update({ where: { id: post.id }, data: { commentCount: { increment: 1 } } });
           await notify(tx, {
             recipientId: post.authorId,
             actorId: viewerId,
@@ -84,9 +84,11 @@ builder.mutationField("addComment", (t) =>
             postId: post.id,
             commentId: comment.id,
           });
-          return comment;
+          return { comment, updated };
         })
         .catch((error) => rethrowPrismaError(error, { notFound: "That post doesn't exist." }));
+      context.loaders.post.clear(post.id).prime(post.id, updated);
+      return comment;
     },
   }),
 );
@@ -115,6 +117,7 @@ builder.mutationField("deleteComment", (t) =>
         if (deleted.count === 0) throw new NotFoundError("That comment doesn't exist.");
         await tx.post.updateMany({ where: { id: comment.postId }, data: { commentCount: { decrement: 1 } } });
       });
+      context.loaders.post.clear(comment.postId);
       return encodeGlobalID("Comment", comment.id);
     },
   }),

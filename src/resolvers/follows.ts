@@ -48,6 +48,7 @@ builder.mutationFields((t) => ({
           return tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });
         })
         .catch((error) => rethrowPrismaError(error, { notFound: "That person doesn't exist." }));
+      context.loaders.user.clear(target.id).prime(target.id, user).clear(viewerId);
       context.loaders.viewerIsFollowing.clear(target.id).prime(target.id, true);
       return user;
     },
@@ -69,6 +70,7 @@ builder.mutationFields((t) => ({
         }
         return tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });
       });
+      context.loaders.user.clear(target.id).prime(target.id, user).clear(viewerId);
       context.loaders.viewerIsFollowing.clear(target.id).prime(target.id, false);
       return user;
     },

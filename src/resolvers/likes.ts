@@ -29,6 +29,7 @@ builder.mutationFields((t) => ({
           return tx.post.update({ where: { id: post.id }, data: { likeCount: { increment: 1 } } });
         })
         .catch((error) => rethrowPrismaError(error, { notFound: "That post doesn't exist." }));
+      context.loaders.post.clear(post.id).prime(post.id, updated);
       context.loaders.viewerHasLiked.clear(post.id).prime(post.id, true);
       return updated;
     },
@@ -55,6 +56,7 @@ builder.mutationFields((t) => ({
           return tx.post.update({ where: { id: post.id }, data: { likeCount: { decrement: 1 } } });
         })
         .catch((error) => rethrowPrismaError(error, { notFound: "That post doesn't exist." }));
+      context.loaders.post.clear(post.id).prime(post.id, updated);
       context.loaders.viewerHasLiked.clear(post.id).prime(post.id, false);
       return updated;
     },

@@ -119,7 +119,7 @@ builder.mutationField("createPost", (t) =>
         if (media.ownerId !== viewerId) throw new ForbiddenError("You can only post your own photos.");
         if (media.purpose !== "POST_PHOTO") throw new ConflictError("That photo was uploaded as an avatar.");
       }
-      return db().$transaction(async (tx) => {
+      const created = await db().$transaction(async (tx) => {
         // Lock the photos, then re-check what another request could have changed since they were loaded.
         const locked = await tx.$queryRaw<{ id: string; status: string; post_id: string | null }[]>`
           SELECT id, status, post_id FROM media WHERE id = ANY(${photoIds}::uuid[]) FOR UPDATE`;
@@ -133,6 +133,9 @@ builder.mutationField("createPost", (t) =>
         await tx.user.update({ where: { id: viewerId }, data: { postCount: { increment: 1 } } });
         return post;
       });
+      context.loaders.user.clear(viewerId);
+      for (const id of photoIds) context.loaders.media.clear(id);
+      return created;
     },
   }),
 );
@@ -158,6 +161,8 @@ builder.mutationField("deletePost", (t) =>
         await tx.user.update({ where: { id: post.authorId }, data: { postCount: { decrement: 1 } } });
         return photos.map((p) => p.storageKey);
       });
+      context.loaders.post.clear(post.id);
+      context.loaders.user.clear(post.authorId);
       // After commit: the rows are gone either way; an object left behind is logged for cleanup, not an error.
       await deleteObjects(keys).catch((error) =>
         logger().error({ err: error, keys }, "could not delete the photos of a deleted post"),

@@ -149,6 +149,7 @@ builder.mutationField("updateProfile", (t) =>
           avatarId,
         },
       });
+      context.loaders.user.clear(viewer.id).prime(viewer.id, user);
       return user;
     },
   }),

@@ -1,0 +1,138 @@
+// The Lambda entry with API Gateway proxy events, as the platform sends them (HTTP API 2.0 and REST API 1.0).
+import type {
+  APIGatewayProxyEvent,
+  APIGatewayProxyEventV2,
+  APIGatewayProxyResult,
+  APIGatewayProxyStructuredResultV2,
+} from "aws-lambda";
+import { describe, expect } from "vitest";
+import { handler } from "../functions/graphql.ts";
+import { createPost, test } from "./helpers.ts";
+
+const QUERY = `query ($id: ID!) { post(id: $id) { caption author { handle } } }`;
+
+function v2Event(overrides: Partial<APIGatewayProxyEventV2> & { method?: string } = {}): APIGatewayProxyEventV2 {
+  const { method = "POST", ...rest } = overrides;
+  return {
+    version: "2.0",
+    routeKey: `${method} /graphql`,
+    rawPath: "/graphql",
+    rawQueryString: "",
+    headers: {
+      "content-type": "application/json",
+      host: "api.example.com",
+      accept: "application/graphql-response+json",
+    },
+    requestContext: {
+      accountId: "123456789012",
+      apiId: "api",
+      domainName: "api.example.com",
+      domainPrefix: "api",
+      http: { method, path: "/graphql", protocol: "HTTP/1.1", sourceIp: "203.0.113.9", userAgent: "test" },
+      requestId: "gw-request-1",
+      routeKey: `${method} /graphql`,
+      stage: "$default",
+      time: "25/Nov/2026:10:00:00 +0000",
+      timeEpoch: Date.now(),
+    },
+    isBase64Encoded: false,
+    ...rest,
+  } as APIGatewayProxyEventV2;
+}
+
+function v1Event(overrides: Partial<APIGatewayProxyEvent> = {}): APIGatewayProxyEvent {
+  return {
+    resource: "/graphql",
+    path: "/graphql",
+    httpMethod: "POST",
+    headers: { "Content-Type": "application/json", Host: "abc.execute-api.eu-west-1.amazonaws.com" },
+    multiValueHeaders: {
+      "Content-Type": ["application/json"],
+      Host: ["abc.execute-api.eu-west-1.amazonaws.com"],
+      Accept: ["application/json"],
+    },
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: null,
+    stageVariables: null,
+    requestContext: { requestId: "rest-request-1", stage: "prod", path: "/prod/graphql", httpMethod: "POST" } as never,
+    body: null,
+    isBase64Encoded: false,
+    ...overrides,
+  };
+}
+
+describe("HTTP API (payload 2.0)", () => {
+  test("answers a POST, echoing the gateway's request id", async ({ alice }) => {
+    const post = await createPost(alice, { caption: "from lambda" });
+    const result = (await handler(
+      v2Event({ body: JSON.stringify({ query: QUERY, variables: { id: post.gid } }) }),
+    )) as APIGatewayProxyStructuredResultV2;
+    expect(result.statusCode).toBe(200);
+    expect(result.isBase64Encoded).toBe(false);
+    expect(result.headers?.["content-type"]).toContain("application/graphql-response+json");
+    expect(result.headers?.["x-request-id"]).toBe("gw-request-1");
+    expect(JSON.parse(result.body as string).data).toEqual({
+      post: { caption: "from lambda", author: { handle: alice.handle } },
+    });
+  });
+
+  test("decodes base64 bodies, strips a named stage, and reads GET query strings", async ({ alice }) => {
+    const post = await createPost(alice, { caption: "encoded" });
+    const body = Buffer.from(JSON.stringify({ query: QUERY, variables: { id: post.gid } })).toString("base64");
+    const staged = v2Event({ body, isBase64Encoded: true, rawPath: "/live/graphql" });
+    staged.requestContext.stage = "live";
+    const result = (await handler(staged)) as APIGatewayProxyStructuredResultV2;
+    expect(JSON.parse(result.body as string).data.post.caption).toBe("encoded");
+
+    const search = new URLSearchParams({ query: QUERY, variables: JSON.stringify({ id: post.gid }) });
+    const get = (await handler(
+      v2Event({
+        method: "GET",
+        rawQueryString: search.toString(),
+        headers: { host: "api.example.com", accept: "application/json" },
+      }),
+    )) as APIGatewayProxyStructuredResultV2;
+    expect(get.statusCode).toBe(200);
+    expect(JSON.parse(get.body as string).data.post.caption).toBe("encoded");
+  });
+
+  test("passes cookies and the bearer token through", async ({ alice }) => {
+    const result = (await handler(
+      v2Event({
+        cookies: ["a=1", "b=2"],
+        headers: { "content-type": "application/json", host: "h", authorization: `Bearer ${alice.token}` },
+        body: JSON.stringify({ query: "{ viewer { user { handle } } }" }),
+      }),
+    )) as APIGatewayProxyStructuredResultV2;
+    expect(JSON.parse(result.body as string).data.viewer.user.handle).toBe(alice.handle);
+  });
+});
+
+describe("REST API (payload 1.0)", () => {
+  test("answers with multi-value headers and query strings", async ({ alice }) => {
+    const post = await createPost(alice, { caption: "rest" });
+    const result = (await handler(
+      v1Event({ body: JSON.stringify({ query: QUERY, variables: { id: post.gid } }) }),
+    )) as APIGatewayProxyResult;
+    expect(result.statusCode).toBe(200);
+    expect(result.headers?.["x-request-id"]).toBe("rest-request-1");
+    expect(JSON.parse(result.body).data.post.caption).toBe("rest");
+
+    const get = (await handler(
+      v1Event({
+        httpMethod: "GET",
+        multiValueQueryStringParameters: { query: [QUERY], variables: [JSON.stringify({ id: post.gid })] },
+      }),
+    )) as APIGatewayProxyResult;
+    expect(JSON.parse(get.body).data.post.caption).toBe("rest");
+  });
+
+  test("a bad request is a 4xx with a GraphQL error, not a crash", async () => {
+    const result = (await handler(v1Event({ body: "{not json" }))) as APIGatewayProxyResult;
+    expect(result.statusCode).toBe(400);
+    const body = JSON.parse(result.body);
+    expect(body.errors[0].message).toMatch(/JSON/);
+    expect(body.errors[0].extensions.requestId).toBe("rest-request-1");
+  });
+});
