@@ -31,6 +31,10 @@ const EnvSchema = z.object({
   DATABASE_URL: url(["postgres:", "postgresql:"]),
   DATABASE_POOL_MAX: int(1, 100).default(5),
   REDIS_URL: url(["redis:", "rediss:"]).optional(),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[\w.-]{1,40}$/, "must be 1-40 letters, digits, dots, dashes or underscores")
+    .default("shutter"),
   S3_BUCKET: z.string().min(3).optional(),
   S3_REGION: z.string().default("us-east-1"),
   S3_ENDPOINT: url(["http:", "https:"]).optional(),
@@ -80,6 +84,7 @@ function parseConfig(env: Record<string, string | undefined>) {
     production,
     database: { url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX },
     redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
     s3: e.S3_BUCKET
       ? {
           bucket: e.S3_BUCKET,

@@ -9,11 +9,23 @@ export interface RequestScope {
   operationName?: string;
   /** SQL statements sent to PostgreSQL while serving the request. */
   sqlStatements: number;
+  /** Round trips to the cache (Redis) while serving the request. */
+  cacheRoundTrips: number;
+  /** Cached entity parts found and not found. */
+  cacheHits: number;
+  cacheMisses: number;
 }
 
 /** A fresh scope for one request. */
 export function createRequestScope(requestId: string): RequestScope {
-  return { requestId, startedAt: performance.now(), sqlStatements: 0 };
+  return {
+    requestId,
+    startedAt: performance.now(),
+    sqlStatements: 0,
+    cacheRoundTrips: 0,
+    cacheHits: 0,
+    cacheMisses: 0,
+  };
 }
 
 /**

@@ -54,7 +54,12 @@ function useRequestScope(): Plugin {
         errors: single.errors?.map((error) => withRequestId(error, scope.requestId)),
         extensions: config().production
           ? single.extensions
-          : { ...single.extensions, requestId: scope.requestId, sqlStatements: scope.sqlStatements },
+          : {
+              ...single.extensions,
+              requestId: scope.requestId,
+              sqlStatements: scope.sqlStatements,
+              cache: { roundTrips: scope.cacheRoundTrips, hits: scope.cacheHits, misses: scope.cacheMisses },
+            },
       });
       setResult(Array.isArray(result) ? result.map(stamp) : stamp(result as ExecutionResult));
     },
@@ -69,6 +74,7 @@ function useRequestScope(): Plugin {
           status: response.status,
           operationName: scope.operationName,
           sqlStatements: scope.sqlStatements,
+          cacheRoundTrips: scope.cacheRoundTrips,
           durationMs: Math.round(performance.now() - scope.startedAt),
         },
         "request",

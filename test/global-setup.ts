@@ -88,6 +88,11 @@ export default async function setup(project: TestProject) {
   } else {
     console.log("[test] DATABASE_URL is not set: every test file runs on its own embedded PostgreSQL (@prisma/dev)");
   }
+  if (!process.env.REDIS_URL) {
+    console.log(
+      "[test] REDIS_URL is not set: the cache is in-process, and the test files about Redis itself (test/*.redis.test.ts) are not run",
+    );
+  }
 
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const jwtPrivateKey = await exportPKCS8(privateKey);

@@ -152,3 +152,18 @@ export async function rowCounts() {
   ]);
   return { users, posts, media, comments, likes, follows, notifications, sessions };
 }
+
+/** Empties this test file's cache (its Redis key prefix, or the in-process store), for cold-cache measurements. */
+export async function coldCache(): Promise<void> {
+  const { cacheStore, closeCache, RedisStore } = await import("../src/cache.ts");
+  const store = cacheStore();
+  if (store instanceof RedisStore) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await store.client.scan(cursor, "MATCH", `${process.env.REDIS_KEY_PREFIX}:*`, "COUNT", 1000);
+      if (keys.length) await store.client.del(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  }
+  await closeCache();
+}

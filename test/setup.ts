@@ -7,6 +7,8 @@ const serverUrl = process.env.DATABASE_URL;
 
 Object.assign(process.env, {
   NODE_ENV: "test",
+  // Each file's cache entries live under their own prefix in the shared Redis.
+  REDIS_KEY_PREFIX: `test-${Math.random().toString(36).slice(2, 10)}`,
   LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
   LOG_FORMAT: "json",
   JWT_PRIVATE_KEY: inject("jwtPrivateKey"),
@@ -36,7 +38,8 @@ if (serverUrl && template) {
   process.env.DATABASE_URL = url.toString();
   afterAll(async () => {
     const { disconnectDb } = await import("../src/db.ts");
-    await disconnectDb();
+    const { closeCache } = await import("../src/cache.ts");
+    await Promise.all([disconnectDb(), closeCache()]);
   });
 } else {
   const { startPrismaDevServer } = await import("@prisma/dev");

@@ -1,34 +1,41 @@
 import DataLoader from "dataloader";
 import { type FirstPageKey, firstPageCacheKey } from "./batch.ts";
-import { commentsById, firstCommentsByPost } from "./comments.ts";
+import { type CommentRecord, commentsById, firstCommentsByPost } from "./comments.ts";
 import { viewerLikes } from "./likes.ts";
 import { mediaById, photosByPost } from "./media.ts";
 import { notificationsById } from "./notifications.ts";
-import { firstPostsByAuthor, postsById } from "./posts.ts";
-import { usersByHandle, usersById, viewerFollows } from "./users.ts";
+import { firstPostsByAuthor, type PostRecord, postsById } from "./posts.ts";
+import { userIdsByHandle, usersById, viewerFollows } from "./users.ts";
 
 export type { FirstPageKey } from "./batch.ts";
 
 /**
  * Fresh DataLoaders for one request: batching across a GraphQL operation's resolvers, with a cache that
- * lives exactly as long as the request (never shared between viewers).
+ * lives exactly as long as the request (never shared between viewers). Entities come through the shared
+ * cache (src/cache.ts); per-viewer answers (has liked, is following) always come from PostgreSQL.
  */
 export function createLoaders(viewerId: string | null) {
   const firstPage = { cacheKeyFn: firstPageCacheKey };
+  const user = new DataLoader(usersById);
+  const post = new DataLoader(postsById);
+  const comment = new DataLoader(commentsById);
   return {
-    user: new DataLoader(usersById),
-    userByHandle: new DataLoader(usersByHandle),
-    post: new DataLoader(postsById),
+    user,
+    userByHandle: new DataLoader(async (handles: readonly string[]) => {
+      const ids = await userIdsByHandle(handles);
+      return Promise.all(ids.map((id) => (id ? user.load(id) : null)));
+    }),
+    post,
     media: new DataLoader(mediaById),
-    comment: new DataLoader(commentsById),
+    comment,
     notification: new DataLoader(notificationsById),
     photosByPost: new DataLoader(photosByPost),
-    firstCommentsByPost: new DataLoader<FirstPageKey, Awaited<ReturnType<typeof firstCommentsByPost>>[number], string>(
-      firstCommentsByPost,
+    firstCommentsByPost: new DataLoader<FirstPageKey, CommentRecord[], string>(
+      async (keys) => (await firstCommentsByPost(keys)).map((rows) => primed(comment, rows)),
       firstPage,
     ),
-    firstPostsByAuthor: new DataLoader<FirstPageKey, Awaited<ReturnType<typeof firstPostsByAuthor>>[number], string>(
-      firstPostsByAuthor,
+    firstPostsByAuthor: new DataLoader<FirstPageKey, PostRecord[], string>(
+      async (keys) => (await firstPostsByAuthor(keys)).map((rows) => primed(post, rows)),
       firstPage,
     ),
     viewerHasLiked: new DataLoader((postIds: readonly string[]) =>
@@ -41,3 +48,13 @@ export function createLoaders(viewerId: string | null) {
 }
 
 export type Loaders = ReturnType<typeof createLoaders>;
+
+/**
+ * Puts rows a list query already returned into a request's loader, so resolving them (and their counters)
+ * costs no further statement. Only the request's own loader: the shared cache is filled by loaders alone,
+ * under the version check.
+ */
+export function primed<T extends { id: string }, R extends T>(loader: DataLoader<string, T | null>, rows: R[]): R[] {
+  for (const row of rows) loader.prime(row.id, row);
+  return rows;
+}

@@ -1,18 +1,46 @@
 import { db } from "../db.ts";
 import type { Media } from "../generated/prisma/client.ts";
-import { byIds, groupInKeyOrder } from "./batch.ts";
+import { type CachedEntity, loadThroughCache } from "./cached.ts";
 
 export type MediaRecord = Media;
 
+const MEDIA_FIELDS = [
+  "id",
+  "ownerId",
+  "purpose",
+  "storageKey",
+  "contentType",
+  "byteSize",
+  "width",
+  "height",
+  "status",
+  "postId",
+  "position",
+  "createdAt",
+] as const satisfies readonly (keyof MediaRecord)[];
+
+const mediaEntity: CachedEntity<MediaRecord> = {
+  parts: [{ kind: "media", ttlSeconds: 600, fields: MEDIA_FIELDS }],
+  load: (ids) => db().media.findMany({ where: { id: { in: ids } } }),
+};
+
 export function mediaById(ids: readonly string[]): Promise<(MediaRecord | null)[]> {
-  return byIds(ids, (valid) => db().media.findMany({ where: { id: { in: valid } } }));
+  return loadThroughCache(mediaEntity, ids);
 }
+
+/** A post's photos, in order. They are fixed when the post is created and go when it is deleted. */
+const photosEntity: CachedEntity<{ id: string; photos: MediaRecord[] }> = {
+  parts: [{ kind: "post-photos", ttlSeconds: 600, fields: ["photos"] }],
+  load: async (postIds) => {
+    const rows = await db().media.findMany({
+      where: { postId: { in: postIds }, status: "READY" },
+      orderBy: [{ postId: "asc" }, { position: "asc" }],
+    });
+    return postIds.map((id) => ({ id, photos: rows.filter((row) => row.postId === id) }));
+  },
+};
 
 /** The photos of each post, in their order. */
 export async function photosByPost(postIds: readonly string[]): Promise<MediaRecord[][]> {
-  const rows = await db().media.findMany({
-    where: { postId: { in: [...new Set(postIds)] }, status: "READY" },
-    orderBy: [{ postId: "asc" }, { position: "asc" }],
-  });
-  return groupInKeyOrder(postIds, rows, (row) => row.postId ?? "");
+  return (await loadThroughCache(photosEntity, postIds)).map((entry) => entry?.photos ?? []);
 }

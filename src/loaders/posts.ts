@@ -2,7 +2,8 @@ import { db } from "../db.ts";
 import type { Post } from "../generated/prisma/client.ts";
 import type { PageRequest } from "../pagination.ts";
 import { createdAtAndId, keyset, raw, type Sql, sql } from "../sql.ts";
-import { byIds, type FirstPageKey, firstPages } from "./batch.ts";
+import { type FirstPageKey, firstPages } from "./batch.ts";
+import { type CachedEntity, loadThroughCache } from "./cached.ts";
 
 export type PostRecord = Post;
 
@@ -13,8 +14,17 @@ export const POST_COLUMNS = (alias: string): Sql =>
       `${alias}.comment_count AS "commentCount", ${alias}.created_at AS "createdAt", ${alias}.updated_at AS "updatedAt"`,
   );
 
+/** Posts are cached in two parts: the post, and its counters (a like invalidates only those). */
+export const postEntity: CachedEntity<PostRecord> = {
+  parts: [
+    { kind: "post", ttlSeconds: 600, fields: ["id", "authorId", "caption", "createdAt", "updatedAt"] },
+    { kind: "post-counts", ttlSeconds: 60, fields: ["likeCount", "commentCount"] },
+  ],
+  load: (ids) => db().post.findMany({ where: { id: { in: ids } } }),
+};
+
 export function postsById(ids: readonly string[]): Promise<(PostRecord | null)[]> {
-  return byIds(ids, (valid) => db().post.findMany({ where: { id: { in: valid } } }));
+  return loadThroughCache(postEntity, ids);
 }
 
 /** The newest posts of each author (a profile grid, or authors listed with a preview), in one statement. */

@@ -2,21 +2,44 @@ import { db } from "../db.ts";
 import type { User } from "../generated/prisma/client.ts";
 import type { PageRequest } from "../pagination.ts";
 import { createdAtAndId, keyset, raw, type Sql, sql } from "../sql.ts";
-import { byIds } from "./batch.ts";
+import { type CachedEntity, loadThroughCache } from "./cached.ts";
 
 /** A user as other people may see it: the password hash and email never leave the auth paths. */
 export type UserRecord = Omit<User, "passwordHash" | "email">;
 
 const omitPrivate = { passwordHash: true, email: true } as const;
 
+/** Users are cached in two parts: the profile, and the counters that follows and posts change. */
+export const userEntity: CachedEntity<UserRecord> = {
+  parts: [
+    {
+      kind: "user",
+      ttlSeconds: 300,
+      fields: ["id", "handle", "displayName", "bio", "avatarId", "createdAt", "updatedAt"],
+    },
+    { kind: "user-counts", ttlSeconds: 120, fields: ["followerCount", "followingCount", "postCount"] },
+  ],
+  load: (ids) => db().user.findMany({ where: { id: { in: ids } }, omit: omitPrivate }),
+};
+
 export function usersById(ids: readonly string[]): Promise<(UserRecord | null)[]> {
-  return byIds(ids, (valid) => db().user.findMany({ where: { id: { in: valid } }, omit: omitPrivate }));
+  return loadThroughCache(userEntity, ids);
 }
 
-export async function usersByHandle(handles: readonly string[]): Promise<(UserRecord | null)[]> {
-  const rows = await db().user.findMany({ where: { handle: { in: [...new Set(handles)] } }, omit: omitPrivate });
-  const byHandle = new Map(rows.map((row) => [row.handle, row]));
-  return handles.map((handle) => byHandle.get(handle) ?? null);
+/** Handle → user id. Handles never change, so this mapping is cached for long and never invalidated. */
+const handleEntity: CachedEntity<{ id: string; userId: string }> = {
+  parts: [{ kind: "handle", ttlSeconds: 3600, fields: ["userId"] }],
+  load: async (handles) =>
+    (await db().user.findMany({ where: { handle: { in: handles } }, select: { id: true, handle: true } })).map((u) => ({
+      id: u.handle,
+      userId: u.id,
+    })),
+  isValidId: (handle) => /^[a-z0-9_.]{3,30}$/.test(handle),
+};
+
+/** The user ids of the given handles (null for unknown handles), in key order. */
+export async function userIdsByHandle(handles: readonly string[]): Promise<(string | null)[]> {
+  return (await loadThroughCache(handleEntity, handles)).map((entry) => entry?.userId ?? null);
 }
 
 /** Whether the viewer follows each of the given users, in key order. */

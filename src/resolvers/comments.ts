@@ -1,5 +1,6 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { builder } from "../../schema/builder.ts";
+import { invalidate } from "../cache.ts";
 import { db } from "../db.ts";
 import { ForbiddenError, NotFoundError, rethrowPrismaError } from "../errors.ts";
 import { type CommentRecord, postCommentsPage } from "../loaders/comments.ts";
@@ -87,6 +88,7 @@ builder.mutationField("addComment", (t) =>
           return { comment, updated };
         })
         .catch((error) => rethrowPrismaError(error, { notFound: "That post doesn't exist." }));
+      await invalidate(["post-counts", post.id]);
       context.loaders.post.clear(post.id).prime(post.id, updated);
       return comment;
     },
@@ -117,6 +119,7 @@ builder.mutationField("deleteComment", (t) =>
         if (deleted.count === 0) throw new NotFoundError("That comment doesn't exist.");
         await tx.post.updateMany({ where: { id: comment.postId }, data: { commentCount: { decrement: 1 } } });
       });
+      await invalidate(["post-counts", comment.postId]);
       context.loaders.post.clear(comment.postId);
       return encodeGlobalID("Comment", comment.id);
     },

@@ -1,4 +1,5 @@
 import { builder } from "../../schema/builder.ts";
+import { invalidate } from "../cache.ts";
 import { db } from "../db.ts";
 import { NotFoundError, rethrowPrismaError, ValidationError } from "../errors.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
@@ -35,7 +36,7 @@ builder.mutationFields((t) => ({
       const target = await context.loaders.user.load(input.userId.id);
       if (!target) throw new NotFoundError("That person doesn't exist.");
       if (target.id === viewerId) throw ValidationError.field(["input", "userId"], "You can't follow yourself.");
-      const user: UserRecord = await db()
+      const { user, changed } = await db()
         .$transaction(async (tx) => {
           const { count } = await tx.follow.createMany({
             data: [{ followerId: viewerId, followeeId: target.id }],
@@ -45,9 +46,11 @@ builder.mutationFields((t) => ({
             await adjustFollowCounts(tx, viewerId, target.id, 1);
             await notify(tx, { recipientId: target.id, actorId: viewerId, kind: "FOLLOW" });
           }
-          return tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });
+          const user: UserRecord = await tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });
+          return { user, changed: count === 1 };
         })
         .catch((error) => rethrowPrismaError(error, { notFound: "That person doesn't exist." }));
+      if (changed) await invalidate(["user-counts", viewerId], ["user-counts", target.id]);
       context.loaders.user.clear(target.id).prime(target.id, user).clear(viewerId);
       context.loaders.viewerIsFollowing.clear(target.id).prime(target.id, true);
       return user;
@@ -62,14 +65,16 @@ builder.mutationFields((t) => ({
       const viewerId = context.viewer!.id;
       const target = await context.loaders.user.load(input.userId.id);
       if (!target) throw new NotFoundError("That person doesn't exist.");
-      const user: UserRecord = await db().$transaction(async (tx) => {
+      const { user, changed } = await db().$transaction(async (tx) => {
         const { count } = await tx.follow.deleteMany({ where: { followerId: viewerId, followeeId: target.id } });
         if (count === 1) {
           await adjustFollowCounts(tx, viewerId, target.id, -1);
           await withdrawNotification(tx, { recipientId: target.id, actorId: viewerId, kind: "FOLLOW" });
         }
-        return tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });
+        const user: UserRecord = await tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });
+        return { user, changed: count === 1 };
       });
+      if (changed) await invalidate(["user-counts", viewerId], ["user-counts", target.id]);
       context.loaders.user.clear(target.id).prime(target.id, user).clear(viewerId);
       context.loaders.viewerIsFollowing.clear(target.id).prime(target.id, false);
       return user;

@@ -1,4 +1,5 @@
 import { builder } from "../../schema/builder.ts";
+import { invalidate } from "../cache.ts";
 import { db } from "../db.ts";
 import { NotFoundError, rethrowPrismaError } from "../errors.ts";
 import { notify, withdrawNotification } from "./notifications.ts";
@@ -18,17 +19,20 @@ builder.mutationFields((t) => ({
       const viewerId = context.viewer!.id;
       const post = await context.loaders.post.load(input.postId.id);
       if (!post) throw new NotFoundError("That post doesn't exist.");
-      const updated = await db()
+      const { updated, changed } = await db()
         .$transaction(async (tx) => {
           const { count } = await tx.like.createMany({
             data: [{ postId: post.id, userId: viewerId }],
             skipDuplicates: true,
           });
-          if (count === 0) return tx.post.findUniqueOrThrow({ where: { id: post.id } });
+          if (count === 0)
+            return { updated: await tx.post.findUniqueOrThrow({ where: { id: post.id } }), changed: false };
           await notify(tx, { recipientId: post.authorId, actorId: viewerId, kind: "LIKE", postId: post.id });
-          return tx.post.update({ where: { id: post.id }, data: { likeCount: { increment: 1 } } });
+          const updated = await tx.post.update({ where: { id: post.id }, data: { likeCount: { increment: 1 } } });
+          return { updated, changed: true };
         })
         .catch((error) => rethrowPrismaError(error, { notFound: "That post doesn't exist." }));
+      if (changed) await invalidate(["post-counts", post.id]);
       context.loaders.post.clear(post.id).prime(post.id, updated);
       context.loaders.viewerHasLiked.clear(post.id).prime(post.id, true);
       return updated;
@@ -43,19 +47,22 @@ builder.mutationFields((t) => ({
       const viewerId = context.viewer!.id;
       const post = await context.loaders.post.load(input.postId.id);
       if (!post) throw new NotFoundError("That post doesn't exist.");
-      const updated = await db()
+      const { updated, changed } = await db()
         .$transaction(async (tx) => {
           const { count } = await tx.like.deleteMany({ where: { postId: post.id, userId: viewerId } });
-          if (count === 0) return tx.post.findUniqueOrThrow({ where: { id: post.id } });
+          if (count === 0)
+            return { updated: await tx.post.findUniqueOrThrow({ where: { id: post.id } }), changed: false };
           await withdrawNotification(tx, {
             recipientId: post.authorId,
             actorId: viewerId,
             kind: "LIKE",
             postId: post.id,
           });
-          return tx.post.update({ where: { id: post.id }, data: { likeCount: { decrement: 1 } } });
+          const updated = await tx.post.update({ where: { id: post.id }, data: { likeCount: { decrement: 1 } } });
+          return { updated, changed: true };
         })
         .catch((error) => rethrowPrismaError(error, { notFound: "That post doesn't exist." }));
+      if (changed) await invalidate(["post-counts", post.id]);
       context.loaders.post.clear(post.id).prime(post.id, updated);
       context.loaders.viewerHasLiked.clear(post.id).prime(post.id, false);
       return updated;

@@ -1,10 +1,12 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { builder, type Context } from "../../schema/builder.ts";
+import { cachedValue, invalidate } from "../cache.ts";
 import { db } from "../db.ts";
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
+import { primed } from "../loaders/index.ts";
 import { authorPostsPage, explorePage, feedPage, type PostRecord } from "../loaders/posts.ts";
 import { logger } from "../logger.ts";
-import { byCreation, type ConnectionArgs, paginate } from "../pagination.ts";
+import { byCreation, type ConnectionArgs, type CursorKey, type PageRequest, paginate } from "../pagination.ts";
 import { deleteObjects } from "../storage.ts";
 import { captionRule, LIMITS } from "../validation.ts";
 import { PhotoRef } from "./media.ts";
@@ -16,11 +18,11 @@ export const PostConnection = builder.connectionObject({ type: PostRef, name: "P
 
 /** A user's posts; the first page comes through a loader, so a list of users batches into one statement. */
 export function postsOfAuthor(authorId: string, args: ConnectionArgs, context: Context) {
-  return paginate(
+  return paginate<PostRecord>(
     args,
     (page) =>
       page.after || page.before || page.inverted
-        ? authorPostsPage(authorId, page)
+        ? authorPostsPage(authorId, page).then((rows) => primed(context.loaders.post, rows))
         : context.loaders.firstPostsByAuthor.load({ parentId: authorId, limit: page.limit }),
     byCreation,
   );
@@ -67,7 +69,12 @@ builder.queryFields((t) => ({
       type: PostRef,
       description: "Posts by the people the viewer follows, and their own, newest first.",
       authScopes: { viewer: true },
-      resolve: (_root, args, context) => paginate(args, (page) => feedPage(context.viewer!.id, page), byCreation),
+      resolve: (_root, args, context) =>
+        paginate<PostRecord>(
+          args,
+          (page) => feedPage(context.viewer!.id, page).then((rows) => primed(context.loaders.post, rows)),
+          byCreation,
+        ),
     },
     PostConnection,
   ),
@@ -75,15 +82,42 @@ builder.queryFields((t) => ({
     {
       type: PostRef,
       description: "Recent posts, most liked first. The same for everyone.",
-      resolve: (_root, args) =>
-        paginate(args, explorePage, {
-          key: (post) => [post.likeCount, post.createdAt.getTime(), post.id],
-          arity: 3,
-        }),
+      resolve: (_root, args, context) => {
+        // Cursors place a post by its rank (likes when ranked), not by its live like count.
+        const ranks = new Map<string, CursorKey>();
+        return paginate(
+          args,
+          async (page) => {
+            const ranked = await exploreRanking(page, context);
+            for (const r of ranked) ranks.set(r.id, [r.likeCount, r.createdAt.getTime(), r.id]);
+            const posts = await context.loaders.post.loadMany(ranked.map((r) => r.id));
+            // A post deleted since the ranking was cached drops out.
+            return posts.filter((post): post is PostRecord => post !== null && !(post instanceof Error));
+          },
+          { key: (post) => ranks.get(post.id) ?? [post.likeCount, post.createdAt.getTime(), post.id], arity: 3 },
+        );
+      },
     },
     PostConnection,
   ),
 }));
+
+/** How long everyone shares the first explore page's ranking; the posts' counters are never older than a write. */
+const EXPLORE_TTL_SECONDS = 15;
+
+type Ranked = Pick<PostRecord, "id" | "likeCount" | "createdAt">;
+
+/**
+ * The posts of an explore page in rank order. The first page's ranking is computed once and shared, and its
+ * posts then come through the entity cache (not primed from the ranking query), so every later request for it
+ * is served without touching PostgreSQL.
+ */
+async function exploreRanking(page: PageRequest, context: Context): Promise<Ranked[]> {
+  const rank = (rows: PostRecord[]): Ranked[] =>
+    rows.map(({ id, likeCount, createdAt }) => ({ id, likeCount, createdAt }));
+  if (page.after || page.before || page.inverted) return rank(primed(context.loaders.post, await explorePage(page)));
+  return cachedValue(`explore:first:${page.limit}`, EXPLORE_TTL_SECONDS, async () => rank(await explorePage(page)));
+}
 
 const CreatePostInput = builder.inputType("CreatePostInput", {
   fields: (t) => ({
@@ -133,6 +167,11 @@ builder.mutationField("createPost", (t) =>
         await tx.user.update({ where: { id: viewerId }, data: { postCount: { increment: 1 } } });
         return post;
       });
+      await invalidate(
+        ["user-counts", viewerId],
+        ["post-photos", created.id],
+        ...photoIds.map((id): [string, string] => ["media", id]),
+      );
       context.loaders.user.clear(viewerId);
       for (const id of photoIds) context.loaders.media.clear(id);
       return created;
@@ -153,14 +192,22 @@ builder.mutationField("deletePost", (t) =>
       const post = await context.loaders.post.load(input.postId.id);
       if (!post) throw new NotFoundError("That post doesn't exist.");
       if (post.authorId !== context.viewer!.id) throw new ForbiddenError("Only its author can delete a post.");
-      const keys = await db().$transaction(async (tx) => {
-        const photos = await tx.media.findMany({ where: { postId: post.id }, select: { storageKey: true } });
+      const photos = await db().$transaction(async (tx) => {
+        const photos = await tx.media.findMany({ where: { postId: post.id }, select: { id: true, storageKey: true } });
         // Counted only if this request is the one that deleted it (two deletes may race).
         const deleted = await tx.post.deleteMany({ where: { id: post.id } });
         if (deleted.count === 0) throw new NotFoundError("That post doesn't exist.");
         await tx.user.update({ where: { id: post.authorId }, data: { postCount: { decrement: 1 } } });
-        return photos.map((p) => p.storageKey);
+        return photos;
       });
+      await invalidate(
+        ["post", post.id],
+        ["post-counts", post.id],
+        ["post-photos", post.id],
+        ["user-counts", post.authorId],
+        ...photos.map((photo): [string, string] => ["media", photo.id]),
+      );
+      const keys = photos.map((photo) => photo.storageKey);
       context.loaders.post.clear(post.id);
       context.loaders.user.clear(post.authorId);
       // After commit: the rows are gone either way; an object left behind is logged for cleanup, not an error.

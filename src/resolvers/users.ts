@@ -1,6 +1,8 @@
 import { builder, type Viewer } from "../../schema/builder.ts";
+import { invalidate } from "../cache.ts";
 import { db } from "../db.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
+import { primed } from "../loaders/index.ts";
 import { followPage, handleSearchPage, type UserRecord } from "../loaders/users.ts";
 import { type Ordering, paginate } from "../pagination.ts";
 import { bioRule, displayNameRule, handleRule, searchPrefixRule } from "../validation.ts";
@@ -51,7 +53,12 @@ builder.node(UserRef, {
       {
         type: UserRef,
         description: "Newest followers first.",
-        resolve: (user, args) => paginate(args, (page) => followPage(user.id, "followers", page), byFollow),
+        resolve: (user, args, context) =>
+          paginate(
+            args,
+            (page) => followPage(user.id, "followers", page).then((rows) => primed(context.loaders.user, rows)),
+            byFollow,
+          ),
       },
       UserConnection,
     ),
@@ -59,7 +66,12 @@ builder.node(UserRef, {
       {
         type: UserRef,
         description: "Most recently followed first.",
-        resolve: (user, args) => paginate(args, (page) => followPage(user.id, "following", page), byFollow),
+        resolve: (user, args, context) =>
+          paginate(
+            args,
+            (page) => followPage(user.id, "following", page).then((rows) => primed(context.loaders.user, rows)),
+            byFollow,
+          ),
       },
       UserConnection,
     ),
@@ -102,8 +114,15 @@ builder.queryFields((t) => ({
       type: UserRef,
       description: "Users whose handle starts with the prefix, alphabetically.",
       args: { prefix: t.arg.string({ required: true }).validate(searchPrefixRule) },
-      resolve: (_root, args) =>
-        paginate(args, (page) => handleSearchPage(args.prefix, page), { key: (user) => [user.handle], arity: 1 }),
+      resolve: (_root, args, context) =>
+        paginate(
+          args,
+          (page) => handleSearchPage(args.prefix, page).then((rows) => primed(context.loaders.user, rows)),
+          {
+            key: (user) => [user.handle],
+            arity: 1,
+          },
+        ),
     },
     UserConnection,
   ),
@@ -149,6 +168,7 @@ builder.mutationField("updateProfile", (t) =>
           avatarId,
         },
       });
+      await invalidate(["user", viewer.id]);
       context.loaders.user.clear(viewer.id).prime(viewer.id, user);
       return user;
     },

@@ -1,0 +1,289 @@
+import { Redis } from "ioredis";
+import { LRUCache } from "lru-cache";
+import { config } from "./config.ts";
+import { logger, requestScope } from "./logger.ts";
+
+/**
+ * The shared cache: Redis when REDIS_URL is set (one truth for every function instance), otherwise a bounded
+ * in-process LRU with the same behaviour (single instance only).
+ *
+ * Invalidation uses versions. Each cached entity has a version key that writers bump after their transaction
+ * commits. A reader notes the version before reading PostgreSQL and stores what it read only if the version is
+ * still the same (atomically, in Redis); a stored value carries the version it was read under, and a hit
+ * counts only if that still matches. So a read racing a write can never put back the old value, and a value
+ * cached by one deploy is invalidated by the writes of any other (the version keys do not depend on the
+ * shape of the cached values, only the value keys do).
+ */
+export interface CacheStore {
+  readonly kind: "redis" | "memory";
+  /** Values of the keys, in order (null for absent), in one round trip. */
+  mget(keys: string[]): Promise<(string | null)[]>;
+  /** Stores each value only if its version key still holds the version seen before the database read. */
+  fillIfUnchanged(entries: FillEntry[]): Promise<void>;
+  /** Bumps the versions and drops the values of entities that changed (after the commit). */
+  invalidate(entities: { versionKey: string; valueKeys: string[] }[]): Promise<void>;
+  /** Stores a value (no version), e.g. a lock or a precomputed page. */
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Takes a lock unless someone holds it. When the store is unavailable, everyone "gets" it. */
+  acquireLock(key: string, ttlMs: number): Promise<boolean>;
+  del(keys: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface FillEntry {
+  valueKey: string;
+  versionKey: string;
+  seenVersion: string;
+  value: string;
+  ttlMs: number;
+}
+
+/** Bump this when the shape of any cached value changes: a deploy then uses fresh value keys. */
+export const CACHE_SHAPE_VERSION = 1;
+
+/** Versions outlive any value (values live minutes): an expired version key reads as "0" again safely. */
+const VERSION_TTL_MS = 7 * 24 * 3600_000;
+
+const FILL_SCRIPT = `
+for i = 1, #KEYS, 2 do
+  local j = (i - 1) / 2 * 3
+  local current = redis.call('GET', KEYS[i + 1]) or '0'
+  if current == ARGV[j + 1] then
+    redis.call('SET', KEYS[i], ARGV[j + 2], 'PX', ARGV[j + 3])
+  end
+end
+return 1`;
+
+/** Counts one round trip to the cache in the current request's scope (reported by dev responses and the bench). */
+function countRoundTrip() {
+  const scope = requestScope.getStore();
+  if (scope) scope.cacheRoundTrips++;
+}
+
+/**
+ * Redis, guarded: every call has a small time budget, and while Redis is unreachable, slow or failing the
+ * store answers "nothing cached" immediately (a circuit breaker, re-probed every `cooldownMs`), so requests
+ * are served from PostgreSQL. The outage and the recovery are each logged once.
+ */
+export class RedisStore implements CacheStore {
+  readonly kind = "redis";
+  readonly client: Redis;
+  private openUntil = 0;
+  private healthy = true;
+
+  constructor(
+    url: string,
+    private readonly options: { commandTimeoutMs?: number; cooldownMs?: number } = {},
+  ) {
+    this.client = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: 1_000,
+      commandTimeout: options.commandTimeoutMs ?? 150,
+      maxRetriesPerRequest: 0,
+      // Keep reconnecting in the background, never faster than every 2 s.
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    });
+    this.client.defineCommand("fillIfUnchanged", { lua: FILL_SCRIPT });
+    // Connection errors are reported through the breaker (once); the event itself only needs a listener.
+    this.client.on("error", () => {});
+  }
+
+  private async guard<T>(operation: () => Promise<T>, fallback: T): Promise<T> {
+    if (Date.now() < this.openUntil) return fallback;
+    try {
+      countRoundTrip();
+      const result = await operation();
+      if (!this.healthy) {
+        this.healthy = true;
+        logger().info("cache: Redis is reachable again, caching resumed");
+      }
+      return result;
+    } catch (error) {
+      this.openUntil = Date.now() + (this.options.cooldownMs ?? 2_000);
+      if (this.healthy) {
+        this.healthy = false;
+        logger().warn({ err: error }, "cache: Redis unavailable, serving from PostgreSQL until it is back");
+      }
+      return fallback;
+    }
+  }
+
+  mget(keys: string[]) {
+    if (keys.length === 0) return Promise.resolve([]);
+    return this.guard(
+      () => this.client.mget(keys),
+      keys.map(() => null),
+    );
+  }
+
+  async fillIfUnchanged(entries: FillEntry[]) {
+    if (entries.length === 0) return;
+    const keys = entries.flatMap((e) => [e.valueKey, e.versionKey]);
+    const args = entries.flatMap((e) => [e.seenVersion, e.value, String(e.ttlMs)]);
+    await this.guard(async () => {
+      await (
+        this.client as unknown as { fillIfUnchanged(n: number, ...a: string[]): Promise<unknown> }
+      ).fillIfUnchanged(keys.length, ...keys, ...args);
+    }, undefined);
+  }
+
+  async invalidate(entities: { versionKey: string; valueKeys: string[] }[]) {
+    if (entities.length === 0) return;
+    const multi = this.client.multi();
+    for (const { versionKey, valueKeys } of entities) {
+      multi.incr(versionKey).pexpire(versionKey, VERSION_TTL_MS);
+      if (valueKeys.length) multi.del(...valueKeys);
+    }
+    await this.guard(async () => {
+      await multi.exec();
+    }, undefined);
+  }
+
+  async set(key: string, value: string, ttlMs: number) {
+    await this.guard(() => this.client.set(key, value, "PX", ttlMs), undefined);
+  }
+
+  acquireLock(key: string, ttlMs: number) {
+    return this.guard(async () => (await this.client.set(key, "1", "PX", ttlMs, "NX")) === "OK", true);
+  }
+
+  async del(keys: string[]) {
+    if (keys.length) await this.guard(() => this.client.del(...keys), 0);
+  }
+
+  async close() {
+    this.client.disconnect();
+  }
+}
+
+/** The in-process store: same contract, for one instance (dev, tests without Redis, a single container). */
+export class MemoryStore implements CacheStore {
+  readonly kind = "memory";
+  private readonly values = new LRUCache<string, string>({ max: 20_000 });
+  private readonly versions = new LRUCache<string, string>({ max: 100_000 });
+
+  async mget(keys: string[]) {
+    // Value and version keys have distinct names: each lives in one of the two maps.
+    return keys.map((key) => this.values.get(key) ?? this.versions.get(key) ?? null);
+  }
+
+  async fillIfUnchanged(entries: FillEntry[]) {
+    for (const entry of entries) {
+      if ((this.versions.get(entry.versionKey) ?? "0") === entry.seenVersion) {
+        this.values.set(entry.valueKey, entry.value, { ttl: entry.ttlMs });
+      }
+    }
+  }
+
+  async invalidate(entities: { versionKey: string; valueKeys: string[] }[]) {
+    for (const { versionKey, valueKeys } of entities) {
+      this.versions.set(versionKey, String(Number(this.versions.get(versionKey) ?? "0") + 1), { ttl: VERSION_TTL_MS });
+      for (const key of valueKeys) this.values.delete(key);
+    }
+  }
+
+  async set(key: string, value: string, ttlMs: number) {
+    this.values.set(key, value, { ttl: ttlMs });
+  }
+
+  async acquireLock(key: string, ttlMs: number) {
+    if (this.values.has(key)) return false;
+    this.values.set(key, "1", { ttl: ttlMs });
+    return true;
+  }
+
+  async del(keys: string[]) {
+    for (const key of keys) this.values.delete(key);
+  }
+
+  async close() {}
+}
+
+let store: CacheStore | undefined;
+
+/** The process's cache store, created on first use (Redis connects lazily). */
+export function cacheStore(): CacheStore {
+  if (!store) {
+    const { redisUrl } = config();
+    store = redisUrl ? new RedisStore(redisUrl) : new MemoryStore();
+    logger().info(
+      store.kind === "redis"
+        ? "cache: Redis (shared by all instances)"
+        : "cache: in-process (single instance only: set REDIS_URL to share it between instances)",
+    );
+  }
+  return store;
+}
+
+/** Closes the store (tests, graceful shutdown). */
+export async function closeCache(): Promise<void> {
+  await store?.close();
+  store = undefined;
+}
+
+/** Where one entity's cached part lives: `{kind:id}` keeps its value and version in one Redis cluster slot. */
+export function cacheKeys(kind: string, id: string) {
+  const prefix = config().redisKeyPrefix;
+  const tag = `{${kind}:${id}}`;
+  return {
+    valueKey: `${prefix}:c${CACHE_SHAPE_VERSION}:${tag}`,
+    versionKey: `${prefix}:ver:${tag}`,
+    /** Value keys of the shape versions a running deploy may still use. */
+    allValueKeys: [CACHE_SHAPE_VERSION - 1, CACHE_SHAPE_VERSION]
+      .filter((v) => v > 0)
+      .map((v) => `${prefix}:c${v}:${tag}`),
+  };
+}
+
+/** Dates are cached as ISO strings; every `...At` field comes back as a Date. */
+export const reviveDates = (key: string, value: unknown) =>
+  typeof value === "string" && key.endsWith("At") && value.length >= 20 ? new Date(value) : value;
+
+/**
+ * A computed value shared by everyone for `ttlSeconds` (e.g. the first explore page), not tied to one entity's
+ * writes. Only one caller computes it when it is missing (a lock); the others wait briefly for the result
+ * rather than all running the same expensive query at once.
+ */
+export async function cachedValue<T>(name: string, ttlSeconds: number, compute: () => Promise<T>): Promise<T> {
+  const store = cacheStore();
+  const key = `${config().redisKeyPrefix}:c${CACHE_SHAPE_VERSION}:${name}`;
+  const read = async () => {
+    const [hit] = await store.mget([key]);
+    return hit ? (JSON.parse(hit, reviveDates) as T) : undefined;
+  };
+  const cached = await read();
+  if (cached !== undefined) return cached;
+  if (await store.acquireLock(`${key}:lock`, 5_000)) {
+    try {
+      const value = await compute();
+      await store.set(key, JSON.stringify(value), jitter(ttlSeconds));
+      return value;
+    } finally {
+      await store.del([`${key}:lock`]);
+    }
+  }
+  for (let waited = 0; waited < 500; waited += 25) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    const value = await read();
+    if (value !== undefined) return value;
+  }
+  return compute();
+}
+
+/** A TTL with ±10% jitter, so entries cached together do not all expire together. */
+export function jitter(ttlSeconds: number): number {
+  return Math.round(ttlSeconds * 1000 * (0.9 + Math.random() * 0.2));
+}
+
+/**
+ * Invalidates cached parts of entities after a write has committed, e.g. `invalidate(["post-counts", id])`.
+ * Call it after the transaction, never inside: a concurrent reader could otherwise re-read the old row.
+ */
+export async function invalidate(...parts: [kind: string, id: string][]): Promise<void> {
+  await cacheStore().invalidate(
+    parts.map(([kind, id]) => {
+      const keys = cacheKeys(kind, id);
+      return { versionKey: keys.versionKey, valueKeys: keys.allValueKeys };
+    }),
+  );
+}

@@ -1,0 +1,109 @@
+import { cacheKeys, cacheStore, type FillEntry, jitter, reviveDates } from "../cache.ts";
+import { requestScope } from "../logger.ts";
+import { isUuid } from "../sql.ts";
+
+/**
+ * How an entity is cached. It may be split into parts that are invalidated separately: a post's caption
+ * rarely changes, its like count changes all the time, so a like drops only the counters.
+ */
+export interface CachedEntity<T extends { id: string }> {
+  parts: { kind: string; ttlSeconds: number; fields: readonly (keyof T & string)[] }[];
+  /** Full rows for the ids from PostgreSQL, in any order; absent ids are simply missing. */
+  load(ids: string[]): Promise<T[]>;
+  /** Which keys may be looked up at all (default: UUIDs); others resolve to null without a query. */
+  isValidId?: (id: string) => boolean;
+}
+
+// Database reads in progress in this process, keyed by entity and the versions seen before reading:
+// concurrent requests for the same cold entity share one query (stampede protection), but a request that saw
+// a newer version (a write committed in between) never joins a read that may predate that write.
+const inFlight = new Map<string, Promise<unknown>>();
+
+/**
+ * Loads entities through the cache: one MGET for every part of every id (values and versions together), one
+ * query for the misses, one atomic fill that is skipped for any entity written in the meantime. Results are
+ * in key order; ids that don't exist (or aren't valid ids) are null.
+ */
+export async function loadThroughCache<T extends { id: string }>(
+  entity: CachedEntity<T>,
+  ids: readonly string[],
+): Promise<(T | null)[]> {
+  const valid = entity.isValidId ?? isUuid;
+  const unique = [...new Set(ids.filter(valid))];
+  if (unique.length === 0) return ids.map(() => null);
+  const store = cacheStore();
+  const { parts } = entity;
+  const keys = unique.map((id) => parts.map((part) => cacheKeys(part.kind, id)));
+  const raw = await store.mget(keys.flat().flatMap((k) => [k.valueKey, k.versionKey]));
+
+  const found = new Map<string, T>();
+  const misses: { id: string; seen: string[] }[] = [];
+  unique.forEach((id, i) => {
+    const merged: Record<string, unknown> = {};
+    const seen: string[] = [];
+    let hit = true;
+    parts.forEach((_, p) => {
+      const at = (i * parts.length + p) * 2;
+      const version = raw[at + 1] ?? "0";
+      seen.push(version);
+      const cached = raw[at] ? (JSON.parse(raw[at] as string, reviveDates) as { v: string; d: object }) : null;
+      if (cached?.v === version) Object.assign(merged, cached.d);
+      else hit = false;
+    });
+    if (hit) found.set(id, merged as T);
+    else misses.push({ id, seen });
+  });
+
+  const scope = requestScope.getStore();
+  if (scope) {
+    scope.cacheHits += found.size;
+    scope.cacheMisses += misses.length;
+  }
+
+  if (misses.length) {
+    const waiting: Promise<unknown>[] = [];
+    const toLoad: typeof misses = [];
+    for (const miss of misses) {
+      const pending = inFlight.get(`${parts[0]?.kind}:${miss.id}@${miss.seen.join(",")}`);
+      if (pending) waiting.push(pending.then((row) => row && found.set(miss.id, row as T)));
+      else toLoad.push(miss);
+    }
+    if (toLoad.length) {
+      const query = entity.load(toLoad.map((m) => m.id));
+      const flightKeys = toLoad.map((m) => `${parts[0]?.kind}:${m.id}@${m.seen.join(",")}`);
+      flightKeys.forEach((key, i) => {
+        const id = toLoad[i]?.id;
+        inFlight.set(
+          key,
+          query.then((rows) => rows.find((row) => row.id === id) ?? null).catch(() => null),
+        );
+      });
+      try {
+        const rows = await query;
+        const fills: FillEntry[] = [];
+        const seenById = new Map(toLoad.map((m) => [m.id, m.seen]));
+        for (const row of rows) {
+          found.set(row.id, row);
+          const seen = seenById.get(row.id);
+          if (!seen) continue;
+          parts.forEach((part, p) => {
+            const data = Object.fromEntries(part.fields.map((field) => [field, row[field]]));
+            const keysOf = cacheKeys(part.kind, row.id);
+            fills.push({
+              valueKey: keysOf.valueKey,
+              versionKey: keysOf.versionKey,
+              seenVersion: seen[p] ?? "0",
+              value: JSON.stringify({ v: seen[p] ?? "0", d: data }),
+              ttlMs: jitter(part.ttlSeconds),
+            });
+          });
+        }
+        await store.fillIfUnchanged(fills);
+      } finally {
+        for (const key of flightKeys) inFlight.delete(key);
+      }
+    }
+    await Promise.all(waiting);
+  }
+  return ids.map((id) => found.get(id) ?? null);
+}

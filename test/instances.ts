@@ -1,0 +1,42 @@
+// Independent function instances in one test process: each import after vi.resetModules() runs the
+// function's module scope again (its own configuration, Yoga, Prisma client and Redis client), like two
+// Lambda instances or two containers sharing PostgreSQL and Redis.
+import { vi } from "vitest";
+
+export interface Instance {
+  query(
+    query: string,
+    variables?: Record<string, unknown>,
+    token?: string,
+  ): Promise<{ data: any; errors?: any[]; extensions?: any }>;
+  close(): Promise<void>;
+}
+
+export async function startInstance(env: Record<string, string> = {}): Promise<Instance> {
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  vi.resetModules();
+  const { fetch } = await import("../functions/graphql.ts");
+  const { disconnectDb } = await import("../src/db.ts");
+  const { closeCache, cacheStore } = await import("../src/cache.ts");
+  const { config } = await import("../src/config.ts");
+  // Settle what this instance reads from the environment before restoring it.
+  config();
+  cacheStore();
+  process.env = saved;
+  return {
+    async query(query, variables = {}, token) {
+      const response = await fetch(
+        new Request("http://shutter.test/graphql", {
+          method: "POST",
+          headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          body: JSON.stringify({ query, variables }),
+        }),
+      );
+      return response.json();
+    },
+    async close() {
+      await Promise.all([disconnectDb(), closeCache()]);
+    },
+  };
+}

@@ -1,0 +1,73 @@
+// Two function instances sharing PostgreSQL and Redis: a write through one is never followed by a stale read
+// through the other, however warm its cache.
+import { afterAll, beforeAll, expect } from "vitest";
+import { createPost, createUser, type TestUser, test } from "./helpers.ts";
+import { type Instance, startInstance } from "./instances.ts";
+
+let a: Instance;
+let b: Instance;
+
+beforeAll(async () => {
+  a = await startInstance();
+  b = await startInstance();
+});
+afterAll(async () => {
+  await Promise.all([a.close(), b.close()]);
+});
+
+const READ = `query ($id: ID!) { post(id: $id) { likeCount commentCount author { displayName followerCount } } }`;
+const LIKE = `mutation ($id: ID!) { likePost(input: { postId: $id }) { __typename } }`;
+const UNLIKE = `mutation ($id: ID!) { unlikePost(input: { postId: $id }) { __typename } }`;
+
+test("every write through A is visible to the next read through B", async ({ alice }) => {
+  const post = await createPost(alice);
+  const fans: TestUser[] = await Promise.all(Array.from({ length: 10 }, () => createUser()));
+  await b.query(READ, { id: post.gid });
+  await b.query(READ, { id: post.gid }); // B is warm
+  const liked = new Set<number>();
+  for (let step = 0; step < 40; step++) {
+    const i = (step * 7) % fans.length;
+    const fan = fans[i] as TestUser;
+    if (liked.has(i)) {
+      await a.query(UNLIKE, { id: post.gid }, fan.token);
+      liked.delete(i);
+    } else {
+      await a.query(LIKE, { id: post.gid }, fan.token);
+      liked.add(i);
+    }
+    const read = await b.query(READ, { id: post.gid });
+    expect(read.data.post.likeCount, `after write ${step}`).toBe(liked.size);
+  }
+  await a.query(`mutation { updateProfile(input: { displayName: "Seen by B" }) { __typename } }`, {}, alice.token);
+  expect((await b.query(READ, { id: post.gid })).data.post.author.displayName).toBe("Seen by B");
+  await a.query(
+    `mutation ($id: ID!) { follow(input: { userId: $id }) { __typename } }`,
+    { id: alice.gid },
+    fans[0]?.token,
+  );
+  expect((await b.query(READ, { id: post.gid })).data.post.author.followerCount).toBe(1);
+});
+
+test("reads racing writes on both instances settle on the database's truth", async ({ alice }) => {
+  const post = await createPost(alice);
+  const fans = await Promise.all(Array.from({ length: 24 }, () => createUser()));
+  await Promise.all(
+    fans.flatMap((fan, i) => [
+      (i % 2 ? a : b).query(LIKE, { id: post.gid }, fan.token),
+      (i % 2 ? b : a).query(READ, { id: post.gid }),
+    ]),
+  );
+  for (const instance of [a, b]) {
+    expect((await instance.query(READ, { id: post.gid })).data.post.likeCount).toBe(24);
+  }
+});
+
+test("the first explore page is computed once for both instances", async ({ alice }) => {
+  for (let i = 0; i < 3; i++) await createPost(alice);
+  const query = `{ explore(first: 7) { edges { node { id } } } }`;
+  const results = await Promise.all([a.query(query), b.query(query), a.query(query), b.query(query)]);
+  const statements = results.map((r) => r.extensions.sqlStatements as number);
+  // One request ranked the posts (2 statements); the others waited for its result.
+  expect(statements.filter((n) => n === 2)).toHaveLength(1);
+  expect(new Set(results.map((r) => JSON.stringify(r.data))).size).toBe(1);
+});
