@@ -68,13 +68,12 @@ function countRoundTrip() {
 export class RedisStore implements CacheStore {
   readonly kind = "redis";
   readonly client: Redis;
+  private readonly options: { commandTimeoutMs?: number; cooldownMs?: number };
   private openUntil = 0;
   private healthy = true;
 
-  constructor(
-    url: string,
-    private readonly options: { commandTimeoutMs?: number; cooldownMs?: number } = {},
-  ) {
+  constructor(url: string, options: { commandTimeoutMs?: number; cooldownMs?: number } = {}) {
+    this.options = options;
     this.client = new Redis(url, {
       lazyConnect: true,
       connectTimeout: 1_000,

@@ -74,11 +74,13 @@ function parseConfig(env: Record<string, string | undefined>) {
   }
   const e = result.data;
   const production = e.NODE_ENV === "production";
-  if (production && !e.JWT_PRIVATE_KEY) {
-    throw new ConfigError(
-      "Invalid configuration:\n  - JWT_PRIVATE_KEY: is required in production (tokens must survive restarts and be verifiable by every instance)",
-    );
-  }
+  const missing = [
+    production && !e.JWT_PRIVATE_KEY
+      ? "  - JWT_PRIVATE_KEY: is required in production (tokens must survive restarts and be verifiable by every instance)"
+      : "",
+    production && !e.S3_BUCKET ? "  - S3_BUCKET: is required in production (where photos are stored)" : "",
+  ].filter(Boolean);
+  if (missing.length) throw new ConfigError(`Invalid configuration:\n${missing.join("\n")}`);
   return {
     env: e.NODE_ENV,
     production,

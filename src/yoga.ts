@@ -133,7 +133,9 @@ export function createShutterYoga(): ShutterYoga {
       debug: (...args) => logger().debug(args.map(String).join(" ")),
       info: (...args) => logger().info(args.map(String).join(" ")),
       warn: (...args) => logger().warn(args.map(String).join(" ")),
-      error: (...args) => logger().error(args.map(String).join(" ")),
+      // Yoga reports each unexpected error here too; maskError already logged it, with the request id and
+      // the field's path, so this copy is only for debugging.
+      error: (...args) => logger().debug(args.map(String).join(" ")),
     },
     plugins: [useRoutes(), useRequestScope()],
   });
