@@ -3,19 +3,25 @@ import ErrorsPlugin from "@pothos/plugin-errors";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
 import ValidationPlugin from "@pothos/plugin-validation";
+import type { ExternalIdentity } from "../src/auth.ts";
 import { ForbiddenError, UnauthenticatedError, ValidationError } from "../src/errors.ts";
 import type { Loaders } from "../src/loaders/index.ts";
 
 /** The signed-in person, as proven by a verified access token. */
 export interface Viewer {
   id: string;
-  sessionId: string;
+  /** The Shutter session (null when signed in with an external issuer's token). */
+  sessionId: string | null;
 }
 
 /** Per-request state. Built by `createContext` (src/context.ts), the only place that reads credentials. */
 export interface Context {
   requestId: string;
   viewer: Viewer | null;
+  /** A verified external identity (OIDC_ISSUER), also when it is not linked to an account yet. */
+  externalIdentity: ExternalIdentity | null;
+  /** The caller's address, for per-address limits. */
+  clientAddress: string;
   loaders: Loaders;
   request: Request;
 }

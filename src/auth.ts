@@ -2,6 +2,8 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { argon2id, argon2Verify } from "hash-wasm";
 import {
   calculateJwkThumbprint,
+  createRemoteJWKSet,
+  decodeJwt,
   exportJWK,
   generateKeyPair,
   importPKCS8,
@@ -13,6 +15,7 @@ import {
 import { config } from "./config.ts";
 import { db } from "./db.ts";
 import { UnauthenticatedError } from "./errors.ts";
+import { type CachedEntity, loadThroughCache } from "./loaders/cached.ts";
 import { logger } from "./logger.ts";
 
 // Passwords: argon2id with OWASP's minimum memory-hard parameters (19 MiB, 2 passes). hash-wasm runs it in
@@ -96,6 +99,23 @@ export async function signAccessToken(claims: AccessTokenClaims): Promise<{ toke
   return { token, expiresAt };
 }
 
+/** A person as an external OpenID Connect issuer knows them. */
+export interface ExternalIdentity {
+  issuer: string;
+  subject: string;
+}
+
+export type TokenClaims =
+  | { kind: "shutter"; userId: string; sessionId: string }
+  | { kind: "external"; identity: ExternalIdentity };
+
+const invalidToken = (error?: unknown) =>
+  new UnauthenticatedError(
+    (error as { code?: string } | undefined)?.code === "ERR_JWT_EXPIRED"
+      ? "Your session token has expired. Refresh it and try again."
+      : "Your session token is not valid.",
+  );
+
 /** @throws UnauthenticatedError for any token that is not a valid, unexpired Shutter access token. */
 export async function verifyAccessToken(token: string): Promise<AccessTokenClaims> {
   const { publicKey } = await signingKeys();
@@ -105,12 +125,60 @@ export async function verifyAccessToken(token: string): Promise<AccessTokenClaim
     if (typeof payload.sub !== "string" || typeof payload.sid !== "string") throw new Error("missing claims");
     return { userId: payload.sub, sessionId: payload.sid };
   } catch (error) {
-    const expired = (error as { code?: string }).code === "ERR_JWT_EXPIRED";
-    throw new UnauthenticatedError(
-      expired ? "Your session token has expired. Refresh it and try again." : "Your session token is not valid.",
-    );
+    throw invalidToken(error);
   }
 }
+
+let remoteKeys: ReturnType<typeof createRemoteJWKSet> | undefined;
+
+/**
+ * Verifies a bearer token: Shutter's own, or (when OIDC_ISSUER is configured) one of that issuer's, checked
+ * against its published keys (fetched and cached by jose), its issuer and the configured audience.
+ * @throws UnauthenticatedError
+ */
+export async function verifyBearerToken(token: string): Promise<TokenClaims> {
+  const { oidc } = config().auth;
+  let claimedIssuer: unknown;
+  try {
+    claimedIssuer = decodeJwt(token).iss;
+  } catch {
+    throw invalidToken();
+  }
+  if (!oidc || claimedIssuer !== oidc.issuer) {
+    const { userId, sessionId } = await verifyAccessToken(token);
+    return { kind: "shutter", userId, sessionId };
+  }
+  remoteKeys ??= createRemoteJWKSet(new URL(oidc.jwksUri), { timeoutDuration: 2_000, cooldownDuration: 30_000 });
+  try {
+    const { payload } = await jwtVerify(token, remoteKeys, {
+      issuer: oidc.issuer,
+      audience: oidc.audience,
+      algorithms: ["RS256", "ES256", "PS256", "EdDSA"],
+    });
+    if (typeof payload.sub !== "string" || !payload.sub) throw new Error("missing sub");
+    return { kind: "external", identity: { issuer: oidc.issuer, subject: payload.sub } };
+  } catch (error) {
+    throw invalidToken(error);
+  }
+}
+
+/** The Shutter user an external identity is linked to (cached: links never change), or null. */
+export async function userIdForIdentity(identity: ExternalIdentity): Promise<string | null> {
+  const [entry] = await loadThroughCache(identityEntity, [JSON.stringify([identity.issuer, identity.subject])]);
+  return entry?.userId ?? null;
+}
+
+const identityEntity: CachedEntity<{ id: string; userId: string }> = {
+  parts: [{ kind: "identity", ttlSeconds: 3600, fields: ["userId"] }],
+  isValidId: (id) => id.length <= 600,
+  load: async (ids) => {
+    const pairs = ids.map((id) => JSON.parse(id) as [string, string]);
+    const rows = await db().identity.findMany({
+      where: { OR: pairs.map(([issuer, subject]) => ({ issuer, subject })) },
+    });
+    return rows.map((row) => ({ id: JSON.stringify([row.issuer, row.subject]), userId: row.userId }));
+  },
+};
 
 const hashToken = (token: string) => createHash("sha256").update(token).digest("hex");
 

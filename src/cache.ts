@@ -55,7 +55,7 @@ end
 return 1`;
 
 /** Counts one round trip to the cache in the current request's scope (reported by dev responses and the bench). */
-function countRoundTrip() {
+export function countRoundTrip() {
   const scope = requestScope.getStore();
   if (scope) scope.cacheRoundTrips++;
 }
@@ -85,6 +85,11 @@ export class RedisStore implements CacheStore {
     this.client.defineCommand("fillIfUnchanged", { lua: FILL_SCRIPT });
     // Connection errors are reported through the breaker (once); the event itself only needs a listener.
     this.client.on("error", () => {});
+  }
+
+  /** False while the breaker is open (Redis recently failed): callers should not wait on Redis. */
+  get available(): boolean {
+    return Date.now() >= this.openUntil;
   }
 
   private async guard<T>(operation: () => Promise<T>, fallback: T): Promise<T> {

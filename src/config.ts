@@ -50,6 +50,25 @@ const EnvSchema = z.object({
   JWT_AUDIENCE: z.string().min(1).default("shutter-api"),
   ACCESS_TOKEN_TTL_SECONDS: int(60, 3600).default(900),
   REFRESH_TOKEN_TTL_DAYS: int(1, 365).default(30),
+  AUTH_TRUST_GATEWAY: bool.default(false),
+  OIDC_ISSUER: url(["https:", "http:"]).optional(),
+  OIDC_AUDIENCE: z.string().min(1).optional(),
+  OIDC_JWKS_URI: url(["https:", "http:"]).optional(),
+  TRUST_PROXY_HEADERS: bool.default(false),
+  INTROSPECTION: bool.optional(),
+  CORS_ORIGINS: z.string().optional(),
+  MAX_DEPTH: int(2, 50).default(12),
+  MAX_ALIASES: int(0, 200).default(15),
+  MAX_TOKENS: int(100, 100_000).default(3000),
+  MAX_DIRECTIVES: int(0, 200).default(10),
+  MAX_COMPLEXITY: int(10, 10_000_000).default(5000),
+  MAX_BODY_BYTES: int(1024, 10_000_000).default(102_400),
+  RATE_LIMIT_POINTS: int(1, 1_000_000_000).default(60_000),
+  RATE_LIMIT_ANONYMOUS_POINTS: int(1, 1_000_000_000).default(20_000),
+  RATE_LIMIT_WINDOW_SECONDS: int(1, 86_400).default(60),
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: int(1, 1000).default(5),
+  LOGIN_MAX_FAILURES_PER_ADDRESS: int(1, 100_000).default(30),
+  LOGIN_FAILURE_WINDOW_SECONDS: int(1, 86_400).default(900),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
   GRAPHIQL: bool.optional(),
@@ -74,6 +93,11 @@ function parseConfig(env: Record<string, string | undefined>) {
   }
   const e = result.data;
   const production = e.NODE_ENV === "production";
+  if (Boolean(e.OIDC_ISSUER) !== Boolean(e.OIDC_AUDIENCE)) {
+    throw new ConfigError(
+      "Invalid configuration:\n  - OIDC_ISSUER and OIDC_AUDIENCE: set both to accept an external issuer's tokens, or neither",
+    );
+  }
   const missing = [
     production && !e.JWT_PRIVATE_KEY
       ? "  - JWT_PRIVATE_KEY: is required in production (tokens must survive restarts and be verifiable by every instance)"
@@ -106,10 +130,44 @@ function parseConfig(env: Record<string, string | undefined>) {
       audience: e.JWT_AUDIENCE,
       accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
       refreshTokenTtlDays: e.REFRESH_TOKEN_TTL_DAYS,
+      trustGateway: e.AUTH_TRUST_GATEWAY,
+      oidc: e.OIDC_ISSUER
+        ? {
+            issuer: e.OIDC_ISSUER,
+            audience: e.OIDC_AUDIENCE as string,
+            jwksUri: e.OIDC_JWKS_URI ?? `${e.OIDC_ISSUER.replace(/\/$/, "")}/.well-known/jwks.json`,
+          }
+        : undefined,
     },
     log: { level: e.LOG_LEVEL, pretty: (e.LOG_FORMAT ?? (production ? "json" : "pretty")) === "pretty" },
     graphiql: e.GRAPHIQL ?? !production,
+    introspection: e.INTROSPECTION ?? !production,
     maxPageSize: e.MAX_PAGE_SIZE,
+    trustProxyHeaders: e.TRUST_PROXY_HEADERS,
+    /** Browser origins allowed by CORS: everything in development, none in production unless listed. */
+    corsOrigins: e.CORS_ORIGINS
+      ? e.CORS_ORIGINS.split(",")
+          .map((o) => o.trim())
+          .filter(Boolean)
+      : production
+        ? []
+        : ["*"],
+    limits: {
+      depth: e.MAX_DEPTH,
+      aliases: e.MAX_ALIASES,
+      tokens: e.MAX_TOKENS,
+      directives: e.MAX_DIRECTIVES,
+      complexity: e.MAX_COMPLEXITY,
+      bodyBytes: e.MAX_BODY_BYTES,
+    },
+    rateLimit: {
+      viewerPoints: e.RATE_LIMIT_POINTS,
+      anonymousPoints: e.RATE_LIMIT_ANONYMOUS_POINTS,
+      windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
+      loginFailuresPerAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+      loginFailuresPerAddress: e.LOGIN_MAX_FAILURES_PER_ADDRESS,
+      loginWindowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
+    },
   };
 }
 

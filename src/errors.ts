@@ -15,6 +15,20 @@ export const ErrorCode = {
   RATE_LIMITED: "RATE_LIMITED",
   INTERNAL_SERVER_ERROR: "INTERNAL_SERVER_ERROR",
 } as const;
+
+/** Codes of refusals before any resolver runs (top-level errors only, never in a mutation's result union). */
+export const RequestErrorCode = {
+  BAD_REQUEST: "BAD_REQUEST",
+  GRAPHQL_PARSE_FAILED: "GRAPHQL_PARSE_FAILED",
+  GRAPHQL_VALIDATION_FAILED: "GRAPHQL_VALIDATION_FAILED",
+  QUERY_TOO_COMPLEX: "QUERY_TOO_COMPLEX",
+  PERSISTED_QUERY_NOT_FOUND: "PERSISTED_QUERY_NOT_FOUND",
+  PERSISTED_QUERY_NOT_ALLOWED: "PERSISTED_QUERY_NOT_ALLOWED",
+  CSRF_HEADER_REQUIRED: "CSRF_HEADER_REQUIRED",
+  METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
+  PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+} as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /**
@@ -72,6 +86,20 @@ export class ConflictError extends ShutterError {
 export class UnauthenticatedError extends ShutterError {
   constructor(message = "Sign in to do that.") {
     super(ErrorCode.UNAUTHENTICATED, message);
+  }
+}
+
+/** Too many requests (or failed logins) for now; `retryAfterSeconds` says when to try again (HTTP 429). */
+export class RateLimitedError extends ShutterError {
+  readonly retryAfterSeconds: number;
+
+  constructor(retryAfterSeconds: number, what = "Too many requests") {
+    const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    super(ErrorCode.RATE_LIMITED, `${what}. Try again in ${seconds} second${seconds === 1 ? "" : "s"}.`, {
+      retryAfterSeconds: seconds,
+      http: { status: 429, headers: { "Retry-After": String(seconds) } },
+    });
+    this.retryAfterSeconds = seconds;
   }
 }
 

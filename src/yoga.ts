@@ -6,11 +6,12 @@ import type { Context } from "../schema/builder.ts";
 import { printedSchema, schema } from "../schema/index.ts";
 import { jwks } from "./auth.ts";
 import { config } from "./config.ts";
-import { createContext } from "./context.ts";
-import { ErrorCode } from "./errors.ts";
+import { createContext, type ServerContext } from "./context.ts";
+import { ErrorCode, RequestErrorCode } from "./errors.ts";
 import { createRequestScope, logger, type RequestScope, requestScope } from "./logger.ts";
+import { CSRF_HEADERS, securityPlugins, useBodyLimit } from "./security.ts";
 
-export type ShutterYoga = YogaServerInstance<Record<string, unknown>, Context>;
+export type ShutterYoga = YogaServerInstance<ServerContext, Context>;
 
 export const INTERNAL_ERROR_MESSAGE =
   "Something went wrong on our side. Try again; if it keeps happening, tell us the request id.";
@@ -51,7 +52,7 @@ function useRequestScope(): Plugin {
       if (!scope || isAsyncIterable(result)) return;
       const stamp = (single: ExecutionResult) => ({
         ...single,
-        errors: single.errors?.map((error) => withRequestId(error, scope.requestId)),
+        errors: single.errors?.map((error) => normalizeError(error, scope.requestId, !("data" in single))),
         extensions: config().production
           ? single.extensions
           : {
@@ -63,9 +64,25 @@ function useRequestScope(): Plugin {
       });
       setResult(Array.isArray(result) ? result.map(stamp) : stamp(result as ExecutionResult));
     },
-    onResponse({ response, request }) {
+    onResponse({ response, request, setResponse, fetchAPI }) {
       const scope = requestScope.getStore();
       if (!scope) return;
+      // Yoga answers some refusals (415) with an empty body: give every error response a GraphQL error.
+      if (response.status >= 400 && !response.headers.get("content-type")) {
+        const code = STATUS_CODES[response.status] ?? RequestErrorCode.BAD_REQUEST;
+        const message =
+          response.status === 415
+            ? "Send the operation as application/json (or application/graphql-response+json), or use GET."
+            : "The request was refused.";
+        response = new fetchAPI.Response(
+          JSON.stringify({ errors: [{ message, extensions: { code, requestId: scope.requestId } }] }),
+          {
+            status: response.status,
+            headers: { ...Object.fromEntries(response.headers), "content-type": "application/json" },
+          },
+        );
+        setResponse(response);
+      }
       response.headers.set("x-request-id", scope.requestId);
       logger().info(
         {
@@ -86,15 +103,47 @@ function useRequestScope(): Plugin {
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
   typeof value === "object" && value !== null && Symbol.asyncIterator in value;
 
-function withRequestId(error: GraphQLError, requestId: string): GraphQLError {
+/** Codes of refusals that come with an HTTP status but no code of their own. */
+const STATUS_CODES: Record<number, string> = {
+  400: RequestErrorCode.BAD_REQUEST,
+  401: ErrorCode.UNAUTHENTICATED,
+  403: ErrorCode.FORBIDDEN,
+  405: RequestErrorCode.METHOD_NOT_ALLOWED,
+  413: RequestErrorCode.PAYLOAD_TOO_LARGE,
+  415: RequestErrorCode.UNSUPPORTED_MEDIA_TYPE,
+  429: ErrorCode.RATE_LIMITED,
+};
+
+/**
+ * Every error leaves with a stable `extensions.code` and the request id, and without internals: Yoga attaches
+ * the underlying exception as `originalError` to some HTTP-level errors (a JSON parse error quotes the body).
+ */
+function normalizeError(error: GraphQLError, requestId: string, beforeExecution: boolean): GraphQLError {
   if (!(error instanceof GraphQLError)) return error;
-  return new GraphQLError(error.message, {
+  const { originalError: _internal, ...extensions } = error.extensions as Record<string, unknown>;
+  let { message } = error;
+  const status = (extensions.http as { status?: number } | undefined)?.status;
+  // A refusal before execution is a request error (HTTP 400 with application/graphql-response+json), also
+  // when it comes from a validation rule that set no status (GraphQL Armor's).
+  if (beforeExecution && !status) extensions.http = { spec: true, status: 400 };
+  // These statuses say precisely what was wrong; Yoga labels them all BAD_REQUEST.
+  if (status === 405 || status === 413 || status === 415) extensions.code = STATUS_CODES[status];
+  if (!extensions.code) {
+    if (message.includes("CSRF")) {
+      extensions.code = RequestErrorCode.CSRF_HEADER_REQUIRED;
+      message = `This request could have been sent by another website: send it with one of these headers: ${CSRF_HEADERS.join(", ")}.`;
+    } else {
+      // Without a status these are Armor's limits (depth, aliases, tokens, directives), found while validating.
+      extensions.code = (status && STATUS_CODES[status]) ?? RequestErrorCode.GRAPHQL_VALIDATION_FAILED;
+    }
+  }
+  return new GraphQLError(message, {
     nodes: error.nodes,
     source: error.source,
     positions: error.positions,
     path: error.path,
     originalError: error.originalError,
-    extensions: { ...error.extensions, requestId },
+    extensions: { ...extensions, requestId },
   });
 }
 
@@ -137,7 +186,7 @@ export function createShutterYoga(): ShutterYoga {
       // the field's path, so this copy is only for debugging.
       error: (...args) => logger().debug(args.map(String).join(" ")),
     },
-    plugins: [useRoutes(), useRequestScope()],
+    plugins: [useBodyLimit(), useRoutes(), useRequestScope(), ...securityPlugins()],
   });
 }
 
@@ -171,7 +220,7 @@ export function requestIdFor(request: Request, platformRequestId?: string): stri
 export function handleRequest(
   yoga: ShutterYoga,
   request: Request,
-  serverContext: Record<string, unknown> = {},
+  serverContext: ServerContext & Record<string, unknown> = {},
   platformRequestId?: string,
 ): Promise<Response> {
   const scope: RequestScope = createRequestScope(requestIdFor(request, platformRequestId));

@@ -50,6 +50,7 @@ function v1Event(overrides: Partial<APIGatewayProxyEvent> = {}): APIGatewayProxy
       "Content-Type": ["application/json"],
       Host: ["abc.execute-api.eu-west-1.amazonaws.com"],
       Accept: ["application/json"],
+      "X-GraphQL-Yoga-CSRF": ["1"],
     },
     queryStringParameters: null,
     multiValueQueryStringParameters: null,
@@ -90,7 +91,7 @@ describe("HTTP API (payload 2.0)", () => {
       v2Event({
         method: "GET",
         rawQueryString: search.toString(),
-        headers: { host: "api.example.com", accept: "application/json" },
+        headers: { host: "api.example.com", accept: "application/json", "x-graphql-yoga-csrf": "1" },
       }),
     )) as APIGatewayProxyStructuredResultV2;
     expect(get.statusCode).toBe(200);
@@ -129,7 +130,9 @@ describe("REST API (payload 1.0)", () => {
   });
 
   test("a bad request is a 4xx with a GraphQL error, not a crash", async () => {
-    const result = (await handler(v1Event({ body: "{not json" }))) as APIGatewayProxyResult;
+    const event = v1Event({ body: "{not json" });
+    event.multiValueHeaders.Accept = ["application/graphql-response+json"];
+    const result = (await handler(event)) as APIGatewayProxyResult;
     expect(result.statusCode).toBe(400);
     const body = JSON.parse(result.body);
     expect(body.errors[0].message).toMatch(/JSON/);

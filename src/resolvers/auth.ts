@@ -9,7 +9,15 @@ import {
   verifyPassword,
 } from "../auth.ts";
 import { db } from "../db.ts";
-import { ConflictError, InvalidCredentialsError, rethrowPrismaError, UnauthenticatedError } from "../errors.ts";
+import {
+  ConflictError,
+  InvalidCredentialsError,
+  RateLimitedError,
+  rethrowPrismaError,
+  UnauthenticatedError,
+  ValidationError,
+} from "../errors.ts";
+import { assertLoginAllowed, clearLoginFailures, recordLoginFailure } from "../rate-limit.ts";
 import { displayNameRule, emailRule, handleRule, passwordRule } from "../validation.ts";
 import { UserRef } from "./users.ts";
 
@@ -38,7 +46,13 @@ const SignUpInput = builder.inputType("SignUpInput", {
     handle: t.string({ required: true }).validate(handleRule),
     displayName: t.string({ required: true }).validate(displayNameRule),
     email: t.string({ required: true }).validate(emailRule),
-    password: t.string({ required: true }).validate(passwordRule),
+    password: t
+      .string({
+        required: false,
+        description:
+          "Required, unless the request carries a token of the external issuer (the account is linked to it).",
+      })
+      .validate(passwordRule),
   }),
 });
 
@@ -60,7 +74,12 @@ builder.mutationFields((t) => ({
     skipTypeScopes: true,
     args: { input: t.arg({ type: SignUpInput, required: true }) },
     errors: { types: [ConflictError], dataField: { name: "session" } },
-    resolve: async (_root, { input }) => {
+    resolve: async (_root, { input }, context) => {
+      const identity = context.externalIdentity;
+      if (context.viewer) throw new ConflictError("You are already signed in to an account.");
+      if (!identity && !input.password) {
+        throw ValidationError.field(["input", "password"], "Choose a password (at least 8 characters).");
+      }
       const taken = await db().user.findFirst({
         where: { OR: [{ handle: input.handle }, { email: input.email }] },
         select: { handle: true },
@@ -78,7 +97,8 @@ builder.mutationFields((t) => ({
             handle: input.handle,
             displayName: input.displayName,
             email: input.email,
-            passwordHash: await hashPassword(input.password),
+            passwordHash: input.password ? await hashPassword(input.password) : null,
+            identities: identity ? { create: { issuer: identity.issuer, subject: identity.subject } } : undefined,
           },
         })
         // Two sign-ups racing for the same handle: the unique index decides.
@@ -91,18 +111,23 @@ builder.mutationFields((t) => ({
     description: "Signs in with a handle or email and a password.",
     skipTypeScopes: true,
     args: { input: t.arg({ type: LogInInput, required: true }) },
-    errors: { types: [InvalidCredentialsError], dataField: { name: "session" } },
-    resolve: async (_root, { input }) => {
-      const login = input.login.trim().replace(/^@/, "").toLowerCase();
+    errors: { types: [InvalidCredentialsError, RateLimitedError], dataField: { name: "session" } },
+    resolve: async (_root, { input }, context) => {
+      const login = input.login.trim().replace(/^@/, "").toLowerCase().slice(0, 254);
+      // Guessing is throttled per account and per client address, before any password is checked.
+      await assertLoginAllowed(login, context.clientAddress);
       const user = await db().user.findFirst({
         where: login.includes("@") ? { email: login } : { handle: login },
         select: { id: true, passwordHash: true },
       });
-      if (!user) {
-        await verifyAgainstDummy(input.password);
+      const valid = user?.passwordHash
+        ? await verifyPassword(input.password, user.passwordHash)
+        : await verifyAgainstDummy(input.password).then(() => false);
+      if (!user || !valid) {
+        await recordLoginFailure(login, context.clientAddress);
         throw new InvalidCredentialsError();
       }
-      if (!(await verifyPassword(input.password, user.passwordHash))) throw new InvalidCredentialsError();
+      await clearLoginFailures(login);
       return startSession(user.id);
     },
   }),
@@ -118,7 +143,9 @@ builder.mutationFields((t) => ({
     description: "Ends the viewer's current session: its refresh token stops working.",
     errors: { dataField: { name: "loggedOut" } },
     resolve: async (_root, _args, context) => {
-      await revokeSession(context.viewer!.sessionId);
+      // Signed in with an external issuer's token: there is no Shutter session to end (sign out there).
+      const { sessionId } = context.viewer!;
+      if (sessionId) await revokeSession(sessionId);
       return true;
     },
   }),

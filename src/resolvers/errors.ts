@@ -5,6 +5,7 @@ import {
   ForbiddenError,
   InvalidCredentialsError,
   NotFoundError,
+  RateLimitedError,
   type ShutterError,
   UnauthenticatedError,
   ValidationError,
@@ -28,6 +29,15 @@ const FieldErrorRef = builder.objectRef<{ path: string[]; message: string }>("Fi
   fields: (t) => ({
     path: t.exposeStringList("path", { description: 'Path of the input, e.g. ["input", "handle"].' }),
     message: t.exposeString("message"),
+  }),
+});
+
+builder.objectType(RateLimitedError, {
+  name: "RateLimitedError",
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof RateLimitedError,
+  fields: (t) => ({
+    retryAfterSeconds: t.exposeInt("retryAfterSeconds", { description: "When to try again." }),
   }),
 });
 

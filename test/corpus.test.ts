@@ -1,0 +1,612 @@
+// The bad-input corpus: malformed requests, hostile documents, forged credentials, other people's ids. Every
+// case must get a clear error with the right status and code, never a 5xx, never internals, and must change
+// nothing in the database.
+import { importPKCS8, SignJWT } from "jose";
+import { beforeAll, describe, expect, test } from "vitest";
+import { fetch } from "../functions/graphql.ts";
+import { db } from "../src/db.ts";
+import { encodeCursor } from "../src/pagination.ts";
+import { createPhoto, createPost, createUser, ENDPOINT, globalId, ok, rowCounts, type TestUser } from "./helpers.ts";
+
+interface Case {
+  name: string;
+  request: () => Request | Promise<Request>;
+  status: number;
+  code: string;
+  /** Where the code is: a top-level error (default) or the result union of this mutation field. */
+  payload?: string;
+}
+
+const JSON_TYPE = "application/graphql-response+json";
+let alice: TestUser;
+let bob: TestUser;
+let bobsPost: { gid: string; id: string };
+let bobsComment: string;
+let bobsPhoto: string;
+let bobsNotification: string;
+let pem: string;
+
+const post = (body: unknown, headers: Record<string, string> = {}) =>
+  new Request(ENDPOINT, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: JSON_TYPE, ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+const op = (query: string, variables: Record<string, unknown> = {}, token?: string) =>
+  post({ query, variables }, token ? { authorization: `Bearer ${token}` } : {});
+const as = (token: string) => ({ authorization: `Bearer ${token}` });
+
+async function jwt(
+  claims: Record<string, unknown>,
+  options: { alg?: string; exp?: number; key?: CryptoKey | Uint8Array } = {},
+) {
+  const key = options.key ?? (await importPKCS8(pem, "ES256"));
+  return new SignJWT({ sid: "s", ...claims })
+    .setProtectedHeader({ alg: options.alg ?? "ES256" })
+    .setSubject(alice.id)
+    .setIssuer((claims.iss as string) ?? "shutter")
+    .setAudience((claims.aud as string) ?? "shutter-api")
+    .setIssuedAt()
+    .setExpirationTime(options.exp ?? Math.floor(Date.now() / 1000) + 300)
+    .sign(key);
+}
+
+const nested = (depth: number) =>
+  `{ explore(first: 1) { edges { node { ${"author { posts(first: 1) { edges { node { ".repeat(depth)}id${" } } } }".repeat(depth)} } } } }`;
+const fragmentBomb = () => {
+  // Each level spreads the previous one ten times: expanded naively, 10^8 selections from ~90 tokens.
+  let document = "query { explore(first: 1) { edges { node { ...F8 } } } }\nfragment F0 on Post { id }\n";
+  for (let i = 1; i <= 8; i++) document += `fragment F${i} on Post { ${`...F${i - 1} `.repeat(10)}}\n`;
+  return document;
+};
+
+const CASES: Case[] = [
+  // HTTP and transport
+  { name: "malformed JSON", request: () => post("{not json"), status: 400, code: "BAD_REQUEST" },
+  {
+    name: "a batch (JSON array)",
+    request: () => post([{ query: "{ viewer { email } }" }]),
+    status: 400,
+    code: "BAD_REQUEST",
+  },
+  {
+    name: "a JSON string instead of an object",
+    request: () => post('"{ viewer { email } }"'),
+    status: 400,
+    code: "BAD_REQUEST",
+  },
+  { name: "an empty body", request: () => post(""), status: 400, code: "BAD_REQUEST" },
+  { name: "no query", request: () => post({}), status: 400, code: "BAD_REQUEST" },
+  { name: "query is not a string", request: () => post({ query: 5 }), status: 400, code: "BAD_REQUEST" },
+  {
+    name: "variables are not an object",
+    request: () => post({ query: "{ viewer { email } }", variables: "x" }),
+    status: 400,
+    code: "BAD_REQUEST",
+  },
+  {
+    name: "extensions are not an object",
+    request: () => post({ query: "{ viewer { email } }", extensions: 3 }),
+    status: 400,
+    code: "BAD_REQUEST",
+  },
+  {
+    name: "text/plain from a browser (CSRF)",
+    request: () =>
+      new Request(ENDPOINT, {
+        method: "POST",
+        headers: { "content-type": "text/plain" },
+        body: '{"query":"mutation { logOut { __typename } }"}',
+      }),
+    status: 403,
+    code: "CSRF_HEADER_REQUIRED",
+  },
+  {
+    name: "a form post (CSRF)",
+    request: () =>
+      new Request(ENDPOINT, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: "query=x",
+      }),
+    status: 403,
+    code: "CSRF_HEADER_REQUIRED",
+  },
+  {
+    name: "a GET without a CSRF header",
+    request: () => new Request(`${ENDPOINT}?query=${encodeURIComponent("{ explore(first: 1) { edges { cursor } } }")}`),
+    status: 403,
+    code: "CSRF_HEADER_REQUIRED",
+  },
+  {
+    name: "an unsupported content type",
+    request: () =>
+      new Request(ENDPOINT, {
+        method: "POST",
+        headers: { "content-type": "application/xml", "x-graphql-yoga-csrf": "1" },
+        body: "<q/>",
+      }),
+    status: 415,
+    code: "UNSUPPORTED_MEDIA_TYPE",
+  },
+  {
+    name: "a mutation over GET",
+    request: () =>
+      new Request(`${ENDPOINT}?query=${encodeURIComponent("mutation { logOut { __typename } }")}`, {
+        headers: { "x-graphql-yoga-csrf": "1", accept: JSON_TYPE },
+      }),
+    status: 405,
+    code: "METHOD_NOT_ALLOWED",
+  },
+  {
+    name: "PUT",
+    request: () =>
+      new Request(ENDPOINT, {
+        method: "PUT",
+        headers: { "content-type": "application/json", "x-graphql-yoga-csrf": "1" },
+        body: "{}",
+      }),
+    status: 405,
+    code: "METHOD_NOT_ALLOWED",
+  },
+  {
+    name: "a body over the size limit",
+    request: () => post({ query: `{ viewer { email } } # ${"x".repeat(200_000)}` }),
+    status: 413,
+    code: "PAYLOAD_TOO_LARGE",
+  },
+  {
+    name: "a streamed body over the size limit (no Content-Length)",
+    request: () => {
+      const chunk = new TextEncoder().encode(`${"x".repeat(64_000)}`);
+      let sent = 0;
+      const body = new ReadableStream({
+        pull(controller) {
+          if (sent++ < 5) controller.enqueue(chunk);
+          else controller.close();
+        },
+      });
+      return new Request(ENDPOINT, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+        duplex: "half",
+      } as RequestInit);
+    },
+    status: 413,
+    code: "PAYLOAD_TOO_LARGE",
+  },
+  // Documents
+  { name: "a syntax error", request: () => op("{ explore(first: 1) { "), status: 400, code: "GRAPHQL_PARSE_FAILED" },
+  { name: "an unknown field", request: () => op("{ passwords }"), status: 400, code: "GRAPHQL_VALIDATION_FAILED" },
+  {
+    name: "an unknown operation name",
+    request: () => post({ query: "query A { viewer { email } }", operationName: "B" }),
+    status: 400,
+    code: "OPERATION_RESOLUTION_FAILURE",
+  },
+  {
+    name: "two anonymous operations",
+    request: () => op("{ viewer { email } } { viewer { email } }"),
+    status: 400,
+    code: "OPERATION_RESOLUTION_FAILURE",
+  },
+  {
+    name: "a huge document (token limit)",
+    request: () => op(`{ ${"viewer { email } ".repeat(800)} }`),
+    status: 400,
+    code: "GRAPHQL_PARSE_FAILED",
+  },
+  { name: "deep nesting", request: () => op(nested(4)), status: 400, code: "GRAPHQL_VALIDATION_FAILED" },
+  {
+    name: "an alias bomb",
+    request: () =>
+      op(`{ ${Array.from({ length: 100 }, (_, i) => `a${i}: explore(first: 1) { edges { cursor } }`).join(" ")} }`),
+    status: 400,
+    code: "GRAPHQL_VALIDATION_FAILED",
+  },
+  { name: "a fragment bomb", request: () => op(fragmentBomb()), status: 400, code: "QUERY_TOO_COMPLEX" },
+  {
+    name: "a fragment cycle",
+    request: () =>
+      op(
+        "{ explore(first: 1) { edges { node { ...A } } } } fragment A on Post { author { posts(first: 1) { edges { node { ...A } } } } }",
+      ),
+    status: 400,
+    code: "GRAPHQL_VALIDATION_FAILED",
+  },
+  {
+    name: "a directive flood",
+    request: () => op(`{ viewer { email ${"@include(if: true) ".repeat(50)} } }`),
+    status: 400,
+    code: "GRAPHQL_VALIDATION_FAILED",
+  },
+  {
+    name: "a page-size multiplication over the cost limit",
+    request: () =>
+      op(
+        "{ explore(first: 50) { edges { node { comments(first: 50) { edges { node { author { posts(first: 50) { edges { node { id } } } } } } } } } } }",
+      ),
+    status: 400,
+    code: "QUERY_TOO_COMPLEX",
+  },
+  {
+    name: "a variable of the wrong type",
+    request: () => op("query ($f: Int) { explore(first: $f) { edges { cursor } } }", { f: "ten" }),
+    status: 400,
+    code: "BAD_REQUEST",
+  },
+  {
+    name: "a missing required variable",
+    request: () => op("query ($id: ID!) { post(id: $id) { id } }"),
+    status: 400,
+    code: "BAD_REQUEST",
+  },
+  {
+    name: "an integer overflow",
+    request: () => op("query ($f: Int) { explore(first: $f) { edges { cursor } } }", { f: 2 ** 40 }),
+    status: 400,
+    code: "BAD_REQUEST",
+  },
+  {
+    name: "a NUL character in a variable",
+    request: () => op("query ($h: String!) { user(handle: $h) { id } }", { h: "abc\u0000def" }),
+    status: 400,
+    code: "BAD_USER_INPUT",
+  },
+  {
+    name: "a NUL character in a literal",
+    request: () => op('{ searchUsers(prefix: "ab\\u0000") { edges { cursor } } }'),
+    status: 400,
+    code: "BAD_USER_INPUT",
+  },
+  // Pages, cursors and ids
+  {
+    name: "an oversized page",
+    request: () => op("{ explore(first: 1000) { edges { cursor } } }"),
+    status: 200,
+    code: "BAD_USER_INPUT",
+  },
+  {
+    name: "a negative page size",
+    request: () => op("{ explore(first: -1) { edges { cursor } } }"),
+    status: 200,
+    code: "BAD_USER_INPUT",
+  },
+  {
+    name: "a made-up cursor",
+    request: () => op('{ explore(first: 2, after: "bm9wZQ") { edges { cursor } } }'),
+    status: 200,
+    code: "BAD_USER_INPUT",
+  },
+  {
+    name: "a cursor from another list",
+    request: () =>
+      op("query ($c: String) { explore(first: 2, after: $c) { edges { cursor } } }", { c: encodeCursor([1, "x"]) }),
+    status: 200,
+    code: "BAD_USER_INPUT",
+  },
+  {
+    name: "a malformed global id",
+    request: () => op('{ post(id: "%%%") { id } }'),
+    status: 200,
+    code: "BAD_USER_INPUT",
+  },
+  {
+    name: "a global id of another type",
+    request: () => op("query ($id: ID!) { post(id: $id) { id } }", { id: alice.gid }),
+    status: 200,
+    code: "BAD_USER_INPUT",
+  },
+  // Credentials
+  {
+    name: "a forged signature",
+    request: async () => op("{ viewer { email } }", {}, `${alice.token.slice(0, -6)}AAAAAA`),
+    status: 401,
+    code: "UNAUTHENTICATED",
+  },
+  {
+    name: "an expired token",
+    request: async () => op("{ viewer { email } }", {}, await jwt({}, { exp: Math.floor(Date.now() / 1000) - 10 })),
+    status: 401,
+    code: "UNAUTHENTICATED",
+  },
+  {
+    name: "alg: none",
+    request: () => {
+      const [, payload] = alice.token.split(".");
+      return op(
+        "{ viewer { email } }",
+        {},
+        `${Buffer.from('{"alg":"none","typ":"JWT"}').toString("base64url")}.${payload}.`,
+      );
+    },
+    status: 401,
+    code: "UNAUTHENTICATED",
+  },
+  {
+    name: "a token signed with another key",
+    request: async () => {
+      const { privateKey } = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+        "sign",
+      ])) as CryptoKeyPair;
+      return op("{ viewer { email } }", {}, await jwt({}, { key: privateKey }));
+    },
+    status: 401,
+    code: "UNAUTHENTICATED",
+  },
+  {
+    name: "a token of another issuer",
+    request: async () => op("{ viewer { email } }", {}, await jwt({ iss: "evil" })),
+    status: 401,
+    code: "UNAUTHENTICATED",
+  },
+  {
+    name: "a token for another audience",
+    request: async () => op("{ viewer { email } }", {}, await jwt({ aud: "other-api" })),
+    status: 401,
+    code: "UNAUTHENTICATED",
+  },
+  {
+    name: "HS256 keyed with the public key (algorithm confusion)",
+    request: async () => {
+      const jwks = await (await fetch(new Request("http://shutter.test/.well-known/jwks.json"))).json();
+      return op(
+        "{ viewer { email } }",
+        {},
+        await jwt({}, { alg: "HS256", key: new TextEncoder().encode(JSON.stringify(jwks.keys[0])) }),
+      );
+    },
+    status: 401,
+    code: "UNAUTHENTICATED",
+  },
+  {
+    name: "a malformed Authorization header",
+    request: () => post({ query: "{ viewer { email } }" }, { authorization: "Token abc" }),
+    status: 401,
+    code: "UNAUTHENTICATED",
+  },
+  {
+    name: "an unknown refresh token",
+    request: () =>
+      op('mutation { refreshSession(input: { refreshToken: "guess" }) { __typename ... on Error { code } } }'),
+    status: 200,
+    code: "UNAUTHENTICATED",
+    payload: "refreshSession",
+  },
+  // Other people's things in every mutation that takes an id
+  {
+    name: "deleting someone else's post",
+    request: () =>
+      op(
+        "mutation ($id: ID!) { deletePost(input: { postId: $id }) { __typename ... on Error { code } } }",
+        { id: bobsPost.gid },
+        alice.token,
+      ),
+    status: 200,
+    code: "FORBIDDEN",
+    payload: "deletePost",
+  },
+  {
+    name: "deleting someone else's comment",
+    request: () =>
+      op(
+        "mutation ($id: ID!) { deleteComment(input: { commentId: $id }) { __typename ... on Error { code } } }",
+        { id: bobsComment },
+        alice.token,
+      ),
+    status: 200,
+    code: "FORBIDDEN",
+    payload: "deleteComment",
+  },
+  {
+    name: "posting someone else's photo",
+    request: () =>
+      op(
+        "mutation ($id: ID!) { createPost(input: { photoIds: [$id] }) { __typename ... on Error { code } } }",
+        { id: bobsPhoto },
+        alice.token,
+      ),
+    status: 200,
+    code: "FORBIDDEN",
+    payload: "createPost",
+  },
+  {
+    name: "someone else's photo as avatar",
+    request: () =>
+      op(
+        "mutation ($id: ID!) { updateProfile(input: { avatarPhotoId: $id }) { __typename ... on Error { code } } }",
+        { id: bobsPhoto },
+        alice.token,
+      ),
+    status: 200,
+    code: "FORBIDDEN",
+    payload: "updateProfile",
+  },
+  {
+    name: "a photo id where a post id goes",
+    request: () =>
+      op(
+        "mutation ($id: ID!) { likePost(input: { postId: $id }) { __typename ... on Error { code } } }",
+        { id: bobsPhoto },
+        alice.token,
+      ),
+    status: 200,
+    code: "BAD_USER_INPUT",
+  },
+  {
+    name: "liking a post that doesn't exist",
+    request: () =>
+      op(
+        "mutation ($id: ID!) { likePost(input: { postId: $id }) { __typename ... on Error { code } } }",
+        { id: globalId("Post", "00000000-0000-7000-8000-000000000000") },
+        alice.token,
+      ),
+    status: 200,
+    code: "NOT_FOUND",
+    payload: "likePost",
+  },
+  {
+    name: "commenting on a post that doesn't exist",
+    request: () =>
+      op(
+        'mutation ($id: ID!) { addComment(input: { postId: $id, body: "hi" }) { __typename ... on Error { code } } }',
+        { id: globalId("Post", "0190d1a5-0000-7000-8000-000000000000") },
+        alice.token,
+      ),
+    status: 200,
+    code: "NOT_FOUND",
+    payload: "addComment",
+  },
+  {
+    name: "following someone who doesn't exist",
+    request: () =>
+      op(
+        "mutation ($id: ID!) { follow(input: { userId: $id }) { __typename ... on Error { code } } }",
+        { id: globalId("User", "not-a-uuid") },
+        alice.token,
+      ),
+    status: 200,
+    code: "NOT_FOUND",
+    payload: "follow",
+  },
+  {
+    name: "unfollowing someone who doesn't exist",
+    request: () =>
+      op(
+        "mutation ($id: ID!) { unfollow(input: { userId: $id }) { __typename ... on Error { code } } }",
+        { id: globalId("User", "00000000-0000-7000-8000-000000000000") },
+        alice.token,
+      ),
+    status: 200,
+    code: "NOT_FOUND",
+    payload: "unfollow",
+  },
+  // Inputs
+  {
+    name: "a handle that isn't one",
+    request: () =>
+      op(
+        'mutation { signUp(input: { handle: "no way!", displayName: "x", email: "x@y.z", password: "long enough" }) { __typename ... on Error { code } } }',
+      ),
+    status: 200,
+    code: "BAD_USER_INPUT",
+    payload: "signUp",
+  },
+  {
+    name: "a comment that is too long",
+    request: () =>
+      op(
+        "mutation ($id: ID!, $b: String!) { addComment(input: { postId: $id, body: $b }) { __typename ... on Error { code } } }",
+        { id: bobsPost.gid, b: "x".repeat(5000) },
+        alice.token,
+      ),
+    status: 200,
+    code: "BAD_USER_INPUT",
+    payload: "addComment",
+  },
+  {
+    name: "a caption that is too long",
+    request: () =>
+      op(
+        "mutation ($id: ID!, $c: String!) { createPost(input: { photoIds: [$id], caption: $c }) { __typename ... on Error { code } } }",
+        { id: bobsPhoto, c: "x".repeat(3000) },
+        alice.token,
+      ),
+    status: 200,
+    code: "BAD_USER_INPUT",
+    payload: "createPost",
+  },
+  {
+    name: "an empty search",
+    request: () => op('{ searchUsers(prefix: "  ") { edges { cursor } } }'),
+    status: 200,
+    code: "BAD_USER_INPUT",
+  },
+];
+
+beforeAll(async () => {
+  pem = process.env.JWT_PRIVATE_KEY as string;
+  alice = await createUser();
+  bob = await createUser();
+  bobsPost = await createPost(bob);
+  bobsPhoto = (await createPhoto(bob.id)).gid;
+  bobsComment = (
+    await ok(
+      `mutation ($id: ID!) { addComment(input: { postId: $id, body: "mine" }) { ... on AddCommentSuccess { comment { id } } } }`,
+      { id: bobsPost.gid },
+      { token: bob.token },
+    )
+  ).addComment.comment.id;
+  await ok(
+    `mutation ($id: ID!) { follow(input: { userId: $id }) { __typename } }`,
+    { id: bob.gid },
+    { token: alice.token },
+  );
+  bobsNotification = (
+    await ok(`{ viewer { notifications(first: 1) { edges { node { id } } } } }`, {}, { token: bob.token })
+  ).viewer.notifications.edges[0].node.id;
+});
+
+/** Everything a bad request could change: row counts and the rows' last modification. */
+async function state() {
+  const [counts, [latest]] = await Promise.all([
+    rowCounts(),
+    db().$queryRaw<{ users: Date; posts: Date; sessions: Date | null; notifications: Date | null }[]>`
+      SELECT (SELECT max(updated_at) FROM users) AS users, (SELECT max(updated_at) FROM posts) AS posts,
+        (SELECT max(last_used_at) FROM sessions) AS sessions, (SELECT max(read_at) FROM notifications) AS notifications`,
+  ]);
+  return { counts, latest };
+}
+
+describe(`the bad-input corpus (${CASES.length} cases)`, () => {
+  test.each(CASES)("$name → $status $code", async ({ request, status, code, payload }) => {
+    const before = await state();
+    const response = await fetch(await request());
+    const text = await response.text();
+    expect(response.status).toBe(status);
+    expect(response.status).toBeLessThan(500);
+    const body = JSON.parse(text);
+    const requestId = response.headers.get("x-request-id");
+    expect(requestId).toBeTruthy();
+    if (payload) {
+      expect(body.errors).toBeUndefined();
+      expect(body.data[payload].code).toBe(code);
+    } else {
+      expect(body.errors?.length).toBeGreaterThan(0);
+      for (const error of body.errors) {
+        expect(typeof error.message).toBe("string");
+        expect(error.extensions.requestId).toBe(requestId);
+      }
+      expect(body.errors.map((e: { extensions: { code: string } }) => e.extensions.code)).toContain(code);
+    }
+    for (const leak of ["stack", "at /", "node_modules", "SELECT ", "prisma", "originalError", pem.slice(30, 60)]) {
+      expect(text).not.toContain(leak);
+    }
+    expect(await state()).toEqual(before);
+  });
+
+  test("other people's notifications cannot be marked read", async () => {
+    const before = await state();
+    const result = await ok(
+      `mutation ($ids: [ID!]) { markNotificationsRead(input: { ids: $ids }) { __typename } }`,
+      { ids: [bobsNotification] },
+      { token: alice.token },
+    );
+    expect(result.markNotificationsRead.__typename).toBe("MarkNotificationsReadSuccess");
+    expect(await state()).toEqual(before);
+  });
+
+  test("a replayed refresh token is refused, and revokes that session and nothing else", async () => {
+    const victim = await createUser();
+    const refresh = `mutation ($t: String!) { refreshSession(input: { refreshToken: $t }) { __typename ... on Error { code } } }`;
+    await ok(refresh, { t: victim.refreshToken });
+    const before = await rowCounts();
+    const replay = await ok(refresh, { t: victim.refreshToken });
+    expect(replay.refreshSession).toEqual({ __typename: "UnauthenticatedError", code: "UNAUTHENTICATED" });
+    expect(await rowCounts()).toEqual(before);
+    const sessions = await db().session.findMany({ where: { revokedAt: { not: null } } });
+    expect(sessions.map((s) => s.userId)).toEqual([victim.id]);
+    expect(as(victim.token).authorization).toContain("Bearer");
+  });
+});
