@@ -24,8 +24,8 @@ class Limiter {
         keyPrefix: `${config().redisKeyPrefix}:rl:${name}`,
         points,
         duration: durationSeconds,
+        // Used only when a Redis command fails; a client still connecting (lazily, on first use) is waited for.
         insuranceLimiter: this.memory,
-        rejectIfRedisNotReady: true,
       });
     }
   }

@@ -168,12 +168,23 @@ function useRoutes(): Plugin {
 
 /** Shutter's Yoga instance. Built once per process (module scope of the function) and reused. */
 export function createShutterYoga(): ShutterYoga {
-  const { graphiql } = config();
+  const { graphiql, corsOrigins } = config();
   return createYoga({
     schema,
     context: createContext,
     graphqlEndpoint: "/graphql",
     landingPage: false,
+    // Browsers may call from the configured origins only; apps and servers are not affected by CORS.
+    cors: corsOrigins.length
+      ? {
+          origin: corsOrigins.includes("*") ? "*" : corsOrigins,
+          methods: ["GET", "POST", "OPTIONS"],
+          allowedHeaders: ["content-type", "authorization", "x-request-id", ...CSRF_HEADERS],
+          exposedHeaders: ["x-request-id", "retry-after", "etag"],
+          credentials: false,
+          maxAge: 600,
+        }
+      : false,
     maskedErrors: { maskError, errorMessage: INTERNAL_ERROR_MESSAGE },
     graphiql: graphiql ? { title: "Shutter", defaultQuery: GRAPHIQL_DEFAULT_QUERY } : false,
     // GraphiQL's assets are served from the package, never a CDN; loaded only when someone opens it.

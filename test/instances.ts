@@ -3,12 +3,16 @@
 // Lambda instances or two containers sharing PostgreSQL and Redis.
 import { vi } from "vitest";
 
+type FunctionModule = typeof import("../functions/graphql.ts");
+
 export interface Instance {
   query(
     query: string,
     variables?: Record<string, unknown>,
     token?: string,
   ): Promise<{ data: any; errors?: any[]; extensions?: any }>;
+  /** The instance's function module (its Fetch and Lambda handlers). */
+  module(): Promise<FunctionModule>;
   close(): Promise<void>;
 }
 
@@ -16,7 +20,14 @@ export async function startInstance(env: Record<string, string> = {}): Promise<I
   const saved = { ...process.env };
   Object.assign(process.env, env);
   vi.resetModules();
-  const { fetch } = await import("../functions/graphql.ts");
+  let functionModule: FunctionModule;
+  try {
+    functionModule = await import("../functions/graphql.ts");
+  } finally {
+    // A start that fails (bad configuration) must not leave its environment behind.
+    if (!functionModule!) process.env = saved;
+  }
+  const { fetch } = functionModule;
   const { disconnectDb } = await import("../src/db.ts");
   const { closeCache, cacheStore } = await import("../src/cache.ts");
   const { config } = await import("../src/config.ts");
@@ -35,6 +46,7 @@ export async function startInstance(env: Record<string, string> = {}): Promise<I
       );
       return response.json();
     },
+    module: async () => functionModule,
     async close() {
       await Promise.all([disconnectDb(), closeCache()]);
     },

@@ -71,3 +71,16 @@ test("the first explore page is computed once for both instances", async ({ alic
   expect(statements.filter((n) => n === 2)).toHaveLength(1);
   expect(new Set(results.map((r) => JSON.stringify(r.data))).size).toBe(1);
 });
+
+test("the rate-limit budget is shared: spending it on one instance is felt on the other", async ({ bob }) => {
+  const limits = { RATE_LIMIT_POINTS: "100", RATE_LIMIT_WINDOW_SECONDS: "60" };
+  const [x, y] = await Promise.all([startInstance(limits), startInstance(limits)]);
+  try {
+    const feed = `{ feed(first: 10) { edges { node { id } } } }`; // 31 points each: three fit in 100
+    const results = [];
+    for (const instance of [x, y, x, y]) results.push(await instance.query(feed, {}, bob.token));
+    expect(results.map((r) => r.errors?.[0]?.extensions?.code ?? "ok")).toEqual(["ok", "ok", "ok", "RATE_LIMITED"]);
+  } finally {
+    await Promise.all([x.close(), y.close()]);
+  }
+});

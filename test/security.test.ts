@@ -1,0 +1,278 @@
+// Secure-by-default behaviour that depends on configuration: each scenario runs in its own function instance.
+import { createServer, type Server } from "node:http";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect } from "vitest";
+import { db } from "../src/db.ts";
+import { createUser, PASSWORD, test } from "./helpers.ts";
+import { type Instance, startInstance } from "./instances.ts";
+
+const FEED = `{ feed(first: 10) { edges { node { id } } } }`;
+const LOG_IN = `mutation ($login: String!, $password: String!) {
+  logIn(input: { login: $login, password: $password }) {
+    __typename ... on LogInSuccess { session { accessToken } } ... on RateLimitedError { code retryAfterSeconds message } ... on Error { code }
+  }
+}`;
+
+/** A raw request through an instance's Fetch entry. */
+async function raw(instance: Instance, init: RequestInit & { url?: string } = {}) {
+  const { fetch } = await instance.module();
+  return fetch(new Request(init.url ?? "http://shutter.test/graphql", init));
+}
+
+describe("rate limiting", () => {
+  let instance: Instance;
+  beforeAll(async () => {
+    instance = await startInstance({
+      RATE_LIMIT_POINTS: "100",
+      RATE_LIMIT_ANONYMOUS_POINTS: "60",
+      RATE_LIMIT_WINDOW_SECONDS: "60",
+    });
+  });
+  afterAll(() => instance.close());
+
+  test("a viewer's operations are charged by cost; over budget gets 429 with Retry-After", async ({ alice }) => {
+    // feed(first: 10) { edges { node { id } } } costs 1 + 10 × (edges 1 + node 1 + id 1) = 31 points:
+    // three fit in a budget of 100.
+    const results = [];
+    for (let i = 0; i < 4; i++) {
+      results.push(
+        await raw(instance, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${alice.token}` },
+          body: JSON.stringify({ query: FEED }),
+        }),
+      );
+    }
+    expect(results.slice(0, 3).map((r) => r.status)).toEqual([200, 200, 200]);
+    const limited = results[3] as Response;
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    const body = await limited.json();
+    expect(body.errors[0].extensions).toMatchObject({ code: "RATE_LIMITED", retryAfterSeconds: expect.any(Number) });
+    expect(body.errors[0].message).toMatch(/Too many requests\. Try again in \d+ seconds?\./);
+    expect(body.data).toBeUndefined();
+    // Another viewer has their own budget.
+    const other = await createUser();
+    expect((await instance.query(FEED, {}, other.token)).errors).toBeUndefined();
+  });
+
+  test("signed out, the budget is the client address's", async () => {
+    const explore = `{ explore(first: 10) { edges { node { id } } } }`; // 31 points: one fits in 60
+    const event = (ip: string) => ({ "x-forwarded-for": ip });
+    const ask = (ip: string) =>
+      raw(instance, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...event(ip) },
+        body: JSON.stringify({ query: explore }),
+      });
+    // Without TRUST_PROXY_HEADERS the forwarded address is ignored: all of these share one budget.
+    const statuses = [];
+    for (const ip of ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]) statuses.push((await ask(ip)).status);
+    expect(statuses).toEqual([200, 429, 429, 429]);
+  });
+});
+
+describe("login throttling", () => {
+  let instance: Instance;
+  beforeAll(async () => {
+    instance = await startInstance({
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: "3",
+      LOGIN_MAX_FAILURES_PER_ADDRESS: "5",
+      TRUST_PROXY_HEADERS: "true",
+    });
+  });
+  afterAll(() => instance.close());
+
+  const attempt = async (login: string, password: string, ip: string) => {
+    const response = await raw(instance, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-forwarded-for": ip },
+      body: JSON.stringify({ query: LOG_IN, variables: { login, password } }),
+    });
+    return (await response.json()).data.logIn;
+  };
+
+  test("an account is locked after repeated failures, even with the right password", async () => {
+    const victim = await createUser();
+    for (let i = 0; i < 3; i++)
+      expect((await attempt(victim.handle, "wrong password", `10.1.0.${i}`)).code).toBe("INVALID_CREDENTIALS");
+    const locked = await attempt(victim.handle, PASSWORD, "10.1.0.9");
+    expect(locked).toMatchObject({ __typename: "RateLimitedError", code: "RATE_LIMITED" });
+    expect(locked.retryAfterSeconds).toBeGreaterThan(800);
+    expect(locked.message).toContain("Too many failed sign-in attempts");
+    expect(await db().session.count({ where: { userId: victim.id } })).toBe(1); // only the fixture's
+  });
+
+  test("an address is throttled after failures across many accounts; success resets an account", async () => {
+    const users = await Promise.all(Array.from({ length: 6 }, () => createUser()));
+    expect((await attempt(users[0]!.handle, "nope nope", "10.2.0.1")).code).toBe("INVALID_CREDENTIALS");
+    expect((await attempt(users[0]!.handle, PASSWORD, "10.2.0.1")).__typename).toBe("LogInSuccess");
+    for (const user of users.slice(1, 5))
+      expect((await attempt(user.handle, "nope nope", "10.2.0.1")).code).toBe("INVALID_CREDENTIALS");
+    const blocked = await attempt(users[5]!.handle, PASSWORD, "10.2.0.1");
+    expect(blocked.code).toBe("RATE_LIMITED");
+    expect((await attempt(users[5]!.handle, PASSWORD, "10.2.0.2")).__typename).toBe("LogInSuccess");
+  });
+});
+
+describe("in production", () => {
+  let instance: Instance;
+  beforeAll(async () => {
+    instance = await startInstance({ NODE_ENV: "production", CORS_ORIGINS: "https://app.example.com" });
+  });
+  afterAll(() => instance.close());
+
+  test("introspection, GraphiQL, field suggestions and dev extensions are off", async () => {
+    const introspection = await instance.query(`{ __schema { types { name } } }`);
+    expect(introspection.errors?.[0]?.message).toMatch(/introspection/i);
+    expect(introspection.data).toBeUndefined();
+    const typo = await instance.query(`{ exploer(first: 1) { edges { cursor } } }`);
+    expect(typo.errors?.[0]?.message).not.toMatch(/Did you mean/);
+    const ok = await instance.query(`{ explore(first: 1) { edges { cursor } } }`);
+    expect(ok.extensions).toBeUndefined();
+    const graphiql = await raw(instance, { headers: { accept: "text/html" } });
+    expect(graphiql.headers.get("content-type") ?? "").not.toContain("text/html");
+    const sdl = await raw(instance, { url: "http://shutter.test/schema.graphql" });
+    expect(sdl.status).toBe(404);
+    const jwks = await raw(instance, { url: "http://shutter.test/.well-known/jwks.json" });
+    expect((await jwks.json()).keys).toHaveLength(1);
+  });
+
+  test("CORS allows the configured origin only", async () => {
+    const preflight = (origin: string) =>
+      raw(instance, {
+        method: "OPTIONS",
+        headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+      });
+    expect((await preflight("https://app.example.com")).headers.get("access-control-allow-origin")).toBe(
+      "https://app.example.com",
+    );
+    // Browsers compare the answer with their own origin: anything but "*" or that origin is a refusal.
+    const refused = (await preflight("https://evil.example")).headers.get("access-control-allow-origin");
+    expect([null, "https://app.example.com"]).toContain(refused);
+  });
+
+  test("configuration is validated at start", async () => {
+    await expect(
+      startInstance({ NODE_ENV: "production", JWT_PRIVATE_KEY: "", S3_BUCKET: "", MAX_DEPTH: "one" }),
+    ).rejects.toThrow(/JWT_PRIVATE_KEY[\s\S]*|MAX_DEPTH: must be a number/);
+    await expect(startInstance({ DATABASE_URL: "mysql://nope" })).rejects.toThrow(
+      /DATABASE_URL: must start with postgres:\/\/ or postgresql:\/\//,
+    );
+  });
+});
+
+describe("an external OpenID Connect issuer", () => {
+  let idp: Server;
+  let issuer: string;
+  let instance: Instance;
+  let keys: Awaited<ReturnType<typeof generateKeyPair>>;
+  const sign = (claims: { sub: string; aud?: string; iss?: string }) =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: "RS256", kid: "idp-1" })
+      .setSubject(claims.sub)
+      .setIssuer(claims.iss ?? issuer)
+      .setAudience(claims.aud ?? "shutter-mobile")
+      .setIssuedAt()
+      .setExpirationTime("5m")
+      .sign(keys.privateKey);
+
+  beforeAll(async () => {
+    // A real JWKS endpoint (this test's identity provider), as Cognito or Auth0 would publish one.
+    keys = await generateKeyPair("RS256");
+    const jwk = { ...(await exportJWK(keys.publicKey)), kid: "idp-1", alg: "RS256", use: "sig" };
+    idp = createServer((_req, res) => {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((resolve) => idp.listen(0, "127.0.0.1", resolve));
+    issuer = `http://127.0.0.1:${(idp.address() as { port: number }).port}`;
+    instance = await startInstance({
+      OIDC_ISSUER: issuer,
+      OIDC_AUDIENCE: "shutter-mobile",
+      OIDC_JWKS_URI: `${issuer}/jwks`,
+    });
+  });
+  afterAll(async () => {
+    await instance.close();
+    idp.close();
+  });
+
+  test("its tokens are accepted: an unknown identity signs up once, then is that account", async () => {
+    const token = await sign({ sub: "idp|12345" });
+    expect((await instance.query(`{ viewer { user { handle } } }`, {}, token)).data.viewer).toBeNull();
+    const signUp = await instance.query(
+      `mutation { signUp(input: { handle: "from_idp", displayName: "Idp", email: "idp@example.com" }) { __typename } }`,
+      {},
+      token,
+    );
+    expect(signUp.data.signUp.__typename).toBe("SignUpSuccess");
+    expect((await instance.query(`{ viewer { user { handle } } }`, {}, token)).data.viewer.user.handle).toBe(
+      "from_idp",
+    );
+    const user = await db().user.findUniqueOrThrow({ where: { handle: "from_idp" }, include: { identities: true } });
+    expect(user.passwordHash).toBeNull();
+    expect(user.identities).toMatchObject([{ issuer, subject: "idp|12345" }]);
+    // No password: logging in with one is refused like any wrong password.
+    const login = await instance.query(LOG_IN, { login: "from_idp", password: "anything at all" });
+    expect(login.data.logIn.code).toBe("INVALID_CREDENTIALS");
+  });
+
+  test("tokens for another audience, from another issuer or signed with another key are refused", async () => {
+    const otherKey = await generateKeyPair("RS256");
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: "RS256", kid: "idp-1" })
+      .setSubject("x")
+      .setIssuer(issuer)
+      .setAudience("shutter-mobile")
+      .setExpirationTime("5m")
+      .sign(otherKey.privateKey);
+    for (const token of [
+      await sign({ sub: "x", aud: "someone-else" }),
+      await sign({ sub: "x", iss: "https://other.example" }),
+      forged,
+    ]) {
+      const result = await raw(instance, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query: "{ viewer { email } }" }),
+      });
+      expect(result.status).toBe(401);
+    }
+  });
+});
+
+describe("trust-the-gateway mode", () => {
+  const eventWithClaims = (claims: Record<string, string>) => ({
+    version: "2.0",
+    rawPath: "/graphql",
+    rawQueryString: "",
+    headers: { "content-type": "application/json", host: "api.example.com" },
+    requestContext: {
+      http: { method: "POST", sourceIp: "198.51.100.7" },
+      requestId: "gw",
+      stage: "$default",
+      authorizer: { jwt: { claims, scopes: [] } },
+    },
+    body: JSON.stringify({ query: "{ viewer { user { handle } } }" }),
+    isBase64Encoded: false,
+  });
+
+  test("reads the authorizer's claims only when enabled", async ({ alice }) => {
+    const claims = { iss: "shutter", sub: alice.id, sid: "gateway-session" };
+    const trusting = await startInstance({ AUTH_TRUST_GATEWAY: "true" });
+    const wary = await startInstance();
+    try {
+      const trusted = await (await trusting.module()).handler(eventWithClaims(claims) as never);
+      expect(JSON.parse(trusted.body as string).data.viewer.user.handle).toBe(alice.handle);
+      const ignored = await (await wary.module()).handler(eventWithClaims(claims) as never);
+      expect(JSON.parse(ignored.body as string).data.viewer).toBeNull();
+      const foreign = await (await trusting.module()).handler(
+        eventWithClaims({ iss: "https://elsewhere", sub: "x" }) as never,
+      );
+      expect(foreign.statusCode).toBe(401);
+    } finally {
+      await Promise.all([trusting.close(), wary.close()]);
+    }
+  });
+});
