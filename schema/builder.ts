@@ -63,8 +63,9 @@ export const builder = new SchemaBuilder<{
   relay: {
     clientMutationId: "omit",
     cursorType: "String",
-    nodeQueryOptions: { nullable: true },
-    nodesQueryOptions: { nullable: { list: false, items: true } },
+    // What `node` returns depends on who asks (notifications, pending photos): never shared-cacheable.
+    nodeQueryOptions: { nullable: true, extensions: { personal: true } },
+    nodesQueryOptions: { nullable: { list: false, items: true }, extensions: { personal: true } },
   },
 });
 

@@ -73,6 +73,12 @@ const EnvSchema = z.object({
   LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
   GRAPHIQL: bool.optional(),
   MAX_PAGE_SIZE: int(1, 500).default(50),
+  PERSISTED_QUERIES: z
+    .enum(["persisted-only", "apq", "open"], { message: "must be persisted-only, apq or open" })
+    .optional(),
+  PERSISTED_QUERY_MAX_BYTES: int(256, 1_000_000).default(16_384),
+  PUBLIC_MAX_AGE_SECONDS: int(0, 86_400).default(30),
+  PUBLIC_STALE_WHILE_REVALIDATE_SECONDS: int(0, 86_400).default(60),
 });
 
 export class ConfigError extends Error {
@@ -143,6 +149,14 @@ function parseConfig(env: Record<string, string | undefined>) {
     graphiql: e.GRAPHIQL ?? !production,
     introspection: e.INTROSPECTION ?? !production,
     maxPageSize: e.MAX_PAGE_SIZE,
+    persistedQueries: {
+      policy: e.PERSISTED_QUERIES ?? (production ? "apq" : "open"),
+      maxDocumentBytes: e.PERSISTED_QUERY_MAX_BYTES,
+    },
+    httpCache: {
+      maxAgeSeconds: e.PUBLIC_MAX_AGE_SECONDS,
+      staleWhileRevalidateSeconds: e.PUBLIC_STALE_WHILE_REVALIDATE_SECONDS,
+    },
     trustProxyHeaders: e.TRUST_PROXY_HEADERS,
     /** Browser origins allowed by CORS: everything in development, none in production unless listed. */
     corsOrigins: e.CORS_ORIGINS

@@ -14,6 +14,8 @@ export interface RequestScope {
   /** Cached entity parts found and not found. */
   cacheHits: number;
   cacheMisses: number;
+  /** Whether the response may be cached by anyone ("public") or only by the viewer ("private"); see http-cache.ts. */
+  httpCache?: "public" | "private";
 }
 
 /** A fresh scope for one request. */

@@ -8,7 +8,9 @@ import { jwks } from "./auth.ts";
 import { config } from "./config.ts";
 import { createContext, type ServerContext } from "./context.ts";
 import { ErrorCode, RequestErrorCode } from "./errors.ts";
+import { useHttpCaching } from "./http-cache.ts";
 import { createRequestScope, logger, type RequestScope, requestScope } from "./logger.ts";
+import { usePersistedDocuments } from "./persisted.ts";
 import { CSRF_HEADERS, securityPlugins, useBodyLimit } from "./security.ts";
 
 export type ShutterYoga = YogaServerInstance<ServerContext, Context>;
@@ -127,7 +129,15 @@ function normalizeError(error: GraphQLError, requestId: string, beforeExecution:
   // when it comes from a validation rule that set no status (GraphQL Armor's).
   if (beforeExecution && !status) extensions.http = { spec: true, status: 400 };
   // These statuses say precisely what was wrong; Yoga labels them all BAD_REQUEST.
-  if (status === 405 || status === 413 || status === 415) extensions.code = STATUS_CODES[status];
+  if ((status === 405 || status === 413 || status === 415) && extensions.code === RequestErrorCode.BAD_REQUEST) {
+    extensions.code = STATUS_CODES[status];
+  }
+  // A malformed HTTP request (bad JSON, wrong parameter types: no place in a document to point at) is a 400
+  // whatever media type was asked for, as the GraphQL-over-HTTP audit expects.
+  const http = extensions.http as { spec?: boolean; status?: number } | undefined;
+  if (http?.spec && extensions.code === RequestErrorCode.BAD_REQUEST && !error.locations?.length) {
+    extensions.http = { ...http, spec: false };
+  }
   if (!extensions.code) {
     if (message.includes("CSRF")) {
       extensions.code = RequestErrorCode.CSRF_HEADER_REQUIRED;
@@ -173,6 +183,8 @@ export function createShutterYoga(): ShutterYoga {
     schema,
     context: createContext,
     graphqlEndpoint: "/graphql",
+    // Trusted documents are requested by id (GraphQL "trusted documents" convention), over POST and GET.
+    extraParamNames: ["documentId"],
     landingPage: false,
     // Browsers may call from the configured origins only; apps and servers are not affected by CORS.
     cors: corsOrigins.length
@@ -197,7 +209,14 @@ export function createShutterYoga(): ShutterYoga {
       // the field's path, so this copy is only for debugging.
       error: (...args) => logger().debug(args.map(String).join(" ")),
     },
-    plugins: [useBodyLimit(), useRoutes(), useRequestScope(), ...securityPlugins()],
+    plugins: [
+      useBodyLimit(),
+      useRoutes(),
+      useHttpCaching(),
+      useRequestScope(),
+      usePersistedDocuments(),
+      ...securityPlugins(),
+    ],
   });
 }
 

@@ -118,7 +118,12 @@ describe("login throttling", () => {
 describe("in production", () => {
   let instance: Instance;
   beforeAll(async () => {
-    instance = await startInstance({ NODE_ENV: "production", CORS_ORIGINS: "https://app.example.com" });
+    // Ad-hoc operations are needed to probe these: production defaults to "apq" (see persisted.test.ts).
+    instance = await startInstance({
+      NODE_ENV: "production",
+      CORS_ORIGINS: "https://app.example.com",
+      PERSISTED_QUERIES: "open",
+    });
   });
   afterAll(() => instance.close());
 

@@ -84,3 +84,26 @@ test("the rate-limit budget is shared: spending it on one instance is felt on th
     await Promise.all([x.close(), y.close()]);
   }
 });
+
+test("a persisted query registered through one instance is served by the other (Apollo Client over HTTP)", async () => {
+  const { gql } = await import("@apollo/client");
+  const { apollo } = await import("./apollo-client.ts");
+  const { serve } = await import("./http-server.ts");
+  const [first, second] = await Promise.all([
+    startInstance({ PERSISTED_QUERIES: "apq" }),
+    startInstance({ PERSISTED_QUERIES: "apq" }),
+  ]);
+  const [serverA, serverB] = await Promise.all([serve(first), serve(second)]);
+  try {
+    const query = gql`query CrossInstance { explore(first: 2) { edges { node { id } } } }`;
+    const viaA = apollo(serverA.url);
+    await viaA.client.query({ query });
+    expect(viaA.wire.map((w) => w.status)).toEqual([404, 200]); // registered on A
+    const viaB = apollo(serverB.url);
+    await viaB.client.query({ query });
+    expect(viaB.wire.map((w) => [w.hasQuery, w.status])).toEqual([[false, 200]]); // B knew the hash
+  } finally {
+    await Promise.all([serverA.close(), serverB.close()]);
+    await Promise.all([first.close(), second.close()]);
+  }
+});

@@ -22,6 +22,7 @@ import { displayNameRule, emailRule, handleRule, passwordRule } from "../validat
 import { UserRef } from "./users.ts";
 
 const SessionRef = builder.objectRef<SessionTokens>("Session").implement({
+  extensions: { personal: true },
   description:
     "Tokens of a signed-in device. Send the access token as `Authorization: Bearer <token>`; before it expires, " +
     "exchange the refresh token (once) for new tokens with refreshSession.",

@@ -46,6 +46,7 @@ export async function withdrawNotification(tx: Tx, cause: Cause): Promise<void> 
 }
 
 builder.node(NotificationRef, {
+  extensions: { personal: true },
   description: "Something that happened that concerns the viewer. Only its recipient can see it.",
   id: { resolve: (notification) => notification.id },
   loadMany: (ids, context) =>

@@ -51,6 +51,7 @@ builder.node(PostRef, {
     likeCount: t.exposeInt("likeCount"),
     commentCount: t.exposeInt("commentCount"),
     viewerHasLiked: t.boolean({
+      extensions: { personal: true },
       description: "Whether the signed-in viewer likes this post (false when signed out).",
       resolve: (post, _args, context) => (context.viewer ? context.loaders.viewerHasLiked.load(post.id) : false),
     }),
@@ -66,6 +67,7 @@ builder.queryFields((t) => ({
   }),
   feed: t.connection(
     {
+      extensions: { personal: true },
       type: PostRef,
       description: "Posts by the people the viewer follows, and their own, newest first.",
       authScopes: { viewer: true },

@@ -38,6 +38,7 @@ builder.node(UserRef, {
     followingCount: t.exposeInt("followingCount"),
     postCount: t.exposeInt("postCount"),
     viewerIsFollowing: t.boolean({
+      extensions: { personal: true },
       description: "Whether the signed-in viewer follows this user (false when signed out).",
       resolve: (user, _args, context) => (context.viewer ? context.loaders.viewerIsFollowing.load(user.id) : false),
     }),
@@ -79,6 +80,7 @@ builder.node(UserRef, {
 });
 
 export const ViewerRef = builder.objectRef<Viewer>("Viewer").implement({
+  extensions: { personal: true },
   description: "The signed-in person and what only they may see.",
   fields: (t) => ({
     user: t.field({
@@ -98,6 +100,7 @@ export const ViewerRef = builder.objectRef<Viewer>("Viewer").implement({
 
 builder.queryFields((t) => ({
   viewer: t.field({
+    extensions: { personal: true },
     type: ViewerRef,
     nullable: true,
     description: "The signed-in person, or null when nobody is signed in.",

@@ -1,0 +1,91 @@
+import { createHash } from "node:crypto";
+import { type DocumentNode, type GraphQLSchema, getOperationAST, TypeInfo, visit, visitWithTypeInfo } from "graphql";
+import type { Plugin } from "graphql-yoga";
+import type { Context } from "../schema/builder.ts";
+import { config } from "./config.ts";
+import { requestScope } from "./logger.ts";
+
+/**
+ * Whether an operation selects anything whose answer depends on who asks: fields and types marked
+ * `extensions: { personal: true }` in the schema (the viewer, the feed, `viewerHasLiked`, `node`, ...).
+ */
+export function selectsPersonalData(schema: GraphQLSchema, document: DocumentNode): boolean {
+  const typeInfo = new TypeInfo(schema);
+  let personal = false;
+  visit(
+    document,
+    visitWithTypeInfo(typeInfo, {
+      Field() {
+        if (typeInfo.getFieldDef()?.extensions?.personal || typeInfo.getParentType()?.extensions?.personal) {
+          personal = true;
+        }
+      },
+    }),
+  );
+  return personal;
+}
+
+/**
+ * HTTP caching of GET responses (persisted queries over GET can be cached by CDNs and clients):
+ * - `public, max-age, stale-while-revalidate` only when nothing in the answer depends on a viewer: signed out,
+ *   a query, and no personal field selected (explore, a public profile, a post without viewer fields);
+ * - `private, no-cache` for everything else that succeeded (the app's own cache may keep it and revalidate);
+ * - `no-store` for errors of any kind, and for every POST;
+ * - a strong `ETag` over the data, answered with 304 Not Modified when it matches `If-None-Match`;
+ * - `Vary: Accept, Authorization`: the media type and the viewer change the response.
+ */
+export function useHttpCaching(): Plugin {
+  return {
+    onExecute({ args }) {
+      const scope = requestScope.getStore();
+      if (!scope) return;
+      const context = args.contextValue as unknown as Context;
+      const operation = getOperationAST(args.document, args.operationName);
+      const isPublic =
+        operation?.operation === "query" &&
+        !context.viewer &&
+        !context.request.headers.has("authorization") &&
+        !selectsPersonalData(args.schema, args.document);
+      scope.httpCache = isPublic ? "public" : "private";
+    },
+    async onResponse({ request, response, setResponse, fetchAPI }) {
+      if (request.method !== "GET") {
+        if (!response.headers.has("cache-control")) response.headers.set("cache-control", "no-store");
+        return;
+      }
+      response.headers.set("vary", "Accept, Authorization");
+      const policy = requestScope.getStore()?.httpCache;
+      if (response.status !== 200 || !(response.headers.get("content-type") ?? "").includes("json") || !policy) {
+        response.headers.set("cache-control", "no-store");
+        return;
+      }
+      const body = await response.text();
+      const { data, errors } = JSON.parse(body) as { data?: unknown; errors?: unknown[] };
+      const headers = new fetchAPI.Headers(response.headers);
+      if (errors?.length) {
+        headers.set("cache-control", "no-store");
+        setResponse(new fetchAPI.Response(body, { status: 200, headers }));
+        return;
+      }
+      const { maxAgeSeconds, staleWhileRevalidateSeconds } = config().httpCache;
+      headers.set(
+        "cache-control",
+        policy === "public"
+          ? `public, max-age=${maxAgeSeconds}, stale-while-revalidate=${staleWhileRevalidateSeconds}`
+          : "private, no-cache",
+      );
+      // Over the data only: the extensions (request id, in development) differ on every response.
+      const etag = `"${createHash("sha256").update(JSON.stringify(data)).digest("base64url").slice(0, 32)}"`;
+      headers.set("etag", etag);
+      const ifNoneMatch = request.headers.get("if-none-match") ?? "";
+      const matches = ifNoneMatch.split(",").some((tag) => ["*", etag].includes(tag.trim().replace(/^W\//, "")));
+      if (matches) {
+        headers.delete("content-type");
+        headers.delete("content-length");
+        setResponse(new fetchAPI.Response(null, { status: 304, headers }));
+      } else {
+        setResponse(new fetchAPI.Response(body, { status: 200, headers }));
+      }
+    },
+  };
+}
