@@ -122,7 +122,18 @@ export function usePersistedDocuments(): Plugin {
   };
 }
 
-/** The bundled manifests, for the deploy step that loads them into Redis (scripts/push-persisted.ts). */
-export function bundledDocuments(): ReadonlyMap<string, string> {
-  return BUNDLED;
+/**
+ * Adds documents to the trusted set in Redis (the deploy step: an app version's manifest, so that its
+ * documents keep working in `persisted-only` deployments built after it). Every id must be its document's
+ * SHA-256. @returns how many documents were stored. @throws Error naming the first id that doesn't match.
+ */
+export async function trustDocuments(manifest: Record<string, string>): Promise<number> {
+  const entries = Object.entries(manifest).map(([id, document]) => [id.replace(/^sha256:/, ""), document] as const);
+  for (const [hash, document] of entries) {
+    if (sha256(document) !== hash) throw new Error(`${hash} is not the SHA-256 of its document`);
+  }
+  // No expiry: an app version's documents stay trusted as long as that version may be in use.
+  const forever = 100 * 365 * 24 * 3600_000;
+  for (const [hash, document] of entries) await cacheStore().set(persistedKeys(hash).trusted, document, forever);
+  return entries.length;
 }

@@ -250,3 +250,20 @@ test("GraphQL over HTTP: the official audit (graphql-http) passes every MUST and
     await instance.close();
   }
 });
+
+test("documents of an older app version, loaded by the deploy step, keep working under persisted-only", async () => {
+  const instance = await startInstance({ PERSISTED_QUERIES: "persisted-only" });
+  try {
+    const older = "query OldAppExplore { explore(first: 2) { edges { node { id caption } } } }";
+    const id = `sha256:${sha256(older)}`;
+    expect((await send(instance, { body: { documentId: id } })).status).toBe(404);
+    const { trustDocuments } = await import("../src/persisted.ts");
+    expect(await trustDocuments({ [id]: older })).toBe(1);
+    const result = await send(instance, { body: { documentId: id } });
+    expect(result.status).toBe(200);
+    expect(result.body.data.explore).toBeDefined();
+    await expect(trustDocuments({ [id]: `${older} ` })).rejects.toThrow(/is not the SHA-256/);
+  } finally {
+    await instance.close();
+  }
+});
