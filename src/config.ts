@@ -73,6 +73,10 @@ const EnvSchema = z.object({
   LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
   GRAPHIQL: bool.optional(),
   MAX_PAGE_SIZE: int(1, 500).default(50),
+  UPLOAD_MAX_BYTES: int(1024, 200 * 1024 * 1024).default(15 * 1024 * 1024),
+  UPLOAD_MAX_PENDING: int(1, 1000).default(20),
+  UPLOAD_URL_TTL_SECONDS: int(1, 3600).default(300),
+  UPLOAD_ORPHAN_AGE_MINUTES: int(1, 7 * 24 * 60).default(60),
   PERSISTED_QUERIES: z
     .enum(["persisted-only", "apq", "open"], { message: "must be persisted-only, apq or open" })
     .optional(),
@@ -99,6 +103,11 @@ function parseConfig(env: Record<string, string | undefined>) {
   }
   const e = result.data;
   const production = e.NODE_ENV === "production";
+  if (e.UPLOAD_ORPHAN_AGE_MINUTES * 60 <= e.UPLOAD_URL_TTL_SECONDS) {
+    throw new ConfigError(
+      "Invalid configuration:\n  - UPLOAD_ORPHAN_AGE_MINUTES: must be longer than UPLOAD_URL_TTL_SECONDS (an upload in progress would be deleted)",
+    );
+  }
   if (Boolean(e.OIDC_ISSUER) !== Boolean(e.OIDC_AUDIENCE)) {
     throw new ConfigError(
       "Invalid configuration:\n  - OIDC_ISSUER and OIDC_AUDIENCE: set both to accept an external issuer's tokens, or neither",
@@ -149,6 +158,12 @@ function parseConfig(env: Record<string, string | undefined>) {
     graphiql: e.GRAPHIQL ?? !production,
     introspection: e.INTROSPECTION ?? !production,
     maxPageSize: e.MAX_PAGE_SIZE,
+    uploads: {
+      maxBytes: e.UPLOAD_MAX_BYTES,
+      maxPending: e.UPLOAD_MAX_PENDING,
+      urlTtlSeconds: e.UPLOAD_URL_TTL_SECONDS,
+      orphanAgeMinutes: e.UPLOAD_ORPHAN_AGE_MINUTES,
+    },
     persistedQueries: {
       policy: e.PERSISTED_QUERIES ?? (production ? "apq" : "open"),
       maxDocumentBytes: e.PERSISTED_QUERY_MAX_BYTES,

@@ -60,6 +60,14 @@ const MUTATIONS: Record<string, { open?: boolean; document: string; variables: R
     variables: { id: NO_POST },
   },
   markNotificationsRead: { document: `mutation { markNotificationsRead(input: {}) { __typename } }`, variables: {} },
+  createUpload: {
+    document: `mutation { createUpload(input: { contentType: "image/png", byteSize: 100, purpose: POST_PHOTO }) { __typename } }`,
+    variables: {},
+  },
+  completeUpload: {
+    document: `mutation ($id: ID!) { completeUpload(input: { photoId: $id }) { __typename } }`,
+    variables: { id: globalId("Photo", NONE) },
+  },
 };
 
 // Ids in the documents above are replaced with real ones where the test needs them to exist.

@@ -53,6 +53,23 @@ async function onServer<T>(serverUrl: string, fn: (client: pg.Client) => Promise
   }
 }
 
+async function ensureBucket(settings: Record<string, string>) {
+  const { CreateBucketCommand, S3Client } = await import("@aws-sdk/client-s3");
+  const client = new S3Client({
+    region: settings.S3_REGION ?? "us-east-1",
+    endpoint: settings.S3_ENDPOINT,
+    forcePathStyle: settings.S3_FORCE_PATH_STYLE === "true",
+    credentials:
+      settings.S3_ACCESS_KEY_ID && settings.S3_SECRET_ACCESS_KEY
+        ? { accessKeyId: settings.S3_ACCESS_KEY_ID, secretAccessKey: settings.S3_SECRET_ACCESS_KEY }
+        : undefined,
+  });
+  await client.send(new CreateBucketCommand({ Bucket: settings.S3_BUCKET })).catch((error) => {
+    if (!["BucketAlreadyOwnedByYou", "BucketAlreadyExists"].includes(error.name)) throw error;
+  });
+  client.destroy();
+}
+
 export default async function setup(project: TestProject) {
   const cleanups: (() => Promise<unknown>)[] = [];
   const serverUrl = process.env.DATABASE_URL;
@@ -103,6 +120,8 @@ export default async function setup(project: TestProject) {
       string,
       string
     >;
+    await ensureBucket(s3);
+    console.log(`[test] object storage: ${s3.S3_ENDPOINT ?? "AWS"}, bucket ${s3.S3_BUCKET}`);
   } else {
     const { default: S3rver } = await import("s3rver");
     const directory = mkdtempSync(join(tmpdir(), "shutter-s3-"));

@@ -48,7 +48,7 @@ describe("createPost", () => {
       [{ photoIds: eleven.map((p) => p.gid) }, "BAD_USER_INPUT", "1 to 10 photos"],
       [{ photoIds: [mine.gid, mine.gid] }, "BAD_USER_INPUT", "only once"],
       [{ photoIds: [bobs.gid] }, "FORBIDDEN", "your own photos"],
-      [{ photoIds: [pending.gid] }, "CONFLICT", "finished uploading"],
+      [{ photoIds: [pending.gid] }, "UPLOAD_INVALID", "haven't received the file"],
       [{ photoIds: [avatar.gid] }, "CONFLICT", "avatar"],
       [{ photoIds: [used.photos[0]!.gid] }, "CONFLICT", "already part of a post"],
       [{ photoIds: [globalId("Photo", "00000000-0000-7000-8000-000000000000")] }, "NOT_FOUND", "doesn't exist"],

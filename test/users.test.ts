@@ -99,11 +99,13 @@ describe("updateProfile", () => {
 
   test("refuses someone else's photo, a pending photo, an unknown photo and a too-long bio", async ({ alice, bob }) => {
     const bobs = await createPhoto(bob.id);
-    const pending = await createPhoto(alice.id, { status: "PENDING" });
+    const pending = await createPhoto(alice.id, { status: "PENDING", purpose: "AVATAR" });
+    const forPosts = await createPhoto(alice.id);
     const before = await rowCounts();
     const cases: [Record<string, unknown>, string][] = [
       [{ avatarPhotoId: bobs.gid }, "FORBIDDEN"],
-      [{ avatarPhotoId: pending.gid }, "CONFLICT"],
+      [{ avatarPhotoId: pending.gid }, "UPLOAD_INVALID"],
+      [{ avatarPhotoId: forPosts.gid }, "CONFLICT"],
       [{ avatarPhotoId: globalId("Photo", "00000000-0000-7000-8000-000000000000") }, "NOT_FOUND"],
       [{ avatarPhotoId: globalId("Photo", "not-a-uuid") }, "NOT_FOUND"],
       [{ bio: "x".repeat(161) }, "BAD_USER_INPUT"],

@@ -4,10 +4,12 @@ import { cachedValue, invalidate } from "../cache.ts";
 import { db } from "../db.ts";
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
 import { primed } from "../loaders/index.ts";
+import type { MediaRecord } from "../loaders/media.ts";
 import { authorPostsPage, explorePage, feedPage, type PostRecord } from "../loaders/posts.ts";
 import { logger } from "../logger.ts";
 import { byCreation, type ConnectionArgs, type CursorKey, type PageRequest, paginate } from "../pagination.ts";
 import { deleteObjects } from "../storage.ts";
+import { UploadError, verifyUpload } from "../uploads.ts";
 import { captionRule, LIMITS } from "../validation.ts";
 import { PhotoRef } from "./media.ts";
 import { UserRef } from "./users.ts";
@@ -136,7 +138,7 @@ builder.mutationField("createPost", (t) =>
   t.field({
     type: PostRef,
     args: { input: t.arg({ type: CreatePostInput, required: true }) },
-    errors: { types: [NotFoundError, ForbiddenError, ConflictError], dataField: { name: "post" } },
+    errors: { types: [NotFoundError, ForbiddenError, ConflictError, UploadError], dataField: { name: "post" } },
     resolve: async (_root, { input }, context) => {
       const viewerId = context.viewer!.id;
       const photoIds = input.photoIds.map((id) => id.id);
@@ -154,6 +156,10 @@ builder.mutationField("createPost", (t) =>
         if (!media || media instanceof Error) throw new NotFoundError("One of those photos doesn't exist.");
         if (media.ownerId !== viewerId) throw new ForbiddenError("You can only post your own photos.");
         if (media.purpose !== "POST_PHOTO") throw new ConflictError("That photo was uploaded as an avatar.");
+      }
+      // Uploads not verified yet are checked now (what arrived in storage, before anyone sees it).
+      for (const ready of await Promise.all(found.map((media) => verifyUpload(media as MediaRecord)))) {
+        context.loaders.media.clear(ready.id).prime(ready.id, ready);
       }
       const created = await db().$transaction(async (tx) => {
         // Lock the photos, then re-check what another request could have changed since they were loaded.

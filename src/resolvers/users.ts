@@ -5,8 +5,9 @@ import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
 import { primed } from "../loaders/index.ts";
 import { followPage, handleSearchPage, type UserRecord } from "../loaders/users.ts";
 import { type Ordering, paginate } from "../pagination.ts";
+import { UploadError, verifyUpload } from "../uploads.ts";
 import { bioRule, displayNameRule, handleRule, searchPrefixRule } from "../validation.ts";
-import { PhotoRef, readyMedia } from "./media.ts";
+import { ownMedia, PhotoRef, readyMedia } from "./media.ts";
 import { PostConnection, PostRef, postsOfAuthor } from "./posts.ts";
 
 export const UserRef = builder.objectRef<UserRecord>("User");
@@ -136,7 +137,8 @@ const UpdateProfileInput = builder.inputType("UpdateProfileInput", {
     displayName: t.string().validate(displayNameRule),
     bio: t.string().validate(bioRule),
     avatarPhotoId: t.globalID({
-      description: "A READY avatar upload of yours. Set to null to remove the avatar.",
+      for: PhotoRef,
+      description: "An avatar upload of yours (verified now if it is still PENDING). Null removes the avatar.",
     }),
   }),
 });
@@ -146,18 +148,18 @@ builder.mutationField("updateProfile", (t) =>
     type: UserRef,
     description: "Changes the viewer's public profile. Only the fields given change.",
     args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
-    errors: { types: [NotFoundError, ForbiddenError, ConflictError], dataField: { name: "user" } },
+    errors: { types: [NotFoundError, ForbiddenError, ConflictError, UploadError], dataField: { name: "user" } },
     resolve: async (_root, { input }, context) => {
       const viewer = context.viewer!;
       let avatarId: string | null | undefined;
       if (input.avatarPhotoId === null) avatarId = null;
       else if (input.avatarPhotoId) {
-        const media =
-          input.avatarPhotoId.typename === "Photo" ? await context.loaders.media.load(input.avatarPhotoId.id) : null;
-        if (!media) throw new NotFoundError("That photo doesn't exist.");
-        if (media.ownerId !== viewer.id) throw new ForbiddenError("You can only use your own photos as your avatar.");
-        if (media.status !== "READY") throw new ConflictError("That photo hasn't finished uploading yet.");
-        avatarId = media.id;
+        const media = await ownMedia(context, input.avatarPhotoId.id);
+        if (media.purpose !== "AVATAR")
+          throw new ConflictError("That photo was uploaded for a post, not as an avatar.");
+        const ready = await verifyUpload(media);
+        context.loaders.media.clear(ready.id).prime(ready.id, ready);
+        avatarId = ready.id;
       }
       const {
         passwordHash: _hash,

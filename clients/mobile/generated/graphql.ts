@@ -11,8 +11,10 @@ export type ErrorCode =
   | 'INTERNAL_SERVER_ERROR'
   | 'INVALID_CREDENTIALS'
   | 'NOT_FOUND'
+  | 'QUOTA_EXCEEDED'
   | 'RATE_LIMITED'
-  | 'UNAUTHENTICATED';
+  | 'UNAUTHENTICATED'
+  | 'UPLOAD_INVALID';
 
 export type NotificationKind =
   /** Someone commented on your post. */
@@ -33,7 +35,7 @@ export type SignUpInput = {
 };
 
 export type UpdateProfileInput = {
-  /** A READY avatar upload of yours. Set to null to remove the avatar. */
+  /** An avatar upload of yours (verified now if it is still PENDING). Null removes the avatar. */
   avatarPhotoId?: string | number | null | undefined;
   bio?: string | null | undefined;
   displayName?: string | null | undefined;
@@ -99,6 +101,7 @@ export type UpdateProfileMutation = { updateProfile:
     | { __typename: 'ForbiddenError', code: ErrorCode, message: string }
     | { __typename: 'NotFoundError', code: ErrorCode, message: string }
     | { __typename: 'UpdateProfileSuccess', user: { bio: string, id: string, handle: string, displayName: string, avatar: { id: string, url: string | null } | null } }
+    | { __typename: 'UploadError', code: ErrorCode, message: string }
     | { __typename: 'ValidationError', code: ErrorCode, message: string, fieldErrors: Array<{ path: Array<string>, message: string }> }
    };
 
@@ -239,6 +242,7 @@ export type CreatePostMutation = { createPost:
     | { __typename: 'CreatePostSuccess', post: { id: string, caption: string, createdAt: unknown, likeCount: number, commentCount: number, viewerHasLiked: boolean, author: { id: string, handle: string, displayName: string, avatar: { id: string, url: string | null } | null }, photos: Array<{ id: string, url: string | null, width: number | null, height: number | null }>, comments: { edges: Array<{ node: { id: string, body: string, author: { id: string, handle: string } } }> } } }
     | { __typename: 'ForbiddenError', code: ErrorCode, message: string }
     | { __typename: 'NotFoundError', code: ErrorCode, message: string }
+    | { __typename: 'UploadError', code: ErrorCode, message: string }
     | { __typename: 'ValidationError', code: ErrorCode, message: string, fieldErrors: Array<{ path: Array<string>, message: string }> }
    };
 

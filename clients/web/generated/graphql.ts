@@ -11,8 +11,10 @@ export type ErrorCode =
   | 'INTERNAL_SERVER_ERROR'
   | 'INVALID_CREDENTIALS'
   | 'NOT_FOUND'
+  | 'QUOTA_EXCEEDED'
   | 'RATE_LIMITED'
-  | 'UNAUTHENTICATED';
+  | 'UNAUTHENTICATED'
+  | 'UPLOAD_INVALID';
 
 export type NotificationKind =
   /** Someone commented on your post. */

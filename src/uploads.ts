@@ -1,0 +1,210 @@
+import { randomUUID } from "node:crypto";
+import { GetObjectCommand, HeadObjectCommand, NotFound, PutObjectCommand } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { fileTypeFromBuffer } from "file-type";
+import { imageSize } from "image-size";
+import { invalidate } from "./cache.ts";
+import { config } from "./config.ts";
+import { db } from "./db.ts";
+import { ErrorCode, ShutterError } from "./errors.ts";
+import type { MediaPurpose } from "./generated/prisma/client.ts";
+import type { MediaRecord } from "./loaders/media.ts";
+import { logger } from "./logger.ts";
+import { deleteObjects, s3, storageConfig } from "./storage.ts";
+
+/** Photo formats apps may upload, by MIME type, with the extension their objects get. */
+export const PHOTO_TYPES = {
+  "image/jpeg": "jpg",
+  "image/png": "png",
+  "image/webp": "webp",
+  "image/heic": "heic",
+} as const;
+export type PhotoType = keyof typeof PHOTO_TYPES;
+
+export const isPhotoType = (value: string): value is PhotoType => value in PHOTO_TYPES;
+
+/** Why an uploaded file could not be used. */
+export type UploadProblem = "NOT_RECEIVED" | "EXPIRED" | "SIZE_MISMATCH" | "TYPE_MISMATCH" | "NOT_AN_IMAGE";
+
+const PROBLEMS: Record<UploadProblem, string> = {
+  NOT_RECEIVED: "We haven't received the file yet: upload it to the URL you were given, then try again.",
+  EXPIRED: "This upload expired before the file arrived. Start a new upload.",
+  SIZE_MISMATCH: "The file that arrived is not the size announced. Start a new upload with its real size.",
+  TYPE_MISMATCH: "The file that arrived is not of the type announced. Start a new upload with its real type.",
+  NOT_AN_IMAGE: "The file is not a JPEG, PNG, WebP or HEIC image. Choose another photo.",
+};
+
+/**
+ * An upload that cannot be used. Except NOT_RECEIVED (the client may still send the file), the upload is
+ * gone: its object and its record were deleted, and the app must start a new one.
+ */
+export class UploadError extends ShutterError {
+  readonly problem: UploadProblem;
+
+  constructor(problem: UploadProblem) {
+    super(ErrorCode.UPLOAD_INVALID, PROBLEMS[problem], { problem });
+    this.problem = problem;
+  }
+}
+
+/** Too many uploads started and not used yet. */
+export class QuotaExceededError extends ShutterError {
+  constructor(message: string) {
+    super(ErrorCode.QUOTA_EXCEEDED, message);
+  }
+}
+
+export interface UploadTarget {
+  url: string;
+  method: "PUT";
+  /** Headers the PUT must carry exactly: they are part of the signature. */
+  headers: { name: string; value: string }[];
+  expiresAt: Date;
+}
+
+/**
+ * Starts an upload: a PENDING media record and a presigned PUT for a key the server chose. The signature binds
+ * the bucket, the key, Content-Type and Content-Length, and expires within minutes, so the app can upload
+ * exactly the file it announced there and nothing else.
+ * @throws QuotaExceededError when the viewer has too many unused uploads.
+ */
+export async function startUpload(
+  ownerId: string,
+  input: { contentType: PhotoType; byteSize: number; purpose: MediaPurpose },
+): Promise<{ media: MediaRecord; upload: UploadTarget }> {
+  const { maxPending, urlTtlSeconds } = config().uploads;
+  const pending = await db().media.count({ where: { ownerId, status: "PENDING" } });
+  if (pending >= maxPending) {
+    throw new QuotaExceededError(
+      `You have ${pending} uploads that haven't been used yet. Use them, or wait a little for them to expire.`,
+    );
+  }
+  const id = randomUUID();
+  const storageKey = `u/${ownerId}/${id}.${PHOTO_TYPES[input.contentType]}`;
+  const media = await db().media.create({
+    data: {
+      id,
+      ownerId,
+      purpose: input.purpose,
+      storageKey,
+      contentType: input.contentType,
+      byteSize: input.byteSize,
+    },
+  });
+  const url = await getSignedUrl(
+    s3(),
+    new PutObjectCommand({
+      Bucket: storageConfig().bucket,
+      Key: storageKey,
+      ContentType: input.contentType,
+      ContentLength: input.byteSize,
+    }),
+    { expiresIn: urlTtlSeconds, signableHeaders: new Set(["content-type", "content-length"]) },
+  );
+  return {
+    media,
+    upload: {
+      url,
+      method: "PUT",
+      headers: [
+        { name: "Content-Type", value: input.contentType },
+        { name: "Content-Length", value: String(input.byteSize) },
+      ],
+      expiresAt: uploadExpiry(media),
+    },
+  };
+}
+
+const uploadExpiry = (media: Pick<MediaRecord, "createdAt">) =>
+  new Date(media.createdAt.getTime() + config().uploads.urlTtlSeconds * 1000);
+
+/** Bytes read from the start of an object to recognise its format and dimensions. */
+const HEAD_BYTES = 256 * 1024;
+
+/**
+ * Checks what arrived for a PENDING upload before anyone sees it, and marks it READY: the object exists, has
+ * the size and type that were signed, arrived before the URL expired, and its first bytes are an image of the
+ * declared format (whose width and height are recorded). READY media are returned as they are, so retrying is
+ * harmless; concurrent verifications of one upload agree.
+ * @throws UploadError (the object and the record are deleted, except when the file has not arrived yet)
+ */
+export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
+  if (media.status === "READY") return media;
+  const { bucket } = storageConfig();
+  let head: { ContentLength?: number; ContentType?: string; LastModified?: Date };
+  try {
+    head = await s3().send(new HeadObjectCommand({ Bucket: bucket, Key: media.storageKey }));
+  } catch (error) {
+    if (!(error instanceof NotFound) && (error as { name?: string }).name !== "NotFound") throw error;
+    if (Date.now() > uploadExpiry(media).getTime()) return reject(media, "EXPIRED");
+    throw new UploadError("NOT_RECEIVED");
+  }
+  if (head.LastModified && head.LastModified.getTime() > uploadExpiry(media).getTime() + 1000) {
+    return reject(media, "EXPIRED");
+  }
+  if (head.ContentLength !== media.byteSize) return reject(media, "SIZE_MISMATCH");
+  if (head.ContentType !== media.contentType) return reject(media, "TYPE_MISMATCH");
+
+  const object = await s3().send(
+    new GetObjectCommand({ Bucket: bucket, Key: media.storageKey, Range: `bytes=0-${HEAD_BYTES - 1}` }),
+  );
+  const bytes = Buffer.from(
+    await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+  );
+  const detected = await fileTypeFromBuffer(bytes);
+  if (!detected || !isPhotoType(detected.mime)) return reject(media, "NOT_AN_IMAGE");
+  if (detected.mime !== media.contentType) return reject(media, "TYPE_MISMATCH");
+  let size: { width?: number; height?: number };
+  try {
+    size = imageSize(bytes);
+  } catch {
+    return reject(media, "NOT_AN_IMAGE");
+  }
+  const [ready] = await db().$queryRaw<MediaRecord[]>`
+    UPDATE media SET status = 'READY', width = ${size.width ?? null}, height = ${size.height ?? null}
+    WHERE id = ${media.id}::uuid RETURNING id`;
+  await invalidate(["media", media.id]);
+  const current = await db().media.findUnique({ where: { id: media.id } });
+  // Deleted meanwhile (the orphan cleanup): as good as never received.
+  if (!ready || !current) throw new UploadError("EXPIRED");
+  return current;
+}
+
+/** Deletes a rejected upload (object first, then the record) and throws why. */
+async function reject(media: MediaRecord, problem: UploadProblem): Promise<never> {
+  logger().info({ mediaId: media.id, problem }, "upload rejected");
+  await deleteObjects([media.storageKey]);
+  await db().media.deleteMany({ where: { id: media.id, status: "PENDING" } });
+  await invalidate(["media", media.id]);
+  throw new UploadError(problem);
+}
+
+/**
+ * Deletes uploads that were started and never used (PENDING and older than UPLOAD_ORPHAN_AGE_MINUTES), objects
+ * and records, in batches. Safe to run concurrently and repeatedly: each batch locks its rows with SKIP LOCKED,
+ * so two runs never take the same upload, and a rerun finds only what is left.
+ * @returns how many uploads were deleted.
+ */
+export async function deleteOrphanedUploads(options: { olderThanMinutes?: number; batchSize?: number } = {}) {
+  const minutes = options.olderThanMinutes ?? config().uploads.orphanAgeMinutes;
+  const cutoff = new Date(Date.now() - minutes * 60_000);
+  let deleted = 0;
+  for (;;) {
+    const batch = await db().$transaction(async (tx) => {
+      const rows = await tx.$queryRaw<{ id: string; storage_key: string }[]>`
+        SELECT id, storage_key FROM media
+        WHERE status = 'PENDING' AND created_at < ${cutoff}
+        ORDER BY created_at LIMIT ${options.batchSize ?? 200}
+        FOR UPDATE SKIP LOCKED`;
+      if (rows.length === 0) return rows;
+      // Objects first: if deleting them fails, the records stay and the next run tries again.
+      await deleteObjects(rows.map((row) => row.storage_key));
+      await tx.media.deleteMany({ where: { id: { in: rows.map((row) => row.id) } } });
+      return rows;
+    });
+    if (batch.length === 0) break;
+    await invalidate(...batch.map((row): [string, string] => ["media", row.id]));
+    deleted += batch.length;
+  }
+  return deleted;
+}
