@@ -1,5 +1,5 @@
 // What a real S3 refuses at PUT time for Shutter's presigned URLs (runs against Ceph's RADOS Gateway:
-// scripts/ceph-s3.sh; the embedded dev server checks no signatures, see FACTS in the README).
+// scripts/ceph-s3.sh; the embedded dev server checks no signatures: see "Photo uploads" in the README).
 import { expect } from "vitest";
 import { ok, type TestUser, test } from "./helpers.ts";
 import { png } from "./images.ts";
