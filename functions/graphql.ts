@@ -2,14 +2,19 @@
 // container start): configuration is validated and the schema and Yoga instance are built here, then
 // reused by every warm invocation. Per-request state lives in the GraphQL context only.
 import type { Context as LambdaContext } from "aws-lambda";
+import type { ServerContext } from "../src/context.ts";
 import { type GatewayEvent, type GatewayResult, toRequest, toResult } from "../src/lambda.ts";
+import { loadSecrets } from "../src/secrets.ts";
 import { createShutterYoga, handleRequest } from "../src/yoga.ts";
 
+// Secrets kept in Secrets Manager or SSM (SHUTTER_SECRET_ID, SHUTTER_SSM_PATH) become settings before the
+// configuration is read: once per instance, part of its init.
+await loadSecrets();
 const yoga = createShutterYoga();
 
 /** Fetch API handler, for runtimes that speak `Request`/`Response` (Deno, Bun, workers, the dev server). */
-export function fetch(request: Request): Promise<Response> {
-  return handleRequest(yoga, request);
+export function fetch(request: Request, serverContext: ServerContext = {}): Promise<Response> {
+  return handleRequest(yoga, request, serverContext);
 }
 
 /** AWS Lambda handler behind API Gateway: HTTP API (payload 2.0) and REST API (payload 1.0) proxy events. */

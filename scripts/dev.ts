@@ -1,4 +1,6 @@
 // `npm run dev`: serves the GraphQL function on http://localhost:4000/graphql with GraphiQL.
+// `npm run gateway` (`--gateway`): serves the bundled function through the local API Gateway emulator instead
+// (scripts/gateway.ts): one process per function instance, cold and warm starts, Lambda's report lines.
 // Whatever is not configured runs embedded: PostgreSQL (@prisma/dev, data kept between runs,
 // migrated and seeded on start), object storage (s3rver on disk in .shutter/s3) and the cache (in-process).
 // Set DATABASE_URL, REDIS_URL or S3_BUCKET (and S3_*) to use real services instead.
@@ -64,6 +66,7 @@ async function main() {
   const closers: (() => Promise<unknown>)[] = [];
   const backends: string[] = [];
 
+  const embedded = !process.env.DATABASE_URL;
   if (process.env.DATABASE_URL) backends.push("PostgreSQL: DATABASE_URL");
   else {
     const db = await embeddedDatabase();
@@ -81,9 +84,15 @@ async function main() {
   await step("migrating", "prisma/engine.mjs", ["migrate", "deploy"]);
   await step("seeding (when empty)", "prisma/seed.ts", ["--if-empty"]);
 
+  if (process.argv.includes("--gateway")) return serveThroughGateway(backends, closers, embedded);
+
   // Imported only now: the function reads its configuration (set above) at module scope.
   const { fetch } = await import("../functions/graphql.ts");
-  const server = createServer(createServerAdapter(fetch));
+  const server = createServer(
+    createServerAdapter<{ req: { socket: { remoteAddress?: string } } }>((request, { req }) =>
+      fetch(request, { remoteAddress: req.socket.remoteAddress }),
+    ),
+  );
   server.listen(port, () => {
     for (const backend of backends) say(backend);
     say(`GraphiQL: http://localhost:${port}/graphql`);
@@ -95,6 +104,30 @@ async function main() {
     server.close();
     const { disconnectDb } = await import("../src/db.ts");
     await disconnectDb();
+    await Promise.allSettled(closers.map((close) => close()));
+    process.exit(0);
+  };
+  process.once("SIGINT", shutdown);
+  process.once("SIGTERM", shutdown);
+}
+
+async function serveThroughGateway(backends: string[], closers: (() => Promise<unknown>)[], embedded: boolean) {
+  await step("bundling", "scripts/build.ts", []);
+  const { startGateway } = await import("./gateway.ts");
+  // The embedded PostgreSQL serves one connection at a time: with it, one instance.
+  const maxInstances = embedded ? 1 : Number(process.env.GATEWAY_MAX_INSTANCES ?? 10);
+  const gateway = await startGateway({
+    module: new URL("../dist/functions/graphql.mjs", import.meta.url).pathname,
+    port,
+    maxInstances,
+    idleTimeoutMs: Number(process.env.GATEWAY_IDLE_TIMEOUT_MS ?? 300_000),
+    timeoutMs: Number(process.env.GATEWAY_TIMEOUT_MS ?? 29_000),
+    env: { ...process.env, LOG_FORMAT: process.env.LOG_FORMAT ?? "json" },
+  });
+  for (const backend of backends) say(backend);
+  say(`API Gateway emulator: ${gateway.url}/graphql (at most ${maxInstances} instances)`);
+  const shutdown = async () => {
+    await gateway.close();
     await Promise.allSettled(closers.map((close) => close()));
     process.exit(0);
   };

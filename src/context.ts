@@ -11,6 +11,8 @@ import { requestScope } from "./logger.ts";
 export interface ServerContext {
   /** The API Gateway event, when invoked through Lambda. */
   event?: GatewayEvent;
+  /** The Lambda invocation context. */
+  lambdaContext?: unknown;
   /** The TCP peer, when served by the Node HTTP entry. */
   remoteAddress?: string;
 }

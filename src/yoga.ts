@@ -250,7 +250,7 @@ export function requestIdFor(request: Request, platformRequestId?: string): stri
 export function handleRequest(
   yoga: ShutterYoga,
   request: Request,
-  serverContext: ServerContext & Record<string, unknown> = {},
+  serverContext: ServerContext = {},
   platformRequestId?: string,
 ): Promise<Response> {
   const scope: RequestScope = createRequestScope(requestIdFor(request, platformRequestId));

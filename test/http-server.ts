@@ -6,7 +6,7 @@ import type { Instance } from "./instances.ts";
 
 export async function serve(instance: Instance): Promise<{ url: string; close(): Promise<void> }> {
   const { fetch } = await instance.module();
-  const server: Server = createServer(createServerAdapter(fetch));
+  const server: Server = createServer(createServerAdapter((request: Request) => fetch(request)));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {

@@ -1,0 +1,310 @@
+// A local API Gateway (HTTP API, payload 2.0) in front of the bundled function, behaving like the platform:
+// - each HTTP request becomes an API Gateway v2 event, invoked on a pool of function instances (child processes
+//   running dist/functions/graphql.mjs); an instance handles one invocation at a time;
+// - a request with no idle instance starts a new one (cold start: its init runs first), up to `maxInstances`;
+//   beyond that, requests wait for an instance to free up;
+// - idle instances are reused (warm) and reaped after `idleTimeoutMs`;
+// - an invocation over `timeoutMs` is answered 504 and its instance discarded, as Lambda discards a timed-out
+//   sandbox; requests over 10 MB are refused (413), responses over 6 MB fail (502), the platform's limits;
+// - every invocation logs START/END/REPORT lines like Lambda's, with Init Duration on cold starts.
+// `npm run gateway` serves it on :4000 (embedded services as for `npm run dev` when nothing is configured).
+import { type ChildProcess, fork } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface GatewayOptions {
+  /** The bundled handler module (npm run build). */
+  module: string;
+  handler?: string;
+  port?: number;
+  maxInstances?: number;
+  idleTimeoutMs?: number;
+  timeoutMs?: number;
+  memorySizeMb?: number;
+  /** Environment of the instances (the function's configuration). */
+  env?: Record<string, string | undefined>;
+  log?: (line: string) => void;
+}
+
+interface Instance {
+  id: number;
+  child: ChildProcess;
+  busy: boolean;
+  lastUsed: number;
+  initMs: number;
+  invocations: number;
+  dead: boolean;
+}
+
+export interface Invocation {
+  requestId: string;
+  instance: number;
+  cold: boolean;
+  initMs?: number;
+  durationMs: number;
+  status: number;
+}
+
+const REQUEST_LIMIT = 10 * 1024 * 1024;
+const RESPONSE_LIMIT = 6 * 1024 * 1024;
+const runtime = new URL("./lambda-runtime.ts", import.meta.url).pathname;
+
+export async function startGateway(options: GatewayOptions) {
+  const {
+    module,
+    handler = "handler",
+    maxInstances = 10,
+    idleTimeoutMs = 60_000,
+    timeoutMs = 29_000,
+    memorySizeMb = 1024,
+    log = (line: string) => console.log(line),
+  } = options;
+  const instances: Instance[] = [];
+  const waiting: ((instance: Instance) => void)[] = [];
+  const invocations: Invocation[] = [];
+  let nextId = 1;
+
+  function discard(instance: Instance, why: string) {
+    if (instance.dead) return;
+    instance.dead = true;
+    instance.child.kill("SIGKILL");
+    instances.splice(instances.indexOf(instance), 1);
+    log(`[gateway] instance ${instance.id} ${why} after ${instance.invocations} invocations`);
+  }
+
+  function startInstance(): Promise<Instance> {
+    const child = fork(runtime, [], {
+      env: {
+        ...process.env,
+        ...options.env,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySizeMb),
+      } as NodeJS.ProcessEnv,
+      execArgv: ["--enable-source-maps"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    const instance: Instance = {
+      id: nextId++,
+      child,
+      busy: true,
+      lastUsed: Date.now(),
+      initMs: 0,
+      invocations: 0,
+      dead: false,
+    };
+    instances.push(instance);
+    child.on("exit", () => {
+      if (!instance.dead) discard(instance, "exited");
+    });
+    return new Promise((resolve, reject) => {
+      child.once("message", (message: { type: string; initMs?: number; message?: string }) => {
+        if (message.type === "ready") {
+          instance.initMs = message.initMs ?? 0;
+          resolve(instance);
+        } else {
+          discard(instance, "failed to initialise");
+          reject(new Error(message.message));
+        }
+      });
+      child.send({ type: "init", module, handler });
+    });
+  }
+
+  /** An idle instance (warm), a new one (cold), or the next one to free up. */
+  async function acquire(): Promise<{ instance: Instance; cold: boolean }> {
+    const idle = instances.find((i) => !i.busy && !i.dead);
+    if (idle) {
+      idle.busy = true;
+      return { instance: idle, cold: false };
+    }
+    if (instances.length < maxInstances) return { instance: await startInstance(), cold: true };
+    return { instance: await new Promise<Instance>((resolve) => waiting.push(resolve)), cold: false };
+  }
+
+  function release(instance: Instance) {
+    instance.lastUsed = Date.now();
+    const next = waiting.shift();
+    if (next) next(instance);
+    else instance.busy = false;
+  }
+
+  function invoke(instance: Instance, event: unknown, requestId: string) {
+    return new Promise<{ result?: unknown; error?: string; durationMs: number; rss?: number; timedOut?: boolean }>(
+      (resolve) => {
+        const timer = setTimeout(() => {
+          instance.child.off("message", onMessage);
+          resolve({ timedOut: true, durationMs: timeoutMs });
+        }, timeoutMs);
+        const onMessage = (message: {
+          type: string;
+          id: string;
+          result?: unknown;
+          message?: string;
+          durationMs: number;
+          rss?: number;
+        }) => {
+          if (message.id !== requestId) return;
+          clearTimeout(timer);
+          instance.child.off("message", onMessage);
+          resolve({
+            result: message.result,
+            error: message.type === "error" ? message.message : undefined,
+            durationMs: message.durationMs,
+            rss: message.rss,
+          });
+        };
+        instance.child.on("message", onMessage);
+        instance.child.send({ type: "invoke", id: requestId, event, deadline: Date.now() + timeoutMs });
+      },
+    );
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += chunk.length;
+      if (size > REQUEST_LIMIT) return reply(res, 413, { message: "Request Entity Too Large" });
+      chunks.push(chunk);
+    }
+    const requestId = randomUUID();
+    const event = toEvent(req, Buffer.concat(chunks), requestId);
+    const { instance, cold } = await acquire().catch((error: Error) => {
+      log(`[gateway] init failed: ${error.message}`);
+      return { instance: undefined, cold: true };
+    });
+    if (!instance) return reply(res, 502, { message: "Internal Server Error" });
+    log(`START RequestId: ${requestId} Version: $LATEST (${cold ? "cold" : "warm"}, instance ${instance.id})`);
+    const outcome = await invoke(instance, event, requestId);
+    instance.invocations++;
+    const billed = Math.ceil(outcome.durationMs);
+    const report =
+      `REPORT RequestId: ${requestId}\tDuration: ${outcome.durationMs.toFixed(2)} ms\tBilled Duration: ${billed} ms\t` +
+      `Memory Size: ${memorySizeMb} MB\tMax Memory Used: ${Math.round((outcome.rss ?? 0) / 1048576)} MB` +
+      (cold ? `\tInit Duration: ${instance.initMs.toFixed(2)} ms` : "");
+    let status: number;
+    if (outcome.timedOut) {
+      log(`${new Date().toISOString()} ${requestId} Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`);
+      discard(instance, "timed out");
+      status = reply(res, 504, { message: "Endpoint request timed out" });
+    } else if (outcome.error) {
+      log(`${requestId} ERROR ${outcome.error}`);
+      release(instance);
+      status = reply(res, 502, { message: "Internal Server Error" });
+    } else {
+      release(instance);
+      const result = outcome.result as {
+        statusCode: number;
+        headers?: Record<string, string>;
+        cookies?: string[];
+        body?: string;
+        isBase64Encoded?: boolean;
+      };
+      const body =
+        result.body === undefined
+          ? Buffer.alloc(0)
+          : Buffer.from(result.body, result.isBase64Encoded ? "base64" : "utf8");
+      if (body.length > RESPONSE_LIMIT) {
+        log(`${requestId} ERROR response payload of ${body.length} bytes exceeds the 6 MB limit`);
+        status = reply(res, 502, { message: "Internal Server Error" });
+      } else {
+        res.writeHead(result.statusCode, {
+          ...result.headers,
+          ...(result.cookies?.length ? { "set-cookie": result.cookies } : {}),
+        });
+        res.end(body);
+        status = result.statusCode;
+      }
+    }
+    log(`END RequestId: ${requestId}`);
+    log(report);
+    invocations.push({
+      requestId,
+      instance: instance.id,
+      cold,
+      initMs: cold ? instance.initMs : undefined,
+      durationMs: outcome.durationMs,
+      status,
+    });
+  }
+
+  const reaper = setInterval(
+    () => {
+      for (const instance of [...instances]) {
+        if (!instance.busy && Date.now() - instance.lastUsed > idleTimeoutMs) discard(instance, "reaped (idle)");
+      }
+    },
+    Math.min(1000, idleTimeoutMs),
+  );
+  reaper.unref();
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((error) => {
+      log(`[gateway] ${String(error?.stack ?? error)}`);
+      if (!res.headersSent) reply(res, 500, { message: "Internal Server Error" });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    invocations,
+    /** Process ids of the live instances (tests freeze and thaw them). */
+    instancePids: () => instances.map((i) => i.child.pid as number),
+    async close() {
+      clearInterval(reaper);
+      for (const instance of [...instances]) discard(instance, "stopped");
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): number {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+  return status;
+}
+
+const TEXT = /^(text\/|application\/(json|graphql-response\+json|x-www-form-urlencoded|graphql))/;
+
+/** The API Gateway HTTP API (payload 2.0) event of a request. */
+export function toEvent(req: IncomingMessage, body: Buffer, requestId: string) {
+  const url = new URL(req.url ?? "/", "http://localhost");
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (name === "cookie" || value === undefined) continue;
+    headers[name] = Array.isArray(value) ? value.join(",") : value;
+  }
+  const text = TEXT.test(headers["content-type"] ?? "text/plain");
+  const now = new Date();
+  return {
+    version: "2.0",
+    routeKey: "$default",
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    cookies: req.headers.cookie ? req.headers.cookie.split(/;\s*/) : undefined,
+    headers,
+    queryStringParameters: url.search ? Object.fromEntries(url.searchParams) : undefined,
+    requestContext: {
+      accountId: "000000000000",
+      apiId: "local",
+      domainName: headers.host ?? "localhost",
+      domainPrefix: "local",
+      http: {
+        method: req.method ?? "GET",
+        path: url.pathname,
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: req.socket.remoteAddress ?? "127.0.0.1",
+        userAgent: headers["user-agent"] ?? "",
+      },
+      requestId,
+      routeKey: "$default",
+      stage: "$default",
+      time: now.toUTCString(),
+      timeEpoch: now.getTime(),
+    },
+    body: body.length ? body.toString(text ? "utf8" : "base64") : undefined,
+    isBase64Encoded: body.length > 0 && !text,
+  };
+}

@@ -1,0 +1,43 @@
+import { logger } from "./logger.ts";
+
+/**
+ * Loads secret settings into the environment before the configuration is read, so that nothing secret has
+ * to sit in the function's environment variables:
+ * - SHUTTER_SECRET_ID: a Secrets Manager secret whose value is a JSON object of settings
+ *   (e.g. {"JWT_PRIVATE_KEY": "...", "DATABASE_URL": "..."});
+ * - SHUTTER_SSM_PATH: an SSM Parameter Store path whose (SecureString) parameters are settings, named by the
+ *   last path segment (/shutter/prod/DATABASE_URL → DATABASE_URL).
+ * Settings already in the environment win. The AWS SDK clients are loaded only when one of these is set.
+ */
+export async function loadSecrets(env: Record<string, string | undefined> = process.env): Promise<void> {
+  const settings: Record<string, string> = {};
+  if (env.SHUTTER_SECRET_ID) {
+    const { SecretsManagerClient, GetSecretValueCommand } = await import("@aws-sdk/client-secrets-manager");
+    const client = new SecretsManagerClient({});
+    const { SecretString } = await client.send(new GetSecretValueCommand({ SecretId: env.SHUTTER_SECRET_ID }));
+    Object.assign(settings, JSON.parse(SecretString ?? "{}"));
+  }
+  if (env.SHUTTER_SSM_PATH) {
+    const { SSMClient, GetParametersByPathCommand } = await import("@aws-sdk/client-ssm");
+    const client = new SSMClient({});
+    let NextToken: string | undefined;
+    do {
+      const page = await client.send(
+        new GetParametersByPathCommand({
+          Path: env.SHUTTER_SSM_PATH,
+          WithDecryption: true,
+          Recursive: true,
+          NextToken,
+        }),
+      );
+      for (const parameter of page.Parameters ?? []) {
+        if (parameter.Name && parameter.Value !== undefined)
+          settings[parameter.Name.split("/").pop() as string] = parameter.Value;
+      }
+      NextToken = page.NextToken;
+    } while (NextToken);
+  }
+  const loaded = Object.keys(settings).filter((key) => env[key] === undefined);
+  for (const key of loaded) env[key] = String(settings[key]);
+  if (loaded.length) logger().info({ settings: loaded }, "secrets: settings loaded");
+}

@@ -1,0 +1,137 @@
+// The bundled function behind the local API Gateway emulator: cold and warm starts, reaping, timeouts, payload
+// limits, and surviving a freeze (the platform pauses an idle instance; meanwhile the database and Redis close
+// its connections).
+import { spawnSync } from "node:child_process";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startGateway } from "../scripts/gateway.ts";
+import { createPost, createUser } from "./helpers.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const bundle = `${root}dist/functions/graphql.mjs`;
+const QUERY = JSON.stringify({ query: "{ explore(first: 3) { edges { node { id caption } } } }" });
+
+beforeAll(() => {
+  const built = spawnSync(process.execPath, ["scripts/build.ts"], { cwd: root, encoding: "utf8" });
+  if (built.status !== 0) throw new Error(`npm run build failed:\n${built.stderr}`);
+}, 120_000);
+
+type Gateway = Awaited<ReturnType<typeof startGateway>>;
+const lines: string[] = [];
+const start = (options: Partial<Parameters<typeof startGateway>[0]> = {}) =>
+  startGateway({
+    module: bundle,
+    env: { ...process.env, LOG_LEVEL: "silent" },
+    log: (line) => lines.push(line),
+    ...options,
+  });
+const post = (gateway: Gateway, body = QUERY, headers: Record<string, string> = {}) =>
+  fetch(`${gateway.url}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
+
+describe("instances", () => {
+  let gateway: Gateway;
+  beforeAll(async () => {
+    gateway = await start({ maxInstances: 3, idleTimeoutMs: 1_500 });
+  });
+  afterAll(() => gateway.close());
+
+  test("the first request starts an instance (cold), the next reuses it (warm)", async () => {
+    const alice = await createUser();
+    await createPost(alice, { caption: "through the gateway" });
+    const first = await post(gateway);
+    expect(first.status).toBe(200);
+    expect((await first.json()).data.explore.edges[0].node.caption).toBe("through the gateway");
+    expect((await post(gateway)).status).toBe(200);
+    const [cold, warm] = gateway.invocations.slice(-2);
+    expect(cold).toMatchObject({ cold: true, instance: warm?.instance });
+    expect(cold?.initMs).toBeGreaterThan(0);
+    expect(warm?.cold).toBe(false);
+    const reports = lines.filter((l) => l.startsWith("REPORT"));
+    expect(reports.at(-2)).toMatch(
+      /Duration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: 1024 MB\tMax Memory Used: \d+ MB\tInit Duration: [\d.]+ ms$/,
+    );
+    expect(reports.at(-1)).not.toContain("Init Duration");
+  });
+
+  test("concurrent requests get their own instances, at most maxInstances", async () => {
+    const responses = await Promise.all(Array.from({ length: 6 }, () => post(gateway)));
+    expect(responses.every((r) => r.status === 200)).toBe(true);
+    const used = new Set(gateway.invocations.slice(-6).map((i) => i.instance));
+    expect(used.size).toBeGreaterThan(1);
+    expect(used.size).toBeLessThanOrEqual(3);
+    expect(gateway.instancePids().length).toBeLessThanOrEqual(3);
+  });
+
+  test("idle instances are reaped; the next request is cold again", async () => {
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    expect(gateway.instancePids()).toEqual([]);
+    expect(lines.some((l) => l.includes("reaped (idle)"))).toBe(true);
+    await post(gateway);
+    expect(gateway.invocations.at(-1)?.cold).toBe(true);
+  });
+});
+
+test("an invocation over the timeout is answered 504 and its instance discarded", async () => {
+  const gateway = await start({ timeoutMs: 1 });
+  try {
+    const response = await post(gateway);
+    expect(response.status).toBe(504);
+    expect(await response.json()).toEqual({ message: "Endpoint request timed out" });
+    expect(lines.some((l) => /Task timed out after 0\.00 seconds/.test(l))).toBe(true);
+    expect(gateway.instancePids()).toEqual([]);
+  } finally {
+    await gateway.close();
+  }
+});
+
+test("requests over the gateway's payload limit are refused", async () => {
+  const gateway = await start();
+  try {
+    const response = await post(gateway, JSON.stringify({ query: `{ __typename } #${"x".repeat(11 * 1024 * 1024)}` }));
+    expect(response.status).toBe(413);
+    expect(gateway.invocations).toEqual([]);
+  } finally {
+    await gateway.close();
+  }
+});
+
+describe("freeze and thaw", () => {
+  test("after its connections were closed while it was frozen, the next invocation succeeds", async () => {
+    const gateway = await start({ maxInstances: 1 });
+    const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await admin.connect();
+    try {
+      const alice = await createUser();
+      const token = { authorization: `Bearer ${alice.token}` };
+      expect((await post(gateway, QUERY, token)).status).toBe(200); // warm, with open connections
+      const [pid] = gateway.instancePids();
+      process.kill(pid as number, "SIGSTOP");
+      // While frozen, the server side drops everything this database had open but our own session.
+      const { rows } = await admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+      );
+      expect(rows.length).toBeGreaterThan(0);
+      if (process.env.REDIS_URL) {
+        const { Redis } = await import("ioredis");
+        const redis = new Redis(process.env.REDIS_URL);
+        await redis.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+        redis.disconnect();
+      }
+      process.kill(pid as number, "SIGCONT");
+      for (let i = 0; i < 3; i++) {
+        const response = await post(gateway, QUERY, token);
+        const body = await response.json();
+        expect(response.status, JSON.stringify(body)).toBe(200);
+        expect(body.errors).toBeUndefined();
+      }
+      expect(gateway.invocations.every((i) => i.instance === gateway.invocations[0]?.instance)).toBe(true);
+    } finally {
+      await admin.end();
+      await gateway.close();
+    }
+  });
+});
