@@ -15,6 +15,8 @@ export default defineConfig({
     exclude: [
       ...(process.env.REDIS_URL ? [] : ["test/**/*.redis.test.ts"]),
       ...(process.env.S3_ENFORCES_SIGNATURES === "true" ? [] : ["test/**/*.s3.test.ts"]),
+      // Tests behind a transaction-mode pooler need one: scripts/pgbouncer.sh starts PgBouncer (CI does).
+      ...(process.env.PGBOUNCER_URL ? [] : ["test/**/*.pgbouncer.test.ts"]),
     ],
     globalSetup: ["test/global-setup.ts"],
     setupFiles: ["test/setup.ts"],

@@ -1,6 +1,8 @@
 // Container entry (Knative, Cloud Run, any Kubernetes, a VM): the same function over Node's HTTP server.
 // GET /health answers while the process lives; GET /ready only while it can serve (database reachable, not
-// shutting down). On SIGTERM it stops taking requests, lets those in flight finish, then closes its pools.
+// shutting down). On SIGTERM it reports not ready, waits SHUTDOWN_DELAY_MS for load balancers to notice
+// (plain Kubernetes needs a few seconds; Knative and Cloud Run drain before the signal), stops accepting
+// connections, lets requests in flight finish (up to SHUTDOWN_DRAIN_MS), then closes its pools.
 import { createServer } from "node:http";
 import { createServerAdapter } from "@whatwg-node/server";
 import { closeCache } from "../src/cache.ts";
@@ -9,6 +11,7 @@ import { logger } from "../src/logger.ts";
 import { fetch } from "./graphql.ts";
 
 const port = Number(process.env.PORT ?? 8080);
+const delayMs = Number(process.env.SHUTDOWN_DELAY_MS ?? 0);
 const drainMs = Number(process.env.SHUTDOWN_DRAIN_MS ?? 20_000);
 let shuttingDown = false;
 
@@ -28,18 +31,23 @@ const adapter = createServerAdapter<{ req: { socket: { remoteAddress?: string } 
 const server = createServer(adapter);
 server.keepAliveTimeout = 65_000; // longer than the usual load balancer idle timeout (60 s)
 
-server.listen(port, () => logger().info({ port }, "server: listening"));
+server.listen(port, () => {
+  const address = server.address();
+  logger().info({ port: typeof address === "object" ? address?.port : port }, "server: listening");
+});
 
 async function shutdown(signal: string) {
   if (shuttingDown) return;
   shuttingDown = true;
-  logger().info({ signal }, "server: draining");
+  logger().info({ signal, delayMs }, "server: shutting down");
+  if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+  logger().info("server: draining");
   const forced = setTimeout(() => server.closeAllConnections(), drainMs);
   forced.unref();
-  await new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    server.closeIdleConnections();
-  });
+  // Keep-alive connections become idle as their last request finishes: close each as soon as it does.
+  const idle = setInterval(() => server.closeIdleConnections(), 50);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  clearInterval(idle);
   await Promise.allSettled([disconnectDb(), closeCache()]);
   logger().info("server: stopped");
   process.exit(0);

@@ -30,6 +30,8 @@ const EnvSchema = z.object({
   NODE_ENV: z.enum(["production", "development", "test"]).default("development"),
   DATABASE_URL: url(["postgres:", "postgresql:"]),
   DATABASE_POOL_MAX: int(1, 100).default(5),
+  DATABASE_IDLE_TIMEOUT_SECONDS: int(1, 3600).default(30),
+  DATABASE_PREPARED_STATEMENTS: bool.default(false),
   REDIS_URL: url(["redis:", "rediss:"]).optional(),
   REDIS_KEY_PREFIX: z
     .string()
@@ -85,6 +87,9 @@ const EnvSchema = z.object({
   PUBLIC_STALE_WHILE_REVALIDATE_SECONDS: int(0, 86_400).default(60),
 });
 
+/** Every setting read from the environment (the README's configuration table lists them). */
+export const SETTING_NAMES = Object.keys(EnvSchema.shape);
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -123,7 +128,12 @@ function parseConfig(env: Record<string, string | undefined>) {
   return {
     env: e.NODE_ENV,
     production,
-    database: { url: e.DATABASE_URL, poolMax: e.DATABASE_POOL_MAX },
+    database: {
+      url: e.DATABASE_URL,
+      poolMax: e.DATABASE_POOL_MAX,
+      idleTimeoutSeconds: e.DATABASE_IDLE_TIMEOUT_SECONDS,
+      preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
+    },
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     s3: e.S3_BUCKET

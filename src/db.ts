@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { PrismaPg } from "@prisma/adapter-pg";
 import type { SqlDriverAdapter, SqlDriverAdapterFactory, SqlQueryable } from "@prisma/driver-adapter-utils";
 import { type Config, config } from "./config.ts";
@@ -23,14 +24,31 @@ export async function disconnectDb(): Promise<void> {
 }
 
 export function createPrismaClient(options: Config["database"]): PrismaClient {
-  const factory = new PrismaPg({
-    connectionString: options.url,
-    max: options.poolMax,
-    // A function instance may sit frozen for minutes: drop idle sockets early rather than find them dead.
-    idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: 5_000,
-  });
+  const factory = new PrismaPg(
+    {
+      connectionString: options.url,
+      max: options.poolMax,
+      // A function instance may sit frozen for minutes: drop idle sockets early rather than find them dead.
+      idleTimeoutMillis: options.idleTimeoutSeconds * 1000,
+      connectionTimeoutMillis: 5_000,
+    },
+    // By default every statement is sent unnamed (parsed each time), which is what transaction-mode poolers
+    // (PgBouncer before 1.21, RDS Proxy without pinning) require: a named statement prepared on one server
+    // connection does not exist on the next. Named statements save the parse on direct connections.
+    options.preparedStatements ? { statementNameGenerator: statementName } : undefined,
+  );
   return new PrismaClient({ adapter: countingStatements(factory) });
+}
+
+const statementNames = new Map<string, string>();
+/** One name per SQL text, so each connection prepares a statement once and reuses it. */
+function statementName(query: { sql: string }): string {
+  let name = statementNames.get(query.sql);
+  if (!name) {
+    name = `shutter_${createHash("sha1").update(query.sql).digest("hex").slice(0, 20)}`;
+    statementNames.set(query.sql, name);
+  }
+  return name;
 }
 
 /**

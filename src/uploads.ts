@@ -1,5 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { GetObjectCommand, HeadObjectCommand, NotFound, PutObjectCommand } from "@aws-sdk/client-s3";
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  NotFound,
+  PutObjectCommand,
+  PutObjectTaggingCommand,
+} from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { fileTypeFromBuffer } from "file-type";
 import { imageSize } from "image-size";
@@ -22,6 +28,13 @@ export const PHOTO_TYPES = {
 export type PhotoType = keyof typeof PHOTO_TYPES;
 
 export const isPhotoType = (value: string): value is PhotoType => value in PHOTO_TYPES;
+
+/**
+ * Every upload arrives tagged as pending (the tag is part of the signed PUT) and loses the tag once verified.
+ * A bucket lifecycle rule on this tag (infra/) expires what was never used, should the cleanup handler not run.
+ */
+export const PENDING_TAG = { key: "shutter-upload", value: "pending" } as const;
+const PENDING_TAGGING = `${PENDING_TAG.key}=${PENDING_TAG.value}`;
 
 /** Why an uploaded file could not be used. */
 export type UploadProblem = "NOT_RECEIVED" | "EXPIRED" | "SIZE_MISMATCH" | "TYPE_MISMATCH" | "NOT_AN_IMAGE";
@@ -98,8 +111,14 @@ export async function startUpload(
       Key: storageKey,
       ContentType: input.contentType,
       ContentLength: input.byteSize,
+      Tagging: PENDING_TAGGING,
     }),
-    { expiresIn: urlTtlSeconds, signableHeaders: new Set(["content-type", "content-length"]) },
+    {
+      expiresIn: urlTtlSeconds,
+      signableHeaders: new Set(["content-type", "content-length", "x-amz-tagging"]),
+      // Signed as a header the app must send, rather than moved into the URL's query.
+      unhoistableHeaders: new Set(["x-amz-tagging"]),
+    },
   );
   return {
     media,
@@ -109,6 +128,7 @@ export async function startUpload(
       headers: [
         { name: "Content-Type", value: input.contentType },
         { name: "Content-Length", value: String(input.byteSize) },
+        { name: "X-Amz-Tagging", value: PENDING_TAGGING },
       ],
       expiresAt: uploadExpiry(media),
     },
@@ -160,6 +180,8 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
   } catch {
     return reject(media, "NOT_AN_IMAGE");
   }
+  // No longer pending: the lifecycle rule for abandoned uploads must not expire it.
+  await s3().send(new PutObjectTaggingCommand({ Bucket: bucket, Key: media.storageKey, Tagging: { TagSet: [] } }));
   const [ready] = await db().$queryRaw<MediaRecord[]>`
     UPDATE media SET status = 'READY', width = ${size.width ?? null}, height = ${size.height ?? null}
     WHERE id = ${media.id}::uuid RETURNING id`;

@@ -157,7 +157,10 @@ function normalizeError(error: GraphQLError, requestId: string, beforeExecution:
   });
 }
 
-/** Routes served next to GraphQL: the JWKS for API gateway JWT authorizers and, outside production, the SDL.
+const isUrl = (value: string) => /^https?:\/\//.test(value);
+
+/** Routes served next to GraphQL: the JWKS (and OpenID discovery) for API gateway JWT authorizers and, outside
+ * production, the SDL.
  * (Yoga itself answers `GET /health` with an empty 200.) */
 function useRoutes(): Plugin {
   return {
@@ -167,6 +170,19 @@ function useRoutes(): Plugin {
         new fetchAPI.Response(JSON.stringify(body), { headers: { "content-type": "application/json", ...headers } });
       if (url.pathname.endsWith("/.well-known/jwks.json")) {
         endResponse(json(await jwks(), { "cache-control": "public, max-age=300" }));
+      } else if (url.pathname.endsWith("/.well-known/openid-configuration") && isUrl(config().auth.issuer)) {
+        // What an API gateway's JWT authorizer reads to find the keys of an issuer given as a URL (JWT_ISSUER).
+        const { issuer } = config().auth;
+        endResponse(
+          json(
+            {
+              issuer,
+              jwks_uri: `${issuer.replace(/\/$/, "")}/.well-known/jwks.json`,
+              id_token_signing_alg_values_supported: ["ES256"],
+            },
+            { "cache-control": "public, max-age=300" },
+          ),
+        );
       } else if (url.pathname.endsWith("/schema.graphql") && !config().production) {
         endResponse(
           new fetchAPI.Response(printedSchema(), { headers: { "content-type": "text/plain; charset=utf-8" } }),
@@ -182,7 +198,9 @@ export function createShutterYoga(): ShutterYoga {
   return createYoga({
     schema,
     context: createContext,
-    graphqlEndpoint: "/graphql",
+    // /graphql/public is the same endpoint under a second route, for deployments that put a JWT authorizer on
+    // /graphql: anonymous screens (sign-up, log-in, explore) go there, past no authorizer (see infra/).
+    graphqlEndpoint: "/graphql{/public}?",
     // Trusted documents are requested by id (GraphQL "trusted documents" convention), over POST and GET.
     extraParamNames: ["documentId"],
     landingPage: false,
@@ -238,7 +256,8 @@ query Explore {
 }
 `;
 
-const REQUEST_ID = /^[\w.-]{1,128}$/;
+// HTTP API request ids are base64 ("JKJaXmPLvHcESHA="), REST API ones UUIDs.
+const REQUEST_ID = /^[\w.+/=-]{1,128}$/;
 
 /** The id this request is known by: the platform's (API Gateway), the caller's `x-request-id`, or a new one. */
 export function requestIdFor(request: Request, platformRequestId?: string): string {

@@ -1,7 +1,9 @@
+import { execFileSync } from "node:child_process";
 import { SignJWT } from "jose";
 import { describe, expect } from "vitest";
 import { db } from "../src/db.ts";
 import { gql, ok, PASSWORD, rowCounts, test } from "./helpers.ts";
+import { startInstance } from "./instances.ts";
 
 const SIGN_UP = `mutation ($input: SignUpInput!) {
   signUp(input: $input) {
@@ -203,4 +205,28 @@ describe("refresh tokens", () => {
     const data = await ok(REFRESH, { input: { refreshToken: alice.refreshToken } });
     expect(data.refreshSession.__typename).toBe("UnauthenticatedError");
   });
+});
+
+test("`npm run keys:generate` makes a key an instance starts with, and whose tokens it accepts", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  const settings = JSON.parse(
+    execFileSync(process.execPath, ["scripts/generate-key.ts"], { cwd: root, encoding: "utf8" }),
+  );
+  expect(Object.keys(settings)).toEqual(["JWT_PRIVATE_KEY"]);
+  const instance = await startInstance({ JWT_PRIVATE_KEY: settings.JWT_PRIVATE_KEY });
+  try {
+    const signUp = await instance.query(SIGN_UP, {
+      input: { handle: "keyed_kim", email: "kim@keyed.test", password: PASSWORD, displayName: "Kim" },
+    });
+    const token = signUp.data.signUp.session.accessToken;
+    expect((await instance.query(`{ viewer { user { handle } } }`, {}, token)).data.viewer.user.handle).toBe(
+      "keyed_kim",
+    );
+    // Signed by the new key, not the test run's: the other instance refuses it.
+    expect((await gql(`{ viewer { user { handle } } }`, {}, { token })).errors?.[0]?.extensions?.code).toBe(
+      "UNAUTHENTICATED",
+    );
+  } finally {
+    await instance.close();
+  }
 });

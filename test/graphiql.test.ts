@@ -1,5 +1,6 @@
 import { expect, test } from "vitest";
 import { fetch } from "../functions/graphql.ts";
+import { startInstance } from "./instances.ts";
 
 test("GraphiQL is served with its assets inline: no CDN needed", async () => {
   const response = await fetch(new Request("http://shutter.test/graphql", { headers: { accept: "text/html" } }));
@@ -19,4 +20,21 @@ test("the JWKS and health routes answer", async () => {
   expect(jwks.keys[0].d).toBeUndefined();
   const health = await fetch(new Request("http://shutter.test/health"));
   expect(health.status).toBe(200);
+});
+
+test("with an issuer URL, OpenID discovery points a JWT authorizer at the keys that verify Shutter's tokens", async () => {
+  const notUrl = await fetch(new Request("http://shutter.test/.well-known/openid-configuration"));
+  expect(notUrl.status).not.toBe(200); // the default issuer ("shutter") is no URL: nothing to discover
+  const instance = await startInstance({ JWT_ISSUER: "https://api.shutter.test" });
+  try {
+    const { fetch: instanceFetch } = await instance.module();
+    const discovery = await instanceFetch(new Request("https://api.shutter.test/.well-known/openid-configuration"));
+    expect(await discovery.json()).toEqual({
+      issuer: "https://api.shutter.test",
+      jwks_uri: "https://api.shutter.test/.well-known/jwks.json",
+      id_token_signing_alg_values_supported: ["ES256"],
+    });
+  } finally {
+    await instance.close();
+  }
 });

@@ -1,4 +1,6 @@
 // The Lambda entry with API Gateway proxy events, as the platform sends them (HTTP API 2.0 and REST API 1.0).
+
+import { readFileSync } from "node:fs";
 import type {
   APIGatewayProxyEvent,
   APIGatewayProxyEventV2,
@@ -137,5 +139,64 @@ describe("REST API (payload 1.0)", () => {
     const body = JSON.parse(result.body);
     expect(body.errors[0].message).toMatch(/JSON/);
     expect(body.errors[0].extensions.requestId).toBe("rest-request-1");
+  });
+});
+
+/** Sample events as the platform sends them (after AWS's documented examples), adapted to Shutter's route. */
+const sample = <T>(name: string): T =>
+  JSON.parse(readFileSync(new URL(`./events/${name}.json`, import.meta.url), "utf8")) as T;
+
+const WITH_COMMENTS = `query PostWithComments($id: ID!, $n: Int!) {
+  post(id: $id) { caption comments(first: $n) { edges { node { body } } } } }`;
+
+describe("AWS sample events", () => {
+  test("HTTP API 2.0 GET: repeated and comma-bearing query parameters, cookies, multi-value headers", async ({
+    alice,
+  }) => {
+    const post = await createPost(alice, { caption: "sampled" });
+    const event = sample<APIGatewayProxyEventV2>("http-api-v2");
+    const variables = JSON.stringify({ id: post.gid, n: 2 }); // a comma: the gateway's joined values would break it
+    event.rawQueryString = new URLSearchParams([
+      ["query", WITH_COMMENTS],
+      ["variables", variables],
+      ["utm", "a"],
+      ["utm", "b"],
+    ]).toString();
+    // What the gateway puts next to rawQueryString: repeated values joined with commas.
+    event.queryStringParameters = { query: WITH_COMMENTS, variables, utm: "a,b" };
+    const result = (await handler(event)) as APIGatewayProxyStructuredResultV2;
+    expect(result.statusCode).toBe(200);
+    expect(result.headers?.["x-request-id"]).toBe("JKJaXmPLvHcESHA=");
+    expect(JSON.parse(result.body as string).data.post).toEqual({ caption: "sampled", comments: { edges: [] } });
+  });
+
+  test("HTTP API 2.0 on a named stage, at the public route", async () => {
+    const event = sample<APIGatewayProxyEventV2>("http-api-v2");
+    event.rawPath = "/live/graphql/public";
+    event.requestContext.stage = "live";
+    event.rawQueryString = new URLSearchParams({ query: "{ __typename }" }).toString();
+    const result = (await handler(event)) as APIGatewayProxyStructuredResultV2;
+    expect(result.statusCode).toBe(200);
+    expect(JSON.parse(result.body as string).data).toEqual({ __typename: "Query" });
+  });
+
+  test("REST API 1.0: base64 body, multi-value headers, the stage outside the path", async ({ alice }) => {
+    const post = await createPost(alice, { caption: "rest sample" });
+    const event = sample<APIGatewayProxyEvent>("rest-api-v1");
+    event.body = Buffer.from(JSON.stringify({ query: QUERY, variables: { id: post.gid } })).toString("base64");
+    const result = (await handler(event)) as APIGatewayProxyResult;
+    expect(result.statusCode).toBe(200);
+    expect(result.headers?.["content-type"]).toContain("application/json");
+    expect(result.headers?.["x-request-id"]).toBe("77375676-xmpl-4b79-853a-f982474efe18");
+    expect(JSON.parse(result.body).data.post).toEqual({ caption: "rest sample", author: { handle: alice.handle } });
+  });
+
+  test("HTTP API with payload format 1.0 is read as a REST event", async ({ alice }) => {
+    const event = { ...sample<APIGatewayProxyEvent>("rest-api-v1"), version: "1.0" } as APIGatewayProxyEvent;
+    event.isBase64Encoded = false;
+    event.body = JSON.stringify({ query: "{ viewer { user { handle } } }" });
+    event.multiValueHeaders.Authorization = [`Bearer ${alice.token}`];
+    const result = (await handler(event)) as APIGatewayProxyResult;
+    expect(JSON.parse(result.body).data.viewer.user.handle).toBe(alice.handle);
   });
 });

@@ -3,27 +3,27 @@
 // test/global-setup.ts and test/setup.ts.)
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import pg from "pg";
 import { expect, test } from "vitest";
+import { migrate, readMigrations } from "../functions/migrate.ts";
 import { db } from "../src/db.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
+const prismaCli = (args: string[], env: Record<string, string | undefined> = process.env) =>
+  promisify(execFile)(process.execPath, ["prisma/engine.mjs", ...args], { cwd: root, env });
+
 test("prisma/migrations and prisma/schema.prisma agree (migrate diff through the offline engine)", async () => {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    [
-      "prisma/engine.mjs",
-      "migrate",
-      "diff",
-      "--from-migrations",
-      "prisma/migrations",
-      "--to-schema",
-      "prisma/schema.prisma",
-      "--script",
-      "--exit-code",
-    ],
-    { cwd: root, env: process.env },
-  ).catch((error) => {
+  const { stdout } = await prismaCli([
+    "migrate",
+    "diff",
+    "--from-migrations",
+    "prisma/migrations",
+    "--to-schema",
+    "prisma/schema.prisma",
+    "--script",
+    "--exit-code",
+  ]).catch((error) => {
     throw new Error(
       `schema.prisma differs from the migrations (exit ${error.code}):\n${error.stdout}\n${error.stderr}`,
     );
@@ -52,4 +52,30 @@ test("constraints the schema cannot express are in place", async () => {
   await expect(
     db().user.create({ data: { handle: "Bad Handle", email: "x@y.z", displayName: "x", passwordHash: "x" } }),
   ).rejects.toThrow(/users_handle_format/);
+});
+
+test("the migrate function (the deploy trigger) applies the migrations once, as `migrate deploy` would", async () => {
+  const url = new URL(process.env.DATABASE_URL as string);
+  const name = `${url.pathname.slice(1)}_fn`;
+  const admin = new pg.Client({ connectionString: Object.assign(new URL(url), { pathname: "/postgres" }).toString() });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  try {
+    url.pathname = `/${name}`;
+    const all = readMigrations().migrationDirectories.map((m) => m.path);
+    expect(await migrate(url.toString())).toEqual(all);
+    expect(await migrate(url.toString())).toEqual([]);
+    // The CLI reads the same history, and finds the database exactly at the schema.
+    const env = { ...process.env, DATABASE_URL: url.toString() };
+    const status = await prismaCli(["migrate", "status"], env);
+    expect(status.stdout).toContain("Database schema is up to date");
+    const diff = await prismaCli(
+      ["migrate", "diff", "--from-config-datasource", "--to-schema", "prisma/schema.prisma", "--script", "--exit-code"],
+      env,
+    );
+    expect(diff.stdout.trim()).toBe("");
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.end();
+  }
 });

@@ -1,6 +1,8 @@
 // What a real S3 refuses at PUT time for Shutter's presigned URLs (runs against Ceph's RADOS Gateway:
 // scripts/ceph-s3.sh; the embedded dev server checks no signatures: see "Photo uploads" in the README).
+import { GetObjectTaggingCommand } from "@aws-sdk/client-s3";
 import { expect } from "vitest";
+import { s3, storageConfig } from "../src/storage.ts";
 import { ok, type TestUser, test } from "./helpers.ts";
 import { png } from "./images.ts";
 import { startInstance } from "./instances.ts";
@@ -21,8 +23,14 @@ async function start(user: TestUser, bytes: Buffer, query = ok) {
   return data.createUpload as { photo: { id: string }; upload: { url: string } };
 }
 
-const put = async (url: string, body: BodyInit, contentType = "image/png") =>
-  (await fetch(url, { method: "PUT", headers: { "Content-Type": contentType }, body })).status;
+const put = async (url: string, body: BodyInit, contentType = "image/png", tagging = "shutter-upload=pending") =>
+  (
+    await fetch(url, {
+      method: "PUT",
+      headers: { "Content-Type": contentType, ...(tagging ? { "X-Amz-Tagging": tagging } : {}) },
+      body,
+    })
+  ).status;
 
 test("the signature binds the type, the length and the key; a tampered URL is refused", async ({ alice }) => {
   const bytes = png(5, 5);
@@ -38,6 +46,9 @@ test("the signature binds the type, the length and the key; a tampered URL is re
   expect(await put(upload.url, longer)).toBe(403);
   expect(await put(tampered.toString(), new Uint8Array(bytes))).toBe(403);
   expect(await put(otherKey.toString(), new Uint8Array(bytes))).toBe(403);
+  // The pending tag (what the bucket's lifecycle rule for abandoned uploads matches) can't be left out or changed.
+  expect(await put(upload.url, new Uint8Array(bytes), "image/png", "")).toBe(403);
+  expect(await put(upload.url, new Uint8Array(bytes), "image/png", "shutter-upload=ready")).toBe(403);
   // Nothing arrived: the photo can't be used yet, and the upload is still there to complete.
   expect((await ok(CREATE_POST, { ids: [photo.id] }, { token: alice.token })).createPost).toMatchObject({
     problem: "NOT_RECEIVED",
@@ -62,4 +73,20 @@ test("an expired URL is refused by storage, and the upload then by Shutter", asy
   } finally {
     await instance.close();
   }
+});
+
+test("an upload is tagged pending until it is verified, so the lifecycle rule only expires abandoned ones", async ({
+  alice,
+}) => {
+  const bytes = png(3, 3);
+  const { photo, upload } = await start(alice, bytes);
+  expect(await put(upload.url, new Uint8Array(bytes))).toBe(200);
+  const { bucket } = storageConfig();
+  const key = decodeURIComponent(new URL(upload.url).pathname).slice(`/${bucket}/`.length);
+  const tags = async () => (await s3().send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key }))).TagSet;
+  expect(await tags()).toEqual([{ Key: "shutter-upload", Value: "pending" }]);
+  expect((await ok(CREATE_POST, { ids: [photo.id] }, { token: alice.token })).createPost.__typename).toBe(
+    "CreatePostSuccess",
+  );
+  expect(await tags()).toEqual([]);
 });

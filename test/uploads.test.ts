@@ -106,12 +106,18 @@ describe("the upload flow", () => {
     const url = new URL(started.upload.url);
     const key = decodeURIComponent(url.pathname).split(`/${storageConfig().bucket}/`)[1] ?? url.pathname.slice(1);
     expect(key).toMatch(new RegExp(`^u/${alice.id}/[0-9a-f-]{36}\\.png$`));
-    expect(url.searchParams.get("X-Amz-SignedHeaders")?.split(";")).toEqual(["content-length", "content-type", "host"]);
+    expect(url.searchParams.get("X-Amz-SignedHeaders")?.split(";")).toEqual([
+      "content-length",
+      "content-type",
+      "host",
+      "x-amz-tagging",
+    ]);
     expect(Number(url.searchParams.get("X-Amz-Expires"))).toBe(300);
     expect(new Date(started.upload.expiresAt).getTime() - Date.now()).toBeLessThanOrEqual(300_000);
     expect(started.upload.headers).toEqual([
       { name: "Content-Type", value: "image/png" },
       { name: "Content-Length", value: "1234" },
+      { name: "X-Amz-Tagging", value: "shutter-upload=pending" },
     ]);
   });
 

@@ -1,0 +1,313 @@
+// Shutter on AWS: the GraphQL Lambda behind an HTTP API, a private bucket for photos, PostgreSQL and Redis
+// (created here, or existing ones), secrets from Secrets Manager or SSM, the orphan cleanup on a schedule, and
+// migrations run on every deploy that changes them, before the new code takes traffic.
+import * as cdk from "aws-cdk-lib";
+import * as apigw from "aws-cdk-lib/aws-apigatewayv2";
+import { HttpJwtAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
+import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
+import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as elasticache from "aws-cdk-lib/aws-elasticache";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as rds from "aws-cdk-lib/aws-rds";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import * as triggers from "aws-cdk-lib/triggers";
+import type { Construct } from "constructs";
+
+export interface ShutterStackProps extends cdk.StackProps {
+  /** The bundle (`npm run build` → dist/functions). */
+  readonly functionsDir: string;
+  /**
+   * `create`: RDS PostgreSQL behind RDS Proxy, in a new VPC. `existing`: DATABASE_URL comes from the settings
+   * secret (`secretId` or `ssmPath`), e.g. Aurora, Neon or a database in `vpc`.
+   */
+  readonly database: { readonly kind: "create"; readonly instanceType?: string } | { readonly kind: "existing" };
+  /** `create`: ElastiCache (Redis OSS, TLS, cluster mode off). `existing`: its URL. `none`: in-process only. */
+  readonly redis:
+    | { readonly kind: "create"; readonly nodeType?: string }
+    | { readonly kind: "existing"; readonly url: string }
+    | { readonly kind: "none" };
+  /** A Secrets Manager secret (name or ARN) whose JSON holds settings: at least JWT_PRIVATE_KEY. */
+  readonly secretId?: string;
+  /** An SSM Parameter Store path whose SecureString parameters are settings (…/JWT_PRIVATE_KEY). */
+  readonly ssmPath?: string;
+  /**
+   * Put a JWT authorizer on /graphql (anonymous traffic then uses /graphql/public). The issuer is an external
+   * OIDC provider (also set OIDC_ISSUER/OIDC_AUDIENCE in `settings`) or Shutter itself, when JWT_ISSUER is its
+   * https URL (it serves /.well-known/openid-configuration).
+   */
+  readonly jwtAuthorizer?: { readonly issuer: string; readonly audience: string[] };
+  /** Browser origins allowed to call the API and to PUT uploads. Default: none (apps are not affected). */
+  readonly corsOrigins?: string[];
+  /** Existing network for an `existing` database or Redis that is only reachable inside it. */
+  readonly vpc?: { readonly vpcId: string; readonly availabilityZones: string[]; readonly privateSubnetIds: string[] };
+  /** More settings for the function (see the README's configuration table). */
+  readonly settings?: Record<string, string>;
+  /** Requests per second and burst the API accepts before answering 429. */
+  readonly throttle?: { readonly rateLimit: number; readonly burstLimit: number };
+  /** Caps concurrent instances (and so database connections: instances × DATABASE_POOL_MAX). */
+  readonly reservedConcurrency?: number;
+}
+
+/** Days after which uploads never verified (still tagged pending) are expired by the bucket itself. */
+export const ABANDONED_UPLOAD_DAYS = 2;
+
+export class ShutterStack extends cdk.Stack {
+  readonly api: apigw.HttpApi;
+  readonly graphqlFunction: lambda.Function;
+  readonly bucket: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: ShutterStackProps) {
+    super(scope, id, props);
+    if (!props.secretId && !props.ssmPath) {
+      throw new Error(
+        "Shutter needs its secret settings (at least JWT_PRIVATE_KEY): give secretId (Secrets Manager) or ssmPath (SSM).",
+      );
+    }
+
+    const creates = props.database.kind === "create" || props.redis.kind === "create";
+    const vpc = props.vpc
+      ? ec2.Vpc.fromVpcAttributes(this, "Vpc", {
+          vpcId: props.vpc.vpcId,
+          availabilityZones: props.vpc.availabilityZones,
+          privateSubnetIds: props.vpc.privateSubnetIds,
+        })
+      : creates
+        ? new ec2.Vpc(this, "Vpc", {
+            maxAzs: 2,
+            natGateways: 1,
+            subnetConfiguration: [
+              { name: "public", subnetType: ec2.SubnetType.PUBLIC },
+              { name: "functions", subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+              { name: "data", subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+            ],
+            // Photos are read and written by the function over a gateway endpoint, not the NAT.
+            gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+          })
+        : undefined;
+    const functionSecurityGroup = vpc
+      ? new ec2.SecurityGroup(this, "FunctionSecurityGroup", { vpc, description: "Shutter functions" })
+      : undefined;
+    const inVpc: Partial<lambda.FunctionProps> = vpc
+      ? {
+          vpc,
+          vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+          securityGroups: [functionSecurityGroup as ec2.SecurityGroup],
+        }
+      : {};
+
+    // Photos: private, reached only through presigned URLs. Uploads arrive tagged pending (the tag is part of
+    // the signed PUT) and lose the tag when verified: what stays pending is expired here, even if the cleanup
+    // schedule never ran.
+    this.bucket = new s3.Bucket(this, "Photos", {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      removalPolicy: cdk.RemovalPolicy.RETAIN,
+      cors: [
+        {
+          allowedMethods: [s3.HttpMethods.PUT, s3.HttpMethods.GET, s3.HttpMethods.HEAD],
+          allowedOrigins: props.corsOrigins?.length ? props.corsOrigins : ["*"],
+          allowedHeaders: ["content-type", "x-amz-tagging"],
+          exposedHeaders: ["etag"],
+          maxAge: 3600,
+        },
+      ],
+      lifecycleRules: [
+        {
+          id: "abandoned-uploads",
+          tagFilters: { "shutter-upload": "pending" },
+          expiration: cdk.Duration.days(ABANDONED_UPLOAD_DAYS),
+        },
+        { id: "incomplete-multipart", abortIncompleteMultipartUploadAfter: cdk.Duration.days(1) },
+      ],
+    });
+
+    const environment: Record<string, string> = {
+      NODE_ENV: "production",
+      S3_BUCKET: this.bucket.bucketName,
+      S3_REGION: this.region,
+      // One invocation at a time per instance: two connections let a request's batched loaders run in parallel.
+      DATABASE_POOL_MAX: "2",
+      ...(props.secretId ? { SHUTTER_SECRET_ID: props.secretId } : {}),
+      ...(props.ssmPath ? { SHUTTER_SSM_PATH: props.ssmPath } : {}),
+      ...(props.corsOrigins?.length ? { CORS_ORIGINS: props.corsOrigins.join(",") } : {}),
+      ...(props.jwtAuthorizer ? { AUTH_TRUST_GATEWAY: "true" } : {}),
+    };
+
+    let databaseSecret: secretsmanager.ISecret | undefined;
+    let proxy: rds.DatabaseProxy | undefined;
+    if (props.database.kind === "create" && vpc) {
+      const database = new rds.DatabaseInstance(this, "Database", {
+        engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 }),
+        instanceType: new ec2.InstanceType(props.database.instanceType ?? "t4g.micro"),
+        vpc,
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+        credentials: rds.Credentials.fromGeneratedSecret("shutter"),
+        databaseName: "shutter",
+        storageEncrypted: true,
+        allocatedStorage: 20,
+        maxAllocatedStorage: 200,
+        backupRetention: cdk.Duration.days(7),
+        deletionProtection: true,
+        removalPolicy: cdk.RemovalPolicy.SNAPSHOT,
+      });
+      databaseSecret = database.secret as secretsmanager.ISecret;
+      // Transaction-mode pooling in front of the database: Shutter sends no named prepared statements and keeps
+      // no session state, so connections are never pinned (see "Deploy" in the README).
+      proxy = database.addProxy("Proxy", {
+        secrets: [databaseSecret],
+        vpc,
+        requireTLS: true,
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      });
+      database.connections.allowDefaultPortFrom(proxy);
+      proxy.connections.allowFrom(functionSecurityGroup as ec2.SecurityGroup, ec2.Port.tcp(5432));
+      environment.DATABASE_SECRET_ID = databaseSecret.secretArn;
+      environment.DATABASE_HOST = proxy.endpoint;
+    }
+
+    if (props.redis.kind === "create" && vpc) {
+      const redisSecurityGroup = new ec2.SecurityGroup(this, "RedisSecurityGroup", {
+        vpc,
+        description: "Shutter Redis",
+      });
+      redisSecurityGroup.addIngressRule(functionSecurityGroup as ec2.SecurityGroup, ec2.Port.tcp(6379));
+      const subnets = new elasticache.CfnSubnetGroup(this, "RedisSubnets", {
+        description: "Shutter Redis",
+        subnetIds: vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_ISOLATED }).subnetIds,
+      });
+      const redis = new elasticache.CfnReplicationGroup(this, "Redis", {
+        replicationGroupDescription: "Shutter: hot entities, persisted queries, rate limits",
+        engine: "redis",
+        engineVersion: "7.1",
+        cacheNodeType: props.redis.nodeType ?? "cache.t4g.micro",
+        numCacheClusters: 1,
+        // Shutter speaks to one primary: cluster mode stays off.
+        clusterMode: "disabled",
+        transitEncryptionEnabled: true,
+        atRestEncryptionEnabled: true,
+        cacheSubnetGroupName: subnets.ref,
+        securityGroupIds: [redisSecurityGroup.securityGroupId],
+      });
+      environment.REDIS_URL = `rediss://${redis.attrPrimaryEndPointAddress}:${redis.attrPrimaryEndPointPort}`;
+    } else if (props.redis.kind === "existing") {
+      environment.REDIS_URL = props.redis.url;
+    }
+    Object.assign(environment, props.settings);
+
+    const code = lambda.Code.fromAsset(props.functionsDir, { exclude: ["*.map"] });
+    const fn = (id: string, handler: string, extra: Partial<lambda.FunctionProps> = {}) => {
+      const f = new lambda.Function(this, id, {
+        runtime: lambda.Runtime.NODEJS_24_X,
+        architecture: lambda.Architecture.ARM_64,
+        code,
+        handler,
+        memorySize: 1024,
+        timeout: cdk.Duration.seconds(10),
+        environment,
+        logGroup: new logs.LogGroup(this, `${id}Logs`, {
+          retention: logs.RetentionDays.ONE_MONTH,
+          removalPolicy: cdk.RemovalPolicy.DESTROY,
+        }),
+        ...inVpc,
+        ...extra,
+      });
+      this.grantSettings(f, props, databaseSecret);
+      return f;
+    };
+
+    this.graphqlFunction = fn("GraphQL", "graphql.handler", {
+      description: "Shutter GraphQL API",
+      ...(props.reservedConcurrency ? { reservedConcurrentExecutions: props.reservedConcurrency } : {}),
+    });
+    this.bucket.grantReadWrite(this.graphqlFunction);
+
+    const cleanup = fn("Cleanup", "cleanup.handler", {
+      description: "Deletes uploads that were never used",
+      timeout: cdk.Duration.minutes(5),
+    });
+    this.bucket.grantReadWrite(cleanup);
+    new events.Rule(this, "CleanupSchedule", {
+      schedule: events.Schedule.rate(cdk.Duration.minutes(15)),
+      targets: [new targets.LambdaFunction(cleanup)],
+    });
+
+    const migrate = fn("Migrate", "migrate.handler", {
+      description: "Applies prisma/migrations (runs on deploy)",
+      timeout: cdk.Duration.minutes(5),
+    });
+    // Runs on the first deploy and whenever the bundle (and so the migrations) changes, after the database and
+    // before the GraphQL function is updated; a failing migration fails the deploy.
+    new triggers.Trigger(this, "MigrateOnDeploy", {
+      handler: migrate,
+      executeOnHandlerChange: true,
+      executeAfter: proxy ? [proxy] : [],
+      executeBefore: [this.graphqlFunction],
+      timeout: cdk.Duration.minutes(5),
+    });
+
+    const integration = new HttpLambdaIntegration("GraphQLIntegration", this.graphqlFunction);
+    this.api = new apigw.HttpApi(this, "Api", {
+      description: "Shutter GraphQL API",
+      createDefaultStage: false,
+    });
+    new apigw.HttpStage(this, "DefaultStage", {
+      httpApi: this.api,
+      stageName: "$default",
+      autoDeploy: true,
+      throttle: props.throttle ?? { rateLimit: 500, burstLimit: 1000 },
+    });
+    const authorizer = props.jwtAuthorizer
+      ? new HttpJwtAuthorizer("Jwt", props.jwtAuthorizer.issuer, { jwtAudience: props.jwtAuthorizer.audience })
+      : undefined;
+    // GraphQL over POST and GET (persisted queries, cacheable); OPTIONS is CORS, answered by Shutter.
+    this.api.addRoutes({
+      path: "/graphql",
+      methods: [apigw.HttpMethod.POST, apigw.HttpMethod.GET],
+      integration,
+      authorizer,
+    });
+    const open = (path: string, methods: apigw.HttpMethod[]) => this.api.addRoutes({ path, methods, integration });
+    open("/graphql", [apigw.HttpMethod.OPTIONS]);
+    if (authorizer) open("/graphql/public", [apigw.HttpMethod.POST, apigw.HttpMethod.GET, apigw.HttpMethod.OPTIONS]);
+    open("/.well-known/{file}", [apigw.HttpMethod.GET]);
+    open("/health", [apigw.HttpMethod.GET]);
+
+    new cdk.CfnOutput(this, "GraphQLUrl", { value: `${this.api.apiEndpoint}/graphql` });
+    new cdk.CfnOutput(this, "BucketName", { value: this.bucket.bucketName });
+    if (proxy) new cdk.CfnOutput(this, "DatabaseProxyEndpoint", { value: proxy.endpoint });
+  }
+
+  /** Lets a function read the settings it is pointed at. */
+  private grantSettings(f: lambda.Function, props: ShutterStackProps, databaseSecret?: secretsmanager.ISecret) {
+    if (props.secretId) {
+      const secret = props.secretId.startsWith("arn:")
+        ? secretsmanager.Secret.fromSecretCompleteArn(this, `${f.node.id}SettingsSecret`, props.secretId)
+        : secretsmanager.Secret.fromSecretNameV2(this, `${f.node.id}SettingsSecret`, props.secretId);
+      secret.grantRead(f);
+    }
+    if (props.ssmPath) {
+      const path = props.ssmPath.replace(/\/$/, "");
+      f.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ["ssm:GetParametersByPath"],
+          resources: [this.formatArn({ service: "ssm", resource: "parameter", resourceName: path.replace(/^\//, "") })],
+        }),
+      );
+      // SecureString parameters encrypted with the account's default SSM key.
+      f.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ["kms:Decrypt"],
+          resources: ["*"],
+          conditions: { StringEquals: { "kms:ViaService": `ssm.${this.region}.amazonaws.com` } },
+        }),
+      );
+    }
+    databaseSecret?.grantRead(f);
+  }
+}

@@ -1,0 +1,191 @@
+// The container target: the bundled Node HTTP entry (what the Dockerfile runs) with its health endpoints and
+// graceful shutdown, the Dockerfile's lint, and the Knative manifest's agreement with both.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { parse } from "yaml";
+import { SETTING_NAMES } from "../src/config.ts";
+import { buildFunctions } from "./bundle.ts";
+import { createUser } from "./helpers.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+
+interface Server {
+  url: string;
+  child: ChildProcess;
+  logs: Record<string, unknown>[];
+  exited: Promise<number | null>;
+}
+
+/** Starts the bundled server.mjs on a free port, as `node server.mjs` in the image. */
+async function startServer(dir: string, env: Record<string, string> = {}): Promise<Server> {
+  const child = spawn(process.execPath, ["server.mjs"], {
+    cwd: dir,
+    env: { ...process.env, PORT: "0", LOG_LEVEL: "info", LOG_FORMAT: "json", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const port = await new Promise<number>((resolve, reject) => {
+    let buffer = "";
+    child.stdout?.on("data", (chunk) => {
+      buffer += chunk;
+      const lines = buffer.split("\n");
+      buffer = lines.pop() ?? "";
+      for (const line of lines) {
+        const record = JSON.parse(line);
+        logs.push(record);
+        if (record.msg === "server: listening") resolve(record.port);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, child, logs, exited };
+}
+
+const graphql = (server: Server, query: string) =>
+  fetch(`${server.url}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ query }),
+  });
+
+let bundle: string;
+beforeAll(() => {
+  bundle = buildFunctions();
+}, 120_000);
+
+describe("the Node HTTP entry (server.mjs)", () => {
+  let server: Server;
+  beforeAll(async () => {
+    server = await startServer(bundle, { SHUTDOWN_DELAY_MS: "300" });
+  });
+  afterAll(() => {
+    server.child.kill("SIGKILL");
+  });
+
+  test("serves GraphQL, and health and readiness", async () => {
+    const alice = await createUser({ displayName: "Ana in a container" });
+    const response = await graphql(server, `{ user(handle: "${alice.handle}") { displayName } }`);
+    expect(response.status).toBe(200);
+    expect((await response.json()).data.user.displayName).toBe("Ana in a container");
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    const ready = await fetch(`${server.url}/ready`);
+    expect([ready.status, await ready.json()]).toEqual([200, { status: "ready" }]);
+  });
+
+  test("on SIGTERM: not ready, then finishes the request in flight, then exits cleanly", async () => {
+    const bob = await createUser({ displayName: "Bob waits" });
+    // A request held in flight by a lock on the table it reads.
+    const locker = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await locker.connect();
+    await locker.query("BEGIN");
+    await locker.query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+    const inFlight = graphql(server, `{ user(handle: "${bob.handle}") { displayName } }`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    server.child.kill("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const notReady = await fetch(`${server.url}/ready`);
+    expect([notReady.status, await notReady.json()]).toEqual([503, { status: "shutting down" }]);
+
+    await new Promise((resolve) => setTimeout(resolve, 400)); // past SHUTDOWN_DELAY_MS: no new connections
+    await expect(fetch(`${server.url}/health`)).rejects.toThrow();
+    await locker.query("ROLLBACK");
+    await locker.end();
+    const answered = await inFlight;
+    expect(answered.status).toBe(200);
+    expect((await answered.json()).data.user.displayName).toBe("Bob waits");
+    expect(await server.exited).toBe(0);
+    expect(server.logs.map((l) => l.msg)).toEqual(
+      expect.arrayContaining(["server: shutting down", "server: draining", "server: stopped"]),
+    );
+  });
+
+  test("not ready while the database is unreachable, alive all the same", async () => {
+    const unreachable = await startServer(bundle, { DATABASE_URL: "postgresql://postgres@127.0.0.1:9/shutter" });
+    try {
+      const ready = await fetch(`${unreachable.url}/ready`);
+      expect([ready.status, await ready.json()]).toEqual([503, { status: "database unreachable" }]);
+      expect((await fetch(`${unreachable.url}/health`)).status).toBe(200);
+    } finally {
+      unreachable.child.kill("SIGTERM");
+      expect(await unreachable.exited).toBe(0);
+    }
+  });
+});
+
+describe("the bundle's deploy-time migration (migrate.mjs)", () => {
+  test("migrates a fresh database with the bundled engine and migrations, then finds nothing to do", async () => {
+    const url = new URL(process.env.DATABASE_URL as string);
+    const name = `${url.pathname.slice(1)}_bundle`;
+    const admin = new pg.Client({
+      connectionString: Object.assign(new URL(url), { pathname: "/postgres" }).toString(),
+    });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE "${name}"`);
+    url.pathname = `/${name}`;
+    const invoke = () => {
+      const run = spawnSync(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          "const m = await import('./migrate.mjs'); console.log(JSON.stringify(await m.handler()));",
+        ],
+        { cwd: bundle, encoding: "utf8", env: { ...process.env, DATABASE_URL: url.toString(), LOG_LEVEL: "silent" } },
+      );
+      if (run.status !== 0) throw new Error(run.stderr);
+      return JSON.parse(run.stdout.trim().split("\n").at(-1) as string);
+    };
+    try {
+      const first = invoke();
+      expect(first.applied.length).toBeGreaterThan(1);
+      expect(first.applied[0]).toMatch(/_init$/);
+      expect(invoke()).toEqual({ applied: [] });
+      const client = new pg.Client({ connectionString: url.toString() });
+      await client.connect();
+      const { rows } = await client.query(
+        "SELECT count(*)::int AS n FROM _prisma_migrations WHERE finished_at IS NOT NULL",
+      );
+      await client.end();
+      expect(rows[0].n).toBe(first.applied.length);
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+});
+
+describe("the image and its manifest", () => {
+  test("the Dockerfile passes the linter and runs the bundle's server entry", () => {
+    const lint = spawnSync(
+      process.execPath,
+      [`${root}node_modules/dockerfile-utils/bin/dockerfile-utils`, "lint", "Dockerfile"],
+      {
+        cwd: root,
+        encoding: "utf8",
+      },
+    );
+    expect(lint.stdout + lint.stderr).toBe("");
+    expect(lint.status).toBe(0);
+    const dockerfile = readFileSync(`${root}Dockerfile`, "utf8");
+    expect(dockerfile).toMatch(/^CMD \["node", "server\.mjs"\]$/m);
+    expect(dockerfile).toMatch(/^COPY --from=build .*\/app\/dist\/functions \.\/$/m);
+    expect(readFileSync(`${bundle}/server.mjs`, "utf8").length).toBeGreaterThan(0);
+  });
+
+  test("the Knative service probes the server's endpoints on its port, with settings Shutter knows", () => {
+    const service = parse(readFileSync(`${root}infra/knative/service.yaml`, "utf8"));
+    expect(service).toMatchObject({ apiVersion: "serving.knative.dev/v1", kind: "Service" });
+    const [container] = service.spec.template.spec.containers;
+    expect(container.ports).toEqual([{ name: "http1", containerPort: 8080 }]);
+    expect(readFileSync(`${root}Dockerfile`, "utf8")).toContain("PORT=8080");
+    expect(container.readinessProbe.httpGet.path).toBe("/ready");
+    expect(container.livenessProbe.httpGet.path).toBe("/health");
+    const names = container.env.map((e: { name: string }) => e.name);
+    expect(names.filter((name: string) => !SETTING_NAMES.includes(name))).toEqual([]);
+    expect(names).toEqual(expect.arrayContaining(["NODE_ENV", "DATABASE_URL", "JWT_PRIVATE_KEY", "S3_BUCKET"]));
+  });
+});
