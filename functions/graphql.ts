@@ -11,6 +11,7 @@ import { createShutterYoga, handleRequest } from "../src/yoga.ts";
 // configuration is read: once per instance, part of its init.
 await loadSecrets();
 const yoga = createShutterYoga();
+performance.mark("shutter:init:done");
 
 /** Fetch API handler, for runtimes that speak `Request`/`Response` (Deno, Bun, workers, the dev server). */
 export function fetch(request: Request, serverContext: ServerContext = {}): Promise<Response> {

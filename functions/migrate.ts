@@ -38,10 +38,12 @@ export async function migrate(databaseUrl: string): Promise<string[]> {
   const wasm = await loadWasmEngine(
     existsSync(bundled("schema_engine_bg.wasm")) ? bundled("schema_engine_bg.wasm") : undefined,
   );
+  // The engine does not close the connections it opened: they are closed once done.
+  const opened: { dispose(): Promise<void> }[] = [];
   const engine = await wasm.SchemaEngine.new(
     { datamodels: undefined },
     (line: unknown) => logger().debug({ engine: line }, "migrate: engine"),
-    createAdapterFactory({ url: databaseUrl }),
+    createAdapterFactory({ url: databaseUrl }, opened),
   );
   try {
     const { appliedMigrationNames } = await engine.applyMigrations({
@@ -51,6 +53,7 @@ export async function migrate(databaseUrl: string): Promise<string[]> {
     return appliedMigrationNames;
   } finally {
     engine.free();
+    await Promise.allSettled(opened.map((adapter) => adapter.dispose()));
   }
 }
 

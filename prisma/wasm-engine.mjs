@@ -96,8 +96,15 @@ export const shadowDatabases = new Set();
  * connection string silently takes precedence over, so the "shadow" work would run on the real database:
  * the shadow database is created and addressed here instead (or the given shadowDatabaseUrl, wiped first).
  */
-export function createAdapterFactory(datasource) {
+export function createAdapterFactory(datasource, opened = []) {
   const factory = withCharColumns(new PrismaPg({ connectionString: datasource.url }));
+  // The engine does not close what it connects: callers that need to (a migration run) close `opened`.
+  const connect = factory.connect.bind(factory);
+  factory.connect = async () => {
+    const adapter = await connect();
+    opened.push(adapter);
+    return adapter;
+  };
   factory.connectToShadowDb = async () => {
     if (datasource.shadowDatabaseUrl) {
       const adapter = await withCharColumns(new PrismaPg({ connectionString: datasource.shadowDatabaseUrl })).connect();

@@ -9,7 +9,9 @@ builder.queryType({});
 builder.mutationType({ authScopes: { viewer: true } });
 
 /** Shutter's executable schema, built once per process. */
+performance.mark("shutter:schema:build");
 export const schema = builder.toSchema({ sortSchema: true });
+performance.mark("shutter:schema:built");
 
 /** The SDL committed as schema/schema.graphql (written by `npm run schema:print`, checked by a test). */
 export function printedSchema(): string {

@@ -12,7 +12,11 @@ let client: PrismaClient | undefined;
  * invocations. Import this; don't carry the client in the GraphQL context.
  */
 export function db(): PrismaClient {
-  client ??= createPrismaClient(config().database);
+  if (!client) {
+    performance.mark("shutter:prisma:create");
+    client = createPrismaClient(config().database);
+    performance.mark("shutter:prisma:created");
+  }
   return client;
 }
 
@@ -60,16 +64,24 @@ function countingStatements(factory: SqlDriverAdapterFactory): SqlDriverAdapterF
     const scope = requestScope.getStore();
     if (scope) scope.sqlStatements++;
   };
+  let first = true;
+  // The first statement of the process also opens the first connection: marked for the cold-start breakdown.
+  const timeFirst = <R>(run: () => Promise<R>): Promise<R> => {
+    if (!first) return run();
+    first = false;
+    performance.mark("shutter:db:first-statement");
+    return run().finally(() => performance.mark("shutter:db:first-result"));
+  };
   const instrument = <T extends SqlQueryable>(queryable: T): T => {
     const queryRaw = queryable.queryRaw.bind(queryable);
     const executeRaw = queryable.executeRaw.bind(queryable);
     queryable.queryRaw = (query) => {
       count();
-      return queryRaw(query);
+      return timeFirst(() => queryRaw(query));
     };
     queryable.executeRaw = (query) => {
       count();
-      return executeRaw(query);
+      return timeFirst(() => executeRaw(query));
     };
     return queryable;
   };

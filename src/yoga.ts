@@ -94,6 +94,8 @@ function useRequestScope(): Plugin {
           operationName: scope.operationName,
           sqlStatements: scope.sqlStatements,
           cacheRoundTrips: scope.cacheRoundTrips,
+          cacheHits: scope.cacheHits,
+          cacheMisses: scope.cacheMisses,
           durationMs: Math.round(performance.now() - scope.startedAt),
         },
         "request",

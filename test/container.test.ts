@@ -1,13 +1,16 @@
 // The container target: the bundled Node HTTP entry (what the Dockerfile runs) with its health endpoints and
 // graceful shutdown, the Dockerfile's lint, and the Knative manifest's agreement with both.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { parse } from "yaml";
+import { migrate } from "../functions/migrate.ts";
 import { SETTING_NAMES } from "../src/config.ts";
 import { buildFunctions } from "./bundle.ts";
-import { createUser } from "./helpers.ts";
+import { type EmptyDatabase, emptyDatabase } from "./databases.ts";
+import { startProxy, type TcpProxy } from "./tcp-proxy.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -26,8 +29,14 @@ async function startServer(dir: string, env: Record<string, string> = {}): Promi
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Record<string, unknown>[] = [];
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
   const port = await new Promise<number>((resolve, reject) => {
+    setTimeout(
+      () => reject(new Error(`server.mjs did not start in 20 s:\n${stderr}\n${JSON.stringify(logs)}`)),
+      20_000,
+    );
     let buffer = "";
     child.stdout?.on("data", (chunk) => {
       buffer += chunk;
@@ -39,7 +48,7 @@ async function startServer(dir: string, env: Record<string, string> = {}): Promi
         if (record.msg === "server: listening") resolve(record.port);
       }
     });
-    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+    child.once("exit", (code) => reject(new Error(`server.mjs exited with ${code}:\n${stderr}`)));
   });
   return { url: `http://127.0.0.1:${port}`, child, logs, exited };
 }
@@ -57,17 +66,32 @@ beforeAll(() => {
 }, 120_000);
 
 describe("the Node HTTP entry (server.mjs)", () => {
+  // Its own database, reached through a proxy that can slow it down to hold a request in flight.
+  let database: EmptyDatabase;
+  let proxy: TcpProxy;
   let server: Server;
   beforeAll(async () => {
-    server = await startServer(bundle, { SHUTDOWN_DELAY_MS: "300" });
-  });
-  afterAll(() => {
+    database = await emptyDatabase();
+    await migrate(database.url);
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    await client.query(
+      `INSERT INTO users (id, handle, display_name, email) VALUES (gen_random_uuid(), 'ana', 'Ana in a container', 'ana@container.test')`,
+    );
+    await client.end();
+    proxy = await startProxy(database.url, 800);
+    server = await startServer(bundle, { DATABASE_URL: proxy.url, SHUTDOWN_DELAY_MS: "300" });
+  }, 60_000);
+  afterAll(async () => {
     server.child.kill("SIGKILL");
+    await proxy.close();
+    await database.drop();
   });
 
+  const ANA = `{ user(handle: "ana") { displayName } }`;
+
   test("serves GraphQL, and health and readiness", async () => {
-    const alice = await createUser({ displayName: "Ana in a container" });
-    const response = await graphql(server, `{ user(handle: "${alice.handle}") { displayName } }`);
+    const response = await graphql(server, ANA);
     expect(response.status).toBe(200);
     expect((await response.json()).data.user.displayName).toBe("Ana in a container");
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
@@ -76,13 +100,8 @@ describe("the Node HTTP entry (server.mjs)", () => {
   });
 
   test("on SIGTERM: not ready, then finishes the request in flight, then exits cleanly", async () => {
-    const bob = await createUser({ displayName: "Bob waits" });
-    // A request held in flight by a lock on the table it reads.
-    const locker = new pg.Client({ connectionString: process.env.DATABASE_URL });
-    await locker.connect();
-    await locker.query("BEGIN");
-    await locker.query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
-    const inFlight = graphql(server, `{ user(handle: "${bob.handle}") { displayName } }`);
+    proxy.setMode("slow"); // every statement now takes 800 ms
+    const inFlight = graphql(server, `{ user(handle: "ana") { handle displayName } }`);
     await new Promise((resolve) => setTimeout(resolve, 200));
 
     server.child.kill("SIGTERM");
@@ -92,11 +111,9 @@ describe("the Node HTTP entry (server.mjs)", () => {
 
     await new Promise((resolve) => setTimeout(resolve, 400)); // past SHUTDOWN_DELAY_MS: no new connections
     await expect(fetch(`${server.url}/health`)).rejects.toThrow();
-    await locker.query("ROLLBACK");
-    await locker.end();
     const answered = await inFlight;
     expect(answered.status).toBe(200);
-    expect((await answered.json()).data.user.displayName).toBe("Bob waits");
+    expect((await answered.json()).data.user).toEqual({ handle: "ana", displayName: "Ana in a container" });
     expect(await server.exited).toBe(0);
     expect(server.logs.map((l) => l.msg)).toEqual(
       expect.arrayContaining(["server: shutting down", "server: draining", "server: stopped"]),
@@ -118,14 +135,7 @@ describe("the Node HTTP entry (server.mjs)", () => {
 
 describe("the bundle's deploy-time migration (migrate.mjs)", () => {
   test("migrates a fresh database with the bundled engine and migrations, then finds nothing to do", async () => {
-    const url = new URL(process.env.DATABASE_URL as string);
-    const name = `${url.pathname.slice(1)}_bundle`;
-    const admin = new pg.Client({
-      connectionString: Object.assign(new URL(url), { pathname: "/postgres" }).toString(),
-    });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE "${name}"`);
-    url.pathname = `/${name}`;
+    const database = await emptyDatabase();
     const invoke = () => {
       const run = spawnSync(
         process.execPath,
@@ -134,17 +144,17 @@ describe("the bundle's deploy-time migration (migrate.mjs)", () => {
           "-e",
           "const m = await import('./migrate.mjs'); console.log(JSON.stringify(await m.handler()));",
         ],
-        { cwd: bundle, encoding: "utf8", env: { ...process.env, DATABASE_URL: url.toString(), LOG_LEVEL: "silent" } },
+        { cwd: bundle, encoding: "utf8", env: { ...process.env, DATABASE_URL: database.url, LOG_LEVEL: "silent" } },
       );
       if (run.status !== 0) throw new Error(run.stderr);
       return JSON.parse(run.stdout.trim().split("\n").at(-1) as string);
     };
     try {
-      const first = invoke();
+      const first = await invoke();
       expect(first.applied.length).toBeGreaterThan(1);
       expect(first.applied[0]).toMatch(/_init$/);
-      expect(invoke()).toEqual({ applied: [] });
-      const client = new pg.Client({ connectionString: url.toString() });
+      expect(await invoke()).toEqual({ applied: [] });
+      const client = new pg.Client({ connectionString: database.url });
       await client.connect();
       const { rows } = await client.query(
         "SELECT count(*)::int AS n FROM _prisma_migrations WHERE finished_at IS NOT NULL",
@@ -152,8 +162,7 @@ describe("the bundle's deploy-time migration (migrate.mjs)", () => {
       await client.end();
       expect(rows[0].n).toBe(first.applied.length);
     } finally {
-      await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await admin.end();
+      await database.drop();
     }
   });
 });

@@ -1,11 +1,11 @@
 // The bundled function behind the local API Gateway emulator: cold and warm starts, reaping, timeouts, payload
 // limits, and surviving a freeze (the platform pauses an idle instance; meanwhile the database and Redis close
 // its connections).
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startGateway } from "../scripts/gateway.ts";
 import { buildFunctions } from "./bundle.ts";
 import { createPost, createUser } from "./helpers.ts";
+import { startProxy } from "./tcp-proxy.ts";
 
 let bundle: string;
 const QUERY = JSON.stringify({ query: "{ explore(first: 3) { edges { node { id caption } } } }" });
@@ -104,26 +104,28 @@ const THAW_QUERY = JSON.stringify({
 
 describe("freeze and thaw", () => {
   test("after its connections were closed while it was frozen, the next invocation succeeds", async () => {
-    const gateway = await start({ maxInstances: 1 });
-    const admin = new pg.Client({ connectionString: process.env.DATABASE_URL });
-    await admin.connect();
+    // The instance reaches PostgreSQL (and Redis) through proxies, which close its connections from the server's
+    // side on demand: what an idle timeout (idle_session_timeout, a proxy's, Redis `timeout`) does to a frozen
+    // instance.
+    const database = await startProxy(process.env.DATABASE_URL as string);
+    const redis = process.env.REDIS_URL ? await startProxy(process.env.REDIS_URL) : undefined;
+    const gateway = await start({
+      maxInstances: 1,
+      env: {
+        ...process.env,
+        LOG_LEVEL: "silent",
+        DATABASE_URL: database.url,
+        ...(redis ? { REDIS_URL: redis.url } : {}),
+      },
+    });
     try {
       const alice = await createUser();
       const token = { authorization: `Bearer ${alice.token}` };
       expect((await post(gateway, THAW_QUERY, token)).status).toBe(200); // warm, with open connections
       const [pid] = gateway.instancePids();
       process.kill(pid as number, "SIGSTOP");
-      // While frozen, the server side drops everything this database had open but our own session.
-      const { rows } = await admin.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
-      );
-      expect(rows.length).toBeGreaterThan(0);
-      if (process.env.REDIS_URL) {
-        const { Redis } = await import("ioredis");
-        const redis = new Redis(process.env.REDIS_URL);
-        await redis.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
-        redis.disconnect();
-      }
+      expect(database.dropAll()).toBeGreaterThan(0);
+      if (redis) expect(redis.dropAll()).toBeGreaterThan(0);
       // The next invocation is already waiting when the instance thaws, as on the platform.
       const first = post(gateway, THAW_QUERY, token);
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -137,8 +139,8 @@ describe("freeze and thaw", () => {
       }
       expect(gateway.invocations.every((i) => i.instance === gateway.invocations[0]?.instance)).toBe(true);
     } finally {
-      await admin.end();
       await gateway.close();
+      await Promise.all([database.close(), redis?.close()]);
     }
   });
 });

@@ -3,10 +3,10 @@
 // test/global-setup.ts and test/setup.ts.)
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import pg from "pg";
 import { expect, test } from "vitest";
 import { migrate, readMigrations } from "../functions/migrate.ts";
 import { db } from "../src/db.ts";
+import { emptyDatabase } from "./databases.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -55,18 +55,13 @@ test("constraints the schema cannot express are in place", async () => {
 });
 
 test("the migrate function (the deploy trigger) applies the migrations once, as `migrate deploy` would", async () => {
-  const url = new URL(process.env.DATABASE_URL as string);
-  const name = `${url.pathname.slice(1)}_fn`;
-  const admin = new pg.Client({ connectionString: Object.assign(new URL(url), { pathname: "/postgres" }).toString() });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${name}"`);
+  const database = await emptyDatabase();
   try {
-    url.pathname = `/${name}`;
     const all = readMigrations().migrationDirectories.map((m) => m.path);
-    expect(await migrate(url.toString())).toEqual(all);
-    expect(await migrate(url.toString())).toEqual([]);
+    expect(await migrate(database.url)).toEqual(all);
+    expect(await migrate(database.url)).toEqual([]);
     // The CLI reads the same history, and finds the database exactly at the schema.
-    const env = { ...process.env, DATABASE_URL: url.toString() };
+    const env = { ...process.env, DATABASE_URL: database.url };
     const status = await prismaCli(["migrate", "status"], env);
     expect(status.stdout).toContain("Database schema is up to date");
     const diff = await prismaCli(
@@ -75,7 +70,6 @@ test("the migrate function (the deploy trigger) applies the migrations once, as 
     );
     expect(diff.stdout.trim()).toBe("");
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await admin.end();
+    await database.drop();
   }
 });

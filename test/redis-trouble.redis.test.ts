@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { createPost, test } from "./helpers.ts";
 import { type Instance, startInstance } from "./instances.ts";
-import { type RedisProxy, startRedisProxy } from "./redis-proxy.ts";
+import { startProxy, type TcpProxy } from "./tcp-proxy.ts";
 
 const lines: string[] = [];
 const write = process.stdout.write.bind(process.stdout);
@@ -29,10 +29,10 @@ async function readMany(instance: Instance, id: string, times: number) {
 }
 
 describe.each(["down", "slow", "errors"] as const)("Redis %s", (mode) => {
-  let proxy: RedisProxy;
+  let proxy: TcpProxy;
   let instance: Instance;
   beforeAll(async () => {
-    proxy = await startRedisProxy(process.env.REDIS_URL as string);
+    proxy = await startProxy(process.env.REDIS_URL as string);
     proxy.setMode(mode);
     lines.length = 0;
     instance = await startInstance({ REDIS_URL: proxy.url, LOG_LEVEL: "info" });
@@ -59,7 +59,7 @@ describe.each(["down", "slow", "errors"] as const)("Redis %s", (mode) => {
 });
 
 test("Redis stopping mid-run and coming back: answers throughout, caching resumes by itself", async ({ alice }) => {
-  const proxy = await startRedisProxy(process.env.REDIS_URL as string);
+  const proxy = await startProxy(process.env.REDIS_URL as string);
   lines.length = 0;
   const instance = await startInstance({ REDIS_URL: proxy.url, LOG_LEVEL: "info" });
   try {

@@ -1,25 +1,35 @@
-// A TCP proxy in front of the real Redis, to make it unreachable, slow or failing on demand (tests only).
+// A TCP proxy in front of a real server (Redis, PostgreSQL), to make it unreachable, slow or failing on demand,
+// or to close every connection from the server's side (tests only).
 import { createServer, Socket as NetSocket, type Server, type Socket } from "node:net";
 
 export type ProxyMode = "forward" | "slow" | "errors" | "down";
 
-export interface RedisProxy {
+export interface TcpProxy {
+  /** The target's URL with the proxy's host and port. */
   url: string;
   mode: ProxyMode;
   setMode(mode: ProxyMode): void;
+  /** Closes every open connection, as the server would (idle timeout, restart); returns how many clients had one. */
+  dropAll(): number;
   close(): Promise<void>;
 }
 
-export async function startRedisProxy(target: string, delayMs = 400): Promise<RedisProxy> {
+export async function startProxy(target: string, delayMs = 400): Promise<TcpProxy> {
   const { hostname, port } = new URL(target);
   const sockets = new Set<Socket>();
-  const proxy: RedisProxy = {
+  const clients = new Set<Socket>();
+  const proxy: TcpProxy = {
     url: "",
     mode: "forward",
     setMode(mode) {
       this.mode = mode;
-      // Going down drops every open connection, as a crashed or restarted Redis would.
-      if (mode === "down") for (const socket of sockets) socket.destroy();
+      // Going down drops every open connection, as a crashed or restarted server would.
+      if (mode === "down") this.dropAll();
+    },
+    dropAll() {
+      const open = clients.size;
+      for (const socket of sockets) socket.destroy();
+      return open;
     },
     close: () =>
       new Promise((resolve) => {
@@ -30,10 +40,14 @@ export async function startRedisProxy(target: string, delayMs = 400): Promise<Re
   const server: Server = createServer((client) => {
     if (proxy.mode === "down") return client.destroy();
     sockets.add(client);
-    client.on("close", () => sockets.delete(client));
+    clients.add(client);
+    client.on("close", () => {
+      sockets.delete(client);
+      clients.delete(client);
+    });
     client.on("error", () => {});
     if (proxy.mode === "errors") {
-      // Every command gets an error reply (a Redis out of memory, a misconfigured proxy).
+      // Every command gets an (Redis protocol) error reply: a Redis out of memory, a misconfigured proxy.
       client.on("data", () => client.write("-ERR injected failure\r\n"));
       return;
     }
@@ -52,6 +66,9 @@ export async function startRedisProxy(target: string, delayMs = 400): Promise<Re
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address() as { port: number };
-  proxy.url = `redis://127.0.0.1:${address.port}`;
+  const url = new URL(target);
+  url.hostname = "127.0.0.1";
+  url.port = String(address.port);
+  proxy.url = url.toString();
   return proxy;
 }
