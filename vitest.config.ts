@@ -17,6 +17,8 @@ export default defineConfig({
       ...(process.env.S3_ENFORCES_SIGNATURES === "true" ? [] : ["test/**/*.s3.test.ts"]),
       // Tests behind a transaction-mode pooler need one: scripts/pgbouncer.sh starts PgBouncer (CI does).
       ...(process.env.PGBOUNCER_URL ? [] : ["test/**/*.pgbouncer.test.ts"]),
+      // The benchmark's smoke run creates a database on a real server and measures against a real Redis.
+      ...(process.env.DATABASE_URL && process.env.REDIS_URL ? [] : ["test/**/*.services.test.ts"]),
     ],
     globalSetup: ["test/global-setup.ts"],
     setupFiles: ["test/setup.ts"],

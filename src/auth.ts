@@ -1,5 +1,4 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { argon2id, argon2Verify } from "hash-wasm";
 import {
   calculateJwkThumbprint,
   createRemoteJWKSet,
@@ -19,15 +18,18 @@ import { type CachedEntity, loadThroughCache } from "./loaders/cached.ts";
 import { logger } from "./logger.ts";
 
 // Passwords: argon2id with OWASP's minimum memory-hard parameters (19 MiB, 2 passes). hash-wasm runs it in
-// WebAssembly: no native addon to build per platform, same code on Lambda arm64 and a laptop.
+// WebAssembly: no native addon to build per platform, same code on Lambda arm64 and a laptop. Loaded on first
+// use: only sign-up, log-in and password changes need it, not the cold start of every instance.
 const ARGON2 = { parallelism: 1, iterations: 2, memorySize: 19_456, hashLength: 32 } as const;
 
 /** Hashes a password into a self-describing PHC string (parameters and salt included). */
-export function hashPassword(password: string): Promise<string> {
+export async function hashPassword(password: string): Promise<string> {
+  const { argon2id } = await import("hash-wasm");
   return argon2id({ ...ARGON2, password, salt: randomBytes(16), outputType: "encoded" });
 }
 
-export function verifyPassword(password: string, hash: string): Promise<boolean> {
+export async function verifyPassword(password: string, hash: string): Promise<boolean> {
+  const { argon2Verify } = await import("hash-wasm");
   return argon2Verify({ password, hash });
 }
 

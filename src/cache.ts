@@ -239,9 +239,25 @@ export function cacheKeys(kind: string, id: string) {
   };
 }
 
-/** Dates are cached as ISO strings; every `...At` field comes back as a Date. */
-export const reviveDates = (key: string, value: unknown) =>
-  typeof value === "string" && key.endsWith("At") && value.length >= 20 ? new Date(value) : value;
+/**
+ * Dates are cached as ISO strings; every `...At` field of a parsed value comes back as a Date (in place).
+ * A walk after `JSON.parse`, not a reviver: V8 parses with a reviver several times slower, and cache reads
+ * parse a hundred entries per request.
+ */
+export function reviveDates<T>(value: T): T {
+  if (Array.isArray(value)) {
+    for (const item of value) reviveDates(item);
+  } else if (value && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    for (const key in record) {
+      const field = record[key];
+      if (typeof field === "string") {
+        if (field.length >= 20 && key.endsWith("At")) record[key] = new Date(field);
+      } else if (field && typeof field === "object") reviveDates(field);
+    }
+  }
+  return value;
+}
 
 /**
  * A computed value shared by everyone for `ttlSeconds` (e.g. the first explore page), not tied to one entity's
@@ -253,7 +269,7 @@ export async function cachedValue<T>(name: string, ttlSeconds: number, compute: 
   const key = `${config().redisKeyPrefix}:c${CACHE_SHAPE_VERSION}:${name}`;
   const read = async () => {
     const [hit] = await store.mget([key]);
-    return hit ? (JSON.parse(hit, reviveDates) as T) : undefined;
+    return hit ? reviveDates(JSON.parse(hit) as T) : undefined;
   };
   const cached = await read();
   if (cached !== undefined) return cached;

@@ -1,6 +1,10 @@
-import { DeleteObjectsCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { type Config, config } from "./config.ts";
+
+// The AWS SDK is loaded on first use: most requests never touch storage (photo URLs come from a CDN base URL in
+// production), and the SDK would be a sixth of the code every cold start loads.
+export const awsS3 = () => import("@aws-sdk/client-s3");
+export const awsPresigner = () => import("@aws-sdk/s3-request-presigner");
 
 type StorageConfig = NonNullable<Config["s3"]>;
 
@@ -17,7 +21,8 @@ export function storageConfig(): StorageConfig {
  * The process's S3 client (any S3-compatible endpoint). Credentials come from S3_ACCESS_KEY_ID/SECRET when
  * set, otherwise from the AWS default provider chain (the Lambda role in production).
  */
-export function s3(): S3Client {
+export async function s3(): Promise<S3Client> {
+  const { S3Client } = await awsS3();
   if (!client) {
     const { region, endpoint, forcePathStyle, credentials } = storageConfig();
     client = new S3Client({
@@ -47,7 +52,8 @@ export async function photoUrl(storageKey: string, now = Date.now()): Promise<st
   const { bucket, publicBaseUrl } = storageConfig();
   if (publicBaseUrl) return `${publicBaseUrl.replace(/\/$/, "")}/${storageKey}`;
   const windowStart = Math.floor(now / 1000 / URL_WINDOW_SECONDS) * URL_WINDOW_SECONDS;
-  return getSignedUrl(s3(), new GetObjectCommand({ Bucket: bucket, Key: storageKey }), {
+  const [{ GetObjectCommand }, { getSignedUrl }] = await Promise.all([awsS3(), awsPresigner()]);
+  return getSignedUrl(await s3(), new GetObjectCommand({ Bucket: bucket, Key: storageKey }), {
     signingDate: new Date(windowStart * 1000),
     expiresIn: 2 * URL_WINDOW_SECONDS,
   });
@@ -57,8 +63,9 @@ export async function photoUrl(storageKey: string, now = Date.now()): Promise<st
 export async function deleteObjects(keys: string[]): Promise<void> {
   if (keys.length === 0) return;
   const { bucket } = storageConfig();
+  const { DeleteObjectsCommand } = await awsS3();
   for (let i = 0; i < keys.length; i += 1000) {
-    await s3().send(
+    await (await s3()).send(
       new DeleteObjectsCommand({
         Bucket: bucket,
         Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true },

@@ -1,13 +1,4 @@
 import { randomUUID } from "node:crypto";
-import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  NotFound,
-  PutObjectCommand,
-  PutObjectTaggingCommand,
-} from "@aws-sdk/client-s3";
-import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { fileTypeFromBuffer } from "file-type";
 import { imageSize } from "image-size";
 import { invalidate } from "./cache.ts";
 import { config } from "./config.ts";
@@ -16,7 +7,7 @@ import { ErrorCode, ShutterError } from "./errors.ts";
 import type { MediaPurpose } from "./generated/prisma/client.ts";
 import type { MediaRecord } from "./loaders/media.ts";
 import { logger } from "./logger.ts";
-import { deleteObjects, s3, storageConfig } from "./storage.ts";
+import { awsPresigner, awsS3, deleteObjects, s3, storageConfig } from "./storage.ts";
 
 /** Photo formats apps may upload, by MIME type, with the extension their objects get. */
 export const PHOTO_TYPES = {
@@ -104,8 +95,9 @@ export async function startUpload(
       byteSize: input.byteSize,
     },
   });
+  const [{ PutObjectCommand }, { getSignedUrl }] = await Promise.all([awsS3(), awsPresigner()]);
   const url = await getSignedUrl(
-    s3(),
+    await s3(),
     new PutObjectCommand({
       Bucket: storageConfig().bucket,
       Key: storageKey,
@@ -151,9 +143,11 @@ const HEAD_BYTES = 256 * 1024;
 export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
   if (media.status === "READY") return media;
   const { bucket } = storageConfig();
+  const { GetObjectCommand, HeadObjectCommand, NotFound, PutObjectTaggingCommand } = await awsS3();
+  const client = await s3();
   let head: { ContentLength?: number; ContentType?: string; LastModified?: Date };
   try {
-    head = await s3().send(new HeadObjectCommand({ Bucket: bucket, Key: media.storageKey }));
+    head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: media.storageKey }));
   } catch (error) {
     if (!(error instanceof NotFound) && (error as { name?: string }).name !== "NotFound") throw error;
     if (Date.now() > uploadExpiry(media).getTime()) return reject(media, "EXPIRED");
@@ -165,12 +159,13 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
   if (head.ContentLength !== media.byteSize) return reject(media, "SIZE_MISMATCH");
   if (head.ContentType !== media.contentType) return reject(media, "TYPE_MISMATCH");
 
-  const object = await s3().send(
+  const object = await client.send(
     new GetObjectCommand({ Bucket: bucket, Key: media.storageKey, Range: `bytes=0-${HEAD_BYTES - 1}` }),
   );
   const bytes = Buffer.from(
     await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
   );
+  const { fileTypeFromBuffer } = await import("file-type");
   const detected = await fileTypeFromBuffer(bytes);
   if (!detected || !isPhotoType(detected.mime)) return reject(media, "NOT_AN_IMAGE");
   if (detected.mime !== media.contentType) return reject(media, "TYPE_MISMATCH");
@@ -181,7 +176,7 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
     return reject(media, "NOT_AN_IMAGE");
   }
   // No longer pending: the lifecycle rule for abandoned uploads must not expire it.
-  await s3().send(new PutObjectTaggingCommand({ Bucket: bucket, Key: media.storageKey, Tagging: { TagSet: [] } }));
+  await client.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: media.storageKey, Tagging: { TagSet: [] } }));
   const [ready] = await db().$queryRaw<MediaRecord[]>`
     UPDATE media SET status = 'READY', width = ${size.width ?? null}, height = ${size.height ?? null}
     WHERE id = ${media.id}::uuid RETURNING id`;

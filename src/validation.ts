@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 
 // Input rules with messages a person can act on. The database enforces the hard ones (handle format,
 // counters) too, so no code path can store what these reject.
@@ -14,57 +14,66 @@ export const LIMITS = {
   searchPrefix: { max: 30 },
 } as const;
 
-export const handleRule = z
-  .string()
-  .trim()
-  .transform((v) => v.replace(/^@/, "").toLowerCase())
-  .pipe(
-    z
-      .string()
-      .regex(
+/** Removes a leading "@" and lowercases: people type handles as they see them. */
+const asHandle = z.pipe(
+  z.string().check(z.trim()),
+  z.transform((v) => v.replace(/^@/, "").toLowerCase()),
+);
+
+export const handleRule = z.pipe(
+  asHandle,
+  z
+    .string()
+    .check(
+      z.regex(
         /^[a-z0-9_.]{3,30}$/,
         `A handle is ${LIMITS.handle.min} to ${LIMITS.handle.max} characters: letters, digits, underscores and dots.`,
       ),
-  );
+    ),
+);
 
 export const displayNameRule = z
   .string()
-  .trim()
-  .min(1, "Your name can't be empty.")
-  .max(LIMITS.displayName.max, `Your name can be at most ${LIMITS.displayName.max} characters.`);
+  .check(
+    z.trim(),
+    z.minLength(1, "Your name can't be empty."),
+    z.maxLength(LIMITS.displayName.max, `Your name can be at most ${LIMITS.displayName.max} characters.`),
+  );
 
-export const bioRule = z.string().trim().max(LIMITS.bio.max, `Your bio can be at most ${LIMITS.bio.max} characters.`);
-
-export const emailRule = z
+export const bioRule = z
   .string()
-  .trim()
-  .toLowerCase()
-  .max(254, "That email address is too long.")
-  .pipe(z.email("That doesn't look like an email address."));
+  .check(z.trim(), z.maxLength(LIMITS.bio.max, `Your bio can be at most ${LIMITS.bio.max} characters.`));
+
+export const emailRule = z.pipe(
+  z.string().check(z.trim(), z.toLowerCase(), z.maxLength(254, "That email address is too long.")),
+  z.email("That doesn't look like an email address."),
+);
 
 export const passwordRule = z
   .string()
-  .min(LIMITS.password.min, `Use at least ${LIMITS.password.min} characters for your password.`)
-  .max(LIMITS.password.max, `A password can be at most ${LIMITS.password.max} characters.`);
+  .check(
+    z.minLength(LIMITS.password.min, `Use at least ${LIMITS.password.min} characters for your password.`),
+    z.maxLength(LIMITS.password.max, `A password can be at most ${LIMITS.password.max} characters.`),
+  );
 
 export const captionRule = z
   .string()
-  .trim()
-  .max(LIMITS.caption.max, `A caption can be at most ${LIMITS.caption.max} characters.`);
+  .check(z.trim(), z.maxLength(LIMITS.caption.max, `A caption can be at most ${LIMITS.caption.max} characters.`));
 
 export const commentRule = z
   .string()
-  .trim()
-  .min(1, "A comment can't be empty.")
-  .max(LIMITS.comment.max, `A comment can be at most ${LIMITS.comment.max} characters.`);
-
-export const searchPrefixRule = z
-  .string()
-  .trim()
-  .transform((v) => v.replace(/^@/, "").toLowerCase())
-  .pipe(
-    z
-      .string()
-      .min(1, "Type at least one character to search.")
-      .max(LIMITS.searchPrefix.max, `Search for at most ${LIMITS.searchPrefix.max} characters.`),
+  .check(
+    z.trim(),
+    z.minLength(1, "A comment can't be empty."),
+    z.maxLength(LIMITS.comment.max, `A comment can be at most ${LIMITS.comment.max} characters.`),
   );
+
+export const searchPrefixRule = z.pipe(
+  asHandle,
+  z
+    .string()
+    .check(
+      z.minLength(1, "Type at least one character to search."),
+      z.maxLength(LIMITS.searchPrefix.max, `Search for at most ${LIMITS.searchPrefix.max} characters.`),
+    ),
+);

@@ -1,8 +1,7 @@
 // The container target: the bundled Node HTTP entry (what the Dockerfile runs) with its health endpoints and
 // graceful shutdown, the Dockerfile's lint, and the Knative manifest's agreement with both.
-import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { parse } from "yaml";

@@ -83,7 +83,7 @@ test("an upload is tagged pending until it is verified, so the lifecycle rule on
   expect(await put(upload.url, new Uint8Array(bytes))).toBe(200);
   const { bucket } = storageConfig();
   const key = decodeURIComponent(new URL(upload.url).pathname).slice(`/${bucket}/`.length);
-  const tags = async () => (await s3().send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key }))).TagSet;
+  const tags = async () => (await (await s3()).send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key }))).TagSet;
   expect(await tags()).toEqual([{ Key: "shutter-upload", Value: "pending" }]);
   expect((await ok(CREATE_POST, { ids: [photo.id] }, { token: alice.token })).createPost.__typename).toBe(
     "CreatePostSuccess",

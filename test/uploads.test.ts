@@ -65,7 +65,7 @@ async function put(started: Started, body: Buffer, headers?: Record<string, stri
 }
 
 const objectExists = async (key: string) =>
-  s3()
+  (await s3())
     .send(new HeadObjectCommand({ Bucket: storageConfig().bucket, Key: key }))
     .then(() => true)
     .catch(() => false);
@@ -187,7 +187,7 @@ describe("rejections", () => {
     ] as const) {
       const started = await startUpload(alice, "image/png", png(4, 3).length);
       const { storageKey } = await db().media.findUniqueOrThrow({ where: { id: mediaId(started.photo.id) } });
-      await s3().send(new PutObjectCommand({ Bucket: storageConfig().bucket, Key: storageKey, ...object }));
+      await (await s3()).send(new PutObjectCommand({ Bucket: storageConfig().bucket, Key: storageKey, ...object }));
       const data = await ok(COMPLETE, { id: started.photo.id }, { token: alice.token });
       expect(data.completeUpload, problem).toMatchObject({ code: "UPLOAD_INVALID", problem });
       expect(await objectExists(storageKey)).toBe(false);
@@ -323,7 +323,7 @@ describe("abandoned uploads", () => {
 test("signed out, uploads can't be started", async () => {
   const result = await gql(CREATE_UPLOAD, { input: { contentType: "image/png", byteSize: 10, purpose: "POST_PHOTO" } });
   expect(result.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
-  const { Body } = await s3()
+  const { Body } = await (await s3())
     .send(new GetObjectCommand({ Bucket: storageConfig().bucket, Key: "missing" }))
     .catch((error) => ({ Body: error.name }));
   expect(Body).toBe("NoSuchKey");

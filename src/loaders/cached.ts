@@ -46,8 +46,8 @@ export async function loadThroughCache<T extends { id: string }>(
       const at = (i * parts.length + p) * 2;
       const version = raw[at + 1] ?? "0";
       seen.push(version);
-      const cached = raw[at] ? (JSON.parse(raw[at] as string, reviveDates) as { v: string; d: object }) : null;
-      if (cached?.v === version) Object.assign(merged, cached.d);
+      const cached = raw[at] ? (JSON.parse(raw[at] as string) as { v: string; d: object }) : null;
+      if (cached?.v === version) Object.assign(merged, reviveDates(cached.d));
       else hit = false;
     });
     if (hit) found.set(id, merged as T);

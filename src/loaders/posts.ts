@@ -52,17 +52,26 @@ export function authorPostsPage(authorId: string, page: PageRequest): Promise<Po
 
 /**
  * One page of a viewer's feed: posts by the people they follow and by themselves, newest first. Read at
- * request time ("fan-out on read"): one index range per followed author, merged by PostgreSQL.
+ * request time ("fan-out on read"): each author's newest (created_at, id) pairs from the (author_id,
+ * created_at, id) index — an index-only scan, at most a page per author — merged, and only the page's rows
+ * read from the table. Given `author_id IN (...)` instead, PostgreSQL walks all posts newest first and
+ * filters by author: ~8x slower on the large seed, and reading every candidate row ~2x slower again.
  */
 export function feedPage(viewerId: string, page: PageRequest): Promise<PostRecord[]> {
   const { where, direction } = keyset(sql`p.created_at, p.id`, "desc", page, createdAtAndId);
   return db().$queryRaw`
-    SELECT ${POST_COLUMNS("p")} FROM posts p
-    WHERE p.author_id IN (
-      SELECT followee_id FROM follows WHERE follower_id = ${viewerId}::uuid
-      UNION ALL SELECT ${viewerId}::uuid
-    ) AND ${where}
-    ORDER BY p.created_at ${direction}, p.id ${direction} LIMIT ${page.limit}`;
+    SELECT ${POST_COLUMNS("p")} FROM (
+      SELECT newest.id FROM (
+        SELECT followee_id AS id FROM follows WHERE follower_id = ${viewerId}::uuid
+        UNION ALL SELECT ${viewerId}::uuid
+      ) author CROSS JOIN LATERAL (
+        SELECT p.created_at, p.id FROM posts p
+        WHERE p.author_id = author.id AND ${where}
+        ORDER BY p.created_at ${direction}, p.id ${direction} LIMIT ${page.limit}
+      ) newest
+      ORDER BY newest.created_at ${direction}, newest.id ${direction} LIMIT ${page.limit}
+    ) top JOIN posts p ON p.id = top.id
+    ORDER BY p.created_at ${direction}, p.id ${direction}`;
 }
 
 /** How many of the newest posts explore ranks: bounded work per request, whatever the size of the table. */

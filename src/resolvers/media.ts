@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod/mini";
 import { builder, type Context } from "../../schema/builder.ts";
 import { config } from "../config.ts";
 import { ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
@@ -103,7 +103,9 @@ const CreateUploadInput = builder.inputType("CreateUploadInput", {
       description: "image/jpeg, image/png, image/webp or image/heic.",
       validate: z
         .string()
-        .refine(isPhotoType, `Upload a JPEG, PNG, WebP or HEIC image (${Object.keys(PHOTO_TYPES).join(", ")}).`),
+        .check(
+          z.refine(isPhotoType, `Upload a JPEG, PNG, WebP or HEIC image (${Object.keys(PHOTO_TYPES).join(", ")}).`),
+        ),
     }),
     byteSize: t.int({ required: true, description: "The file's exact size in bytes." }),
     purpose: t.field({ type: PhotoPurposeEnum, required: true }),

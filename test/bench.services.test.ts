@@ -1,0 +1,77 @@
+// The benchmark harness, end to end, in its reduced smoke form (small data, a second per scenario): it must keep
+// working as Shutter changes. Nothing here is about speed — only that every scenario and floor was measured,
+// without errors, and reported with its ratios. Needs a PostgreSQL server and Redis (DATABASE_URL, REDIS_URL).
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { afterAll, expect, test } from "vitest";
+import type { Results } from "../bench/report.ts";
+import { SCENARIOS } from "../bench/scenarios.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "shutter-bench-smoke-"));
+const database = `shutter_bench_smoke_${Math.random().toString(36).slice(2, 8)}`;
+
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  const admin = new pg.Client({
+    connectionString: Object.assign(new URL(process.env.DATABASE_URL as string), { pathname: "/postgres" }).toString(),
+  });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+  await admin.end();
+});
+
+test("npm run bench -- --smoke measures every scenario and both floors, and reports the ratios", async () => {
+  const { stderr } = await promisify(execFile)(
+    process.execPath,
+    ["bench/run.ts", "--smoke", "--duration", "1", "--warmup", "1", "--connections", "4"].concat([
+      "--database",
+      database,
+      "--out",
+      join(dir, "results"),
+      "--dist",
+      join(dir, "dist"),
+    ]),
+    // The bench creates its database on DATABASE_URL's server (this file's own database names that server).
+    { cwd: root, maxBuffer: 64 * 1024 * 1024 },
+  );
+  // Progress is shown while it runs: seeding, each scenario second by second, cold starts.
+  expect(stderr).toMatch(/seed: +posts +1,200 \/ 1,200/);
+  expect(stderr).toMatch(/feed: 1\/1 s, \d+ req\/s/);
+  expect(stderr).toContain("check: the data floor's feed is identical to Shutter's");
+
+  const results: Results = JSON.parse(readFileSync(join(dir, "results/latest.json"), "utf8"));
+  expect(results.dataSet).toMatchObject({ users: 300, posts: 1200 });
+  expect(results.floors.map((f) => f.name)).toEqual(["transport", "data"]);
+  expect(results.scenarios.map((s) => s.name)).toEqual(Object.keys(SCENARIOS));
+  for (const measured of [...results.floors, ...results.scenarios]) {
+    expect(measured.load.errors, `${measured.name}: ${measured.load.errorSamples.join("; ")}`).toBe(0);
+    expect(measured.load.requests).toBeGreaterThan(0);
+    expect(measured.load.latencyMs.p99).toBeGreaterThanOrEqual(measured.load.latencyMs.p50);
+    expect(measured.maxRssMiB).toBeGreaterThan(10);
+  }
+  const byName = Object.fromEntries(results.scenarios.map((s) => [s.name, s]));
+  // The counters come from Shutter's own request logs: reads on a cold cache reach PostgreSQL, and anonymous
+  // explore is served from the shared cache once warm.
+  expect(byName.feed?.sqlPerRequest).toBeGreaterThan(0);
+  expect(byName.feed?.sqlPerRequest).toBeLessThanOrEqual(6);
+  expect(byName.explore?.cacheHitRatio).toBeGreaterThan(0.5);
+  expect(byName["write-mix"]?.sqlPerRequest).toBeGreaterThan(0);
+  expect(results.coldStart.map((c) => c.label)).toEqual([
+    "hello world",
+    "Shutter, bundled (as deployed)",
+    "Shutter, from source",
+  ]);
+  const bundled = results.coldStart[1];
+  expect(bundled?.stages.map((s) => s.label)).toContain("build the schema (toSchema)");
+  expect(bundled?.stages.map((s) => s.label)).toContain("first SQL statement (opens the connection)");
+
+  const report = readFileSync(join(dir, "results/latest.md"), "utf8");
+  for (const name of Object.keys(SCENARIOS)) expect(report).toMatch(new RegExp(`\\| ${name} \\| [\\d.]+× \\|`));
+  expect(report).toContain("smoke run");
+  expect(readFileSync(join(dir, "results/latest.svg"), "utf8")).toMatch(/^<svg [\s\S]*<\/svg>\n$/);
+}, 240_000);
