@@ -25,6 +25,8 @@ export async function startServer(label: string, args: string[], env: Record<str
     env: { ...process.env, ...env, PORT: "0" },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  // A bench that fails half-way must not leave its servers running (and competing with the next run).
+  process.once("exit", () => child.kill("SIGKILL"));
   let logs: Record<string, unknown>[] = [];
   let stderr = "";
   child.stderr?.on("data", (chunk) => (stderr += chunk));

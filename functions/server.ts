@@ -6,7 +6,11 @@
 import { createServer } from "node:http";
 import { createServerAdapter } from "@whatwg-node/server";
 import { closeCache } from "../src/cache.ts";
+import { config } from "../src/config.ts";
 import { db, disconnectDb } from "../src/db.ts";
+import { closePubSub } from "../src/events/pubsub.ts";
+import { runEvents } from "../src/events/runner.ts";
+import { closePublisher } from "../src/events/stream.ts";
 import { logger } from "../src/logger.ts";
 import { fetch } from "./graphql.ts";
 
@@ -36,6 +40,11 @@ server.listen(port, () => {
   logger().info({ port: typeof address === "object" ? address?.port : port }, "server: listening");
 });
 
+// A long-running process can also turn events into notifications (EVENTS_RUNNER=true): one member of the
+// consumer group per replica. Function deployments use functions/events.ts instead.
+const events = new AbortController();
+const runner = config().events.runner ? runEvents(events.signal) : Promise.resolve();
+
 async function shutdown(signal: string) {
   if (shuttingDown) return;
   shuttingDown = true;
@@ -48,7 +57,10 @@ async function shutdown(signal: string) {
   const idle = setInterval(() => server.closeIdleConnections(), 50);
   await new Promise<void>((resolve) => server.close(() => resolve()));
   clearInterval(idle);
-  await Promise.allSettled([disconnectDb(), closeCache()]);
+  events.abort();
+  await runner;
+  closePubSub();
+  await Promise.allSettled([disconnectDb(), closeCache(), closePublisher()]);
   logger().info("server: stopped");
   process.exit(0);
 }

@@ -11,10 +11,12 @@ import * as events from "aws-cdk-lib/aws-events";
 import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
+import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as rds from "aws-cdk-lib/aws-rds";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import * as sqs from "aws-cdk-lib/aws-sqs";
 import * as triggers from "aws-cdk-lib/triggers";
 import type { Construct } from "constructs";
 
@@ -237,6 +239,37 @@ export class ShutterStack extends cdk.Stack {
       targets: [new targets.LambdaFunction(cleanup)],
     });
 
+    // Events: the GraphQL function announces committed outbox events on a queue (EVENTS_QUEUE_URL, instead of
+    // the Redis stream); the events function takes them in batches, reporting failures per message, and a
+    // message received five times moves to the dead-letter queue. Every minute a schedule sweeps the outbox
+    // for events never announced and sends the notification deliveries that are due.
+    const eventsDeadLetters = new sqs.Queue(this, "EventsDeadLetters", {
+      retentionPeriod: cdk.Duration.days(14),
+      enforceSSL: true,
+    });
+    const eventsQueue = new sqs.Queue(this, "EventsQueue", {
+      visibilityTimeout: cdk.Duration.seconds(60),
+      deadLetterQueue: { queue: eventsDeadLetters, maxReceiveCount: 5 },
+      enforceSSL: true,
+    });
+    const eventsFunction = fn("Events", "events.handler", {
+      description: "Turns outbox events into notifications",
+      timeout: cdk.Duration.seconds(30),
+    });
+    eventsFunction.addEventSource(
+      new SqsEventSource(eventsQueue, {
+        batchSize: 25,
+        maxBatchingWindow: cdk.Duration.seconds(1),
+        reportBatchItemFailures: true,
+      }),
+    );
+    new events.Rule(this, "EventsSweep", {
+      schedule: events.Schedule.rate(cdk.Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(eventsFunction)],
+    });
+    eventsQueue.grantSendMessages(this.graphqlFunction);
+    this.graphqlFunction.addEnvironment("EVENTS_QUEUE_URL", eventsQueue.queueUrl);
+
     const migrate = fn("Migrate", "migrate.handler", {
       description: "Applies prisma/migrations (runs on deploy)",
       timeout: cdk.Duration.minutes(5),
@@ -277,6 +310,8 @@ export class ShutterStack extends cdk.Stack {
     if (authorizer) open("/graphql/public", [apigw.HttpMethod.POST, apigw.HttpMethod.GET, apigw.HttpMethod.OPTIONS]);
     open("/.well-known/{file}", [apigw.HttpMethod.GET]);
     open("/health", [apigw.HttpMethod.GET]);
+    // The operations webhook authenticates each request by its signature, not by a JWT.
+    open("/webhooks/ops/{source}", [apigw.HttpMethod.POST]);
 
     new cdk.CfnOutput(this, "GraphQLUrl", { value: `${this.api.apiEndpoint}/graphql` });
     new cdk.CfnOutput(this, "BucketName", { value: this.bucket.bucketName });

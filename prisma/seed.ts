@@ -297,7 +297,7 @@ async function main() {
     }
     if (options.reset) {
       await client.query(
-        "TRUNCATE users, follows, posts, media, comments, likes, notifications, sessions, refresh_tokens CASCADE",
+        "TRUNCATE users, follows, posts, media, comments, likes, notifications, sessions, refresh_tokens, outbox_events, source_subscriptions, webhook_deliveries CASCADE",
       );
     } else if (Number(existing[0]?.n) > 0) {
       throw new Error("The database already has users: pass --reset to replace them, or --if-empty.");
@@ -493,6 +493,8 @@ async function seed(client: pg.Client, upload: boolean) {
   const weightTotal = postWeights.reduce((a, b) => a + b, 0);
   const likes: Row[] = [];
   const notifications: Row[] = [];
+  const likeNotifications: Row[] = [];
+  const notificationActors: Row[] = [];
   for (const [i, post] of posts.entries()) {
     const target = Math.min(users.length - 1, Math.round((size.likes * (postWeights[i] as number)) / weightTotal));
     const likers = new Set<number>();
@@ -501,11 +503,30 @@ async function seed(client: pg.Client, upload: boolean) {
       if (j !== post.authorIndex) likers.add(j);
     }
     const authorId = (users[post.authorIndex] as { id: string }).id;
+    // The likes of a post are one notification for its author, as the events handler aggregates them.
+    let latest: { userId: string; at: Date } | undefined;
+    const actors: { userId: string; at: Date }[] = [];
     for (const j of likers) {
       const at = new Date(Math.min(EPOCH, post.createdAt + random.int(0, 3 * DAY)));
       const userId = (users[j] as { id: string }).id;
       likes.push([post.id, userId, at]);
-      if (random.next() < 0.1) notifications.push([uuidv7(at.getTime()), authorId, "LIKE", userId, post.id, null, at]);
+      actors.push({ userId, at });
+      if (!latest || at > latest.at) latest = { userId, at };
+    }
+    if (latest) {
+      const id = uuidv7(latest.at.getTime());
+      likeNotifications.push([
+        id,
+        authorId,
+        "LIKE",
+        latest.userId,
+        post.id,
+        null,
+        latest.at,
+        `like:${post.id}`,
+        actors.length,
+      ]);
+      for (const actor of actors) notificationActors.push([id, actor.userId, actor.at]);
     }
   }
   await insertWithProgress(
@@ -564,6 +585,36 @@ async function seed(client: pg.Client, upload: boolean) {
     ["id", "recipient_id", "kind", "actor_id", "post_id", "comment_id", "created_at", "read_at"],
     ["uuid", "uuid", '"NotificationKind"', "uuid", "uuid", "uuid", "timestamptz", "timestamptz"],
     all,
+  );
+  await insertWithProgress(
+    client,
+    "like notifications",
+    "notifications",
+    [
+      "id",
+      "recipient_id",
+      "kind",
+      "actor_id",
+      "post_id",
+      "comment_id",
+      "created_at",
+      "group_key",
+      "actor_count",
+      "read_at",
+    ],
+    ["uuid", "uuid", '"NotificationKind"', "uuid", "uuid", "uuid", "timestamptz", "text", "int", "timestamptz"],
+    likeNotifications.map((row): Row => {
+      const at = row[6] as Date;
+      return [...row, at.getTime() < EPOCH - 14 * DAY ? at : null];
+    }),
+  );
+  await insertWithProgress(
+    client,
+    "notification actors",
+    "notification_actors",
+    ["notification_id", "actor_id", "created_at"],
+    ["uuid", "uuid", "timestamptz"],
+    notificationActors,
   );
 
   console.log("  counters…");

@@ -7,6 +7,7 @@ builder.queryType({});
 // Secure by default: every mutation needs a signed-in viewer unless its field opts out with
 // `skipTypeScopes: true` (sign-up, log-in, refresh).
 builder.mutationType({ authScopes: { viewer: true } });
+builder.subscriptionType({ authScopes: { viewer: true } });
 
 /** Shutter's executable schema, built once per process. */
 performance.mark("shutter:schema:build");

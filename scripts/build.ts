@@ -19,6 +19,7 @@ const result = await build({
   entryPoints: {
     graphql: "functions/graphql.ts",
     cleanup: "functions/cleanup.ts",
+    events: "functions/events.ts",
     server: "functions/server.ts",
     migrate: "functions/migrate.ts",
   },

@@ -88,6 +88,10 @@ async function main() {
 
   // Imported only now: the function reads its configuration (set above) at module scope.
   const { fetch } = await import("../functions/graphql.ts");
+  // Notifications come from the events runner: in development it runs in this process.
+  const { runEvents } = await import("../functions/events.ts");
+  const events = new AbortController();
+  const runner = runEvents(events.signal);
   const server = createServer(
     createServerAdapter<{ req: { socket: { remoteAddress?: string } } }>((request, { req }) =>
       fetch(request, { remoteAddress: req.socket.remoteAddress }),
@@ -102,6 +106,8 @@ async function main() {
   const shutdown = async () => {
     say("shutting down");
     server.close();
+    events.abort();
+    await runner;
     const { disconnectDb } = await import("../src/db.ts");
     await disconnectDb();
     await Promise.allSettled(closers.map((close) => close()));
@@ -126,6 +132,8 @@ async function serveThroughGateway(backends: string[], closers: (() => Promise<u
   });
   for (const backend of backends) say(backend);
   say(`API Gateway emulator: ${gateway.url}/graphql (at most ${maxInstances} instances)`);
+  // On AWS a queue and a schedule run the events function; here, `npm run events` does its job.
+  say("notifications: run `npm run events` alongside to turn events into notifications");
   const shutdown = async () => {
     await gateway.close();
     await Promise.allSettled(closers.map((close) => close()));

@@ -96,6 +96,23 @@ const EnvSchema = z.object({
   PERSISTED_QUERY_MAX_BYTES: z._default(int(256, 1_000_000), 16_384),
   PUBLIC_MAX_AGE_SECONDS: z._default(int(0, 86_400), 30),
   PUBLIC_STALE_WHILE_REVALIDATE_SECONDS: z._default(int(0, 86_400), 60),
+  OPS_WEBHOOK_SECRETS: z.optional(
+    z.string().check(
+      z.regex(/^\s*[a-z0-9][a-z0-9_.-]{0,39}=[^,\s]{16,}\s*(,\s*[a-z0-9][a-z0-9_.-]{0,39}=[^,\s]{16,}\s*)*$/, {
+        error: "must be source=secret pairs separated by commas (sources: lowercase, 1-40 characters; secrets: 16+)",
+      }),
+    ),
+  ),
+  OPS_WEBHOOK_TOLERANCE_SECONDS: z._default(int(10, 3600), 300),
+  OPS_WEBHOOK_MAX_BYTES: z._default(int(256, 1_000_000), 16_384),
+  EVENTS_RUNNER: z._default(bool, false),
+  EVENTS_QUEUE_URL: z.optional(url(["https:", "http:"])),
+  EVENTS_MAX_DELIVERIES: z._default(int(1, 100), 5),
+  EVENTS_CLAIM_IDLE_MS: z._default(int(50, 3_600_000), 30_000),
+  NOTIFY_HOOK_URL: z.optional(url(["http:", "https:"])),
+  NOTIFY_HOOK_SECRET: z.optional(text(16)),
+  NOTIFY_HOOK_MAX_ATTEMPTS: z._default(int(1, 50), 6),
+  NOTIFY_HOOK_BACKOFF_MS: z._default(int(10, 3_600_000), 2_000),
 });
 
 /** Every setting read from the environment (the README's configuration table lists them). */
@@ -194,6 +211,34 @@ function parseConfig(env: Record<string, string | undefined>) {
       staleWhileRevalidateSeconds: e.PUBLIC_STALE_WHILE_REVALIDATE_SECONDS,
     },
     trustProxyHeaders: e.TRUST_PROXY_HEADERS,
+    opsWebhook: {
+      /** Per-source signing secrets; a source without one does not exist. */
+      secrets: Object.fromEntries(
+        (e.OPS_WEBHOOK_SECRETS ?? "")
+          .split(",")
+          .map((pair) => pair.trim())
+          .filter(Boolean)
+          .map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
+      ) as Record<string, string>,
+      toleranceSeconds: e.OPS_WEBHOOK_TOLERANCE_SECONDS,
+      maxBytes: e.OPS_WEBHOOK_MAX_BYTES,
+    },
+    events: {
+      /** Whether the container entry also runs the events runner (functions/server.ts). */
+      runner: e.EVENTS_RUNNER,
+      /** An SQS queue to announce events on instead of the Redis stream (the AWS deployment). */
+      queueUrl: e.EVENTS_QUEUE_URL,
+      maxDeliveries: e.EVENTS_MAX_DELIVERIES,
+      claimIdleMs: e.EVENTS_CLAIM_IDLE_MS,
+    },
+    notifyHook: e.NOTIFY_HOOK_URL
+      ? {
+          url: e.NOTIFY_HOOK_URL,
+          secret: e.NOTIFY_HOOK_SECRET,
+          maxAttempts: e.NOTIFY_HOOK_MAX_ATTEMPTS,
+          backoffMs: e.NOTIFY_HOOK_BACKOFF_MS,
+        }
+      : undefined,
     /** Browser origins allowed by CORS: everything in development, none in production unless listed. */
     corsOrigins: e.CORS_ORIGINS
       ? e.CORS_ORIGINS.split(",")

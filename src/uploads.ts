@@ -4,6 +4,7 @@ import { invalidate } from "./cache.ts";
 import { config } from "./config.ts";
 import { db } from "./db.ts";
 import { ErrorCode, ShutterError } from "./errors.ts";
+import { recordEvent } from "./events/outbox.ts";
 import type { MediaPurpose } from "./generated/prisma/client.ts";
 import type { MediaRecord } from "./loaders/media.ts";
 import { logger } from "./logger.ts";
@@ -177,13 +178,17 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
   }
   // No longer pending: the lifecycle rule for abandoned uploads must not expire it.
   await client.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: media.storageKey, Tagging: { TagSet: [] } }));
-  const [ready] = await db().$queryRaw<MediaRecord[]>`
-    UPDATE media SET status = 'READY', width = ${size.width ?? null}, height = ${size.height ?? null}
-    WHERE id = ${media.id}::uuid RETURNING id`;
+  await db().$transaction(async (tx) => {
+    // Only the verification that makes it READY records the event; a concurrent one finds it done.
+    const [ready] = await tx.$queryRaw<{ id: string }[]>`
+      UPDATE media SET status = 'READY', width = ${size.width ?? null}, height = ${size.height ?? null}
+      WHERE id = ${media.id}::uuid AND status = 'PENDING' RETURNING id`;
+    if (ready) await recordEvent(tx, "media.ready", null, { mediaId: media.id, actorId: media.ownerId });
+  });
   await invalidate(["media", media.id]);
   const current = await db().media.findUnique({ where: { id: media.id } });
   // Deleted meanwhile (the orphan cleanup): as good as never received.
-  if (!ready || !current) throw new UploadError("EXPIRED");
+  if (current?.status !== "READY") throw new UploadError("EXPIRED");
   return current;
 }
 

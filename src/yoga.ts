@@ -8,10 +8,13 @@ import { jwks } from "./auth.ts";
 import { config } from "./config.ts";
 import { createContext, type ServerContext } from "./context.ts";
 import { ErrorCode, RequestErrorCode } from "./errors.ts";
+import { recordedEvents } from "./events/outbox.ts";
+import { announce } from "./events/stream.ts";
 import { useHttpCaching } from "./http-cache.ts";
 import { createRequestScope, logger, type RequestScope, requestScope } from "./logger.ts";
 import { usePersistedDocuments } from "./persisted.ts";
 import { CSRF_HEADERS, securityPlugins, useBodyLimit } from "./security.ts";
+import { handleOpsWebhook } from "./webhook.ts";
 
 export type ShutterYoga = YogaServerInstance<ServerContext, Context>;
 
@@ -161,12 +164,18 @@ function normalizeError(error: GraphQLError, requestId: string, beforeExecution:
 
 const isUrl = (value: string) => /^https?:\/\//.test(value);
 
-/** Routes served next to GraphQL: the JWKS (and OpenID discovery) for API gateway JWT authorizers and, outside
- * production, the SDL.
+/** Routes served next to GraphQL: the operations webhook (POST /webhooks/ops/<source>), the JWKS (and OpenID
+ * discovery) for API gateway JWT authorizers and, outside production, the SDL.
  * (Yoga itself answers `GET /health` with an empty 200.) */
 function useRoutes(): Plugin {
   return {
     async onRequest({ request, url, endResponse, fetchAPI }) {
+      const webhook = /\/webhooks\/ops\/([^/]+)$/.exec(url.pathname);
+      if (webhook && request.method === "POST") {
+        const scope = requestScope.getStore();
+        endResponse(await handleOpsWebhook(request, decodeURIComponent(webhook[1] as string), scope?.requestId ?? ""));
+        return;
+      }
       if (request.method !== "GET") return;
       const json = (body: unknown, headers: Record<string, string> = {}) =>
         new fetchAPI.Response(JSON.stringify(body), { headers: { "content-type": "application/json", ...headers } });
@@ -275,5 +284,10 @@ export function handleRequest(
   platformRequestId?: string,
 ): Promise<Response> {
   const scope: RequestScope = createRequestScope(requestIdFor(request, platformRequestId));
-  return requestScope.run(scope, async () => yoga.fetch(request, serverContext));
+  return requestScope.run(scope, async () => {
+    const response = await yoga.fetch(request, serverContext);
+    // Events the operation committed are announced to the events runner before the function may freeze.
+    await announce(recordedEvents());
+    return response;
+  });
 }

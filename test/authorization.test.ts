@@ -64,6 +64,14 @@ const MUTATIONS: Record<string, { open?: boolean; document: string; variables: R
     document: `mutation { createUpload(input: { contentType: "image/png", byteSize: 100, purpose: POST_PHOTO }) { __typename } }`,
     variables: {},
   },
+  subscribeToSource: {
+    document: `mutation { subscribeToSource(input: { source: "ci" }) { __typename } }`,
+    variables: {},
+  },
+  unsubscribeFromSource: {
+    document: `mutation { unsubscribeFromSource(input: { source: "ci" }) { __typename } }`,
+    variables: {},
+  },
   completeUpload: {
     document: `mutation ($id: ID!) { completeUpload(input: { photoId: $id }) { __typename } }`,
     variables: { id: globalId("Photo", NONE) },

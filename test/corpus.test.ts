@@ -6,7 +6,17 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { fetch } from "../functions/graphql.ts";
 import { db } from "../src/db.ts";
 import { encodeCursor } from "../src/pagination.ts";
-import { createPhoto, createPost, createUser, ENDPOINT, globalId, ok, rowCounts, type TestUser } from "./helpers.ts";
+import {
+  createPhoto,
+  createPost,
+  createUser,
+  ENDPOINT,
+  globalId,
+  ok,
+  processPendingEvents,
+  rowCounts,
+  type TestUser,
+} from "./helpers.ts";
 
 interface Case {
   name: string;
@@ -543,6 +553,7 @@ beforeAll(async () => {
     { id: bob.gid },
     { token: alice.token },
   );
+  await processPendingEvents();
   bobsNotification = (
     await ok(`{ viewer { notifications(first: 1) { edges { node { id } } } } }`, {}, { token: bob.token })
   ).viewer.notifications.edges[0].node.id;

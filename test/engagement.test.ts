@@ -1,6 +1,6 @@
 import { describe, expect } from "vitest";
 import { db } from "../src/db.ts";
-import { createPost, globalId, ok, rowCounts, test } from "./helpers.ts";
+import { createPost, globalId, ok, processPendingEvents, rowCounts, test } from "./helpers.ts";
 
 const LIKE = `mutation ($id: ID!) {
   likePost(input: { postId: $id }) { __typename ... on LikePostSuccess { post { likeCount viewerHasLiked } } ... on Error { code message } }
@@ -33,6 +33,7 @@ describe("likes", () => {
       likeCount: 1,
       viewerHasLiked: true,
     });
+    await processPendingEvents();
     expect(await db().notification.findMany({ where: { recipientId: alice.id } })).toMatchObject([
       { kind: "LIKE", actorId: bob.id, postId: post.id },
     ]);
@@ -50,13 +51,19 @@ describe("likes", () => {
       likeCount: 0,
       viewerHasLiked: false,
     });
+    await processPendingEvents();
     expect(await db().notification.count({ where: { recipientId: alice.id } })).toBe(0);
   });
 
   test("liking your own post notifies nobody", async ({ alice }) => {
     const post = await createPost(alice);
     await ok(LIKE, { id: post.gid }, { token: alice.token });
-    expect(await db().notification.count()).toBe(0);
+    await processPendingEvents();
+    const events = await db().outboxEvent.findMany({ where: { kind: "post.liked", processedAt: { not: null } } });
+    expect(events.filter((e) => (e.payload as { postId: string }).postId === post.id)).toMatchObject([
+      { recipientId: null },
+    ]);
+    expect(await db().notification.count({ where: { postId: post.id } })).toBe(0);
   });
 
   test("many people liking at once: the count matches the rows", async ({ alice }) => {
@@ -98,6 +105,7 @@ describe("comments", () => {
       ["nice!", bob.handle],
       ["thanks", alice.handle],
     ]);
+    await processPendingEvents();
     const notes = await db().notification.findMany({ where: { postId: post.id } });
     expect(notes).toMatchObject([{ kind: "COMMENT", recipientId: alice.id, actorId: bob.id, postId: post.id }]);
   });
@@ -116,6 +124,8 @@ describe("comments", () => {
     const post = await createPost(alice);
     const c1 = (await ok(ADD_COMMENT, { id: post.gid, body: "one" }, { token: bob.token })).addComment.comment.id;
     const c2 = (await ok(ADD_COMMENT, { id: post.gid, body: "two" }, { token: bob.token })).addComment.comment.id;
+    await processPendingEvents();
+    expect(await db().notification.count({ where: { kind: "COMMENT", postId: post.id } })).toBe(2);
     const before = await rowCounts();
     expect((await ok(DELETE_COMMENT, { id: c1 }, { token: carol.token })).deleteComment).toMatchObject({
       __typename: "ForbiddenError",
@@ -133,6 +143,7 @@ describe("comments", () => {
     const read = await ok(POST, { id: post.gid });
     expect(read.post).toMatchObject({ commentCount: 0, comments: { edges: [] } });
     // Their notifications went with them.
+    await processPendingEvents();
     expect(await db().notification.count({ where: { kind: "COMMENT", postId: post.id } })).toBe(0);
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect } from "vitest";
 import { db } from "../src/db.ts";
-import { createUser, gql, ok, rowCounts, test } from "./helpers.ts";
+import { createUser, gql, ok, processPendingEvents, rowCounts, test } from "./helpers.ts";
 
 const FOLLOW = `mutation ($id: ID!) {
   follow(input: { userId: $id }) {
@@ -30,6 +30,7 @@ describe("follow / unfollow", () => {
     expect(second.follow.user.followerCount).toBe(1);
     expect(await counts(alice.id)).toEqual({ followers: 0, following: 1 });
     expect(await counts(bob.id)).toEqual({ followers: 1, following: 0 });
+    await processPendingEvents();
     const notes = await db().notification.findMany({ where: { recipientId: bob.id } });
     expect(notes).toMatchObject([{ kind: "FOLLOW", actorId: alice.id }]);
   });
@@ -44,6 +45,7 @@ describe("follow / unfollow", () => {
     await ok(UNFOLLOW, { id: bob.gid }, { token: alice.token });
     expect(await counts(alice.id)).toEqual({ followers: 0, following: 0 });
     expect(await counts(bob.id)).toEqual({ followers: 0, following: 0 });
+    await processPendingEvents();
     expect(await db().notification.count({ where: { recipientId: bob.id } })).toBe(0);
   });
 

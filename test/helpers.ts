@@ -8,6 +8,12 @@ import { hashPassword, startSession } from "../src/auth.ts";
 import { db } from "../src/db.ts";
 
 export const ENDPOINT = "http://shutter.test/graphql";
+
+/** Runs the events handler over every event recorded so far, as the runner would: notifications appear. */
+export async function processPendingEvents() {
+  const { sweep } = await import("../src/events/runner.ts");
+  return sweep(0);
+}
 export const PASSWORD = "correct horse battery";
 
 export interface GraphQLResponse<T = Record<string, any>> {
@@ -140,17 +146,33 @@ export const test = base.extend<{ alice: TestUser; bob: TestUser; carol: TestUse
 
 /** Snapshot of row counts, to assert that a rejected request changed nothing. */
 export async function rowCounts() {
-  const [users, posts, media, comments, likes, follows, notifications, sessions] = await Promise.all([
-    db().user.count(),
-    db().post.count(),
-    db().media.count(),
-    db().comment.count(),
-    db().like.count(),
-    db().follow.count(),
-    db().notification.count(),
-    db().session.count(),
-  ]);
-  return { users, posts, media, comments, likes, follows, notifications, sessions };
+  const [users, posts, media, comments, likes, follows, notifications, sessions, events, subscriptions, deliveries] =
+    await Promise.all([
+      db().user.count(),
+      db().post.count(),
+      db().media.count(),
+      db().comment.count(),
+      db().like.count(),
+      db().follow.count(),
+      db().notification.count(),
+      db().session.count(),
+      db().outboxEvent.count(),
+      db().sourceSubscription.count(),
+      db().webhookDelivery.count(),
+    ]);
+  return {
+    users,
+    posts,
+    media,
+    comments,
+    likes,
+    follows,
+    notifications,
+    sessions,
+    events,
+    subscriptions,
+    deliveries,
+  };
 }
 
 /** Empties this test file's cache (its Redis key prefix, or the in-process store), for cold-cache measurements. */

@@ -69,7 +69,7 @@ describe("a stack that creates its database and Redis", () => {
     expect(ingress.map(String).sort()).toEqual(["5432", "6379", "Endpoint.Port"]);
   });
 
-  test("the HTTP API routes GraphQL POST and GET, CORS preflight and the JWKS to the function, throttled", () => {
+  test("the HTTP API routes GraphQL POST and GET, CORS preflight, the JWKS and the webhook, throttled", () => {
     const routes = Object.values(template.findResources("AWS::ApiGatewayV2::Route")).map(
       (r: any) => `${r.Properties.RouteKey} ${r.Properties.AuthorizationType ?? "NONE"}`,
     );
@@ -79,6 +79,7 @@ describe("a stack that creates its database and Redis", () => {
       "GET /health NONE",
       "OPTIONS /graphql NONE",
       "POST /graphql NONE",
+      "POST /webhooks/ops/{source} NONE",
     ]);
     template.hasResourceProperties("AWS::ApiGatewayV2::Stage", {
       StageName: "$default",
@@ -143,6 +144,29 @@ describe("a stack that creates its database and Redis", () => {
     )[0] as string;
     const graphql = template.toJSON().Resources[graphqlId];
     expect(graphql.DependsOn).toEqual(expect.arrayContaining([expect.stringMatching(/^MigrateOnDeploy/)]));
+  });
+
+  test("events: announced on a queue with a dead-letter queue, consumed in batches, swept every minute", () => {
+    const [eventsId] = Object.keys(
+      template.findResources("AWS::Lambda::Function", { Properties: { Handler: "events.handler" } }),
+    );
+    const queues = template.findResources("AWS::SQS::Queue");
+    const [queueId] = Object.entries(queues).find(([, q]: [string, any]) => q.Properties?.RedrivePolicy) ?? [];
+    const [deadId] = Object.keys(queues).filter((id) => id !== queueId);
+    template.hasResourceProperties("AWS::SQS::Queue", {
+      RedrivePolicy: { deadLetterTargetArn: { "Fn::GetAtt": [deadId, "Arn"] }, maxReceiveCount: 5 },
+    });
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      EventSourceArn: { "Fn::GetAtt": [queueId, "Arn"] },
+      FunctionName: { Ref: eventsId },
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+    });
+    template.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(1 minute)",
+      Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [eventsId, "Arn"] } })],
+    });
+    expect(graphqlFunction(template).Properties.Environment.Variables.EVENTS_QUEUE_URL).toEqual({ Ref: queueId });
+    template.hasResourceProperties("AWS::ApiGatewayV2::Route", { RouteKey: "POST /webhooks/ops/{source}" });
   });
 
   test("the functions may read their secrets and the bucket, and nothing broader", () => {

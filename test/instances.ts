@@ -30,6 +30,8 @@ export async function startInstance(env: Record<string, string> = {}): Promise<I
   const { fetch } = functionModule;
   const { disconnectDb } = await import("../src/db.ts");
   const { closeCache, cacheStore } = await import("../src/cache.ts");
+  const { closePubSub } = await import("../src/events/pubsub.ts");
+  const { closePublisher } = await import("../src/events/stream.ts");
   const { config } = await import("../src/config.ts");
   // Settle what this instance reads from the environment before restoring it.
   config();
@@ -48,7 +50,8 @@ export async function startInstance(env: Record<string, string> = {}): Promise<I
     },
     module: async () => functionModule,
     async close() {
-      await Promise.all([disconnectDb(), closeCache()]);
+      closePubSub();
+      await Promise.all([disconnectDb(), closeCache(), closePublisher()]);
     },
   };
 }

@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import { createPost, gql, ok, test } from "./helpers.ts";
+import { createPost, gql, ok, processPendingEvents, test } from "./helpers.ts";
 
 const NOTIFICATIONS = `{
   viewer {
@@ -28,6 +28,7 @@ test("likes, comments and follows notify the person concerned, newest first", as
     { id: post.gid },
     { token: bob.token },
   );
+  await processPendingEvents();
   const data = await ok(NOTIFICATIONS, {}, { token: alice.token });
   expect(data.viewer.unreadNotificationCount).toBe(3);
   expect(data.viewer.notifications.edges.map((e: any) => e.node)).toMatchObject([
@@ -56,6 +57,7 @@ test("markNotificationsRead: chosen ones, then all; others' ids change nothing",
     { id: alice.gid },
     { token: bob.token },
   );
+  await processPendingEvents();
   const mine = (await ok(NOTIFICATIONS, {}, { token: alice.token })).viewer.notifications.edges.map(
     (e: any) => e.node.id,
   );
@@ -82,6 +84,7 @@ test("a notification is visible to its recipient only", async ({ alice, bob }) =
     { id: post.gid },
     { token: bob.token },
   );
+  await processPendingEvents();
   const [id] = (await ok(NOTIFICATIONS, {}, { token: alice.token })).viewer.notifications.edges.map(
     (e: any) => e.node.id,
   );

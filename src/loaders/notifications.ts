@@ -15,8 +15,8 @@ export function notificationsPage(recipientId: string, page: PageRequest): Promi
   const { where, direction } = keyset(sql`n.created_at, n.id`, "desc", page, createdAtAndId);
   return db().$queryRaw`
     SELECT n.id, n.recipient_id AS "recipientId", n.kind::text AS kind, n.actor_id AS "actorId",
-      n.post_id AS "postId", n.comment_id AS "commentId", n.message, n.created_at AS "createdAt",
-      n.read_at AS "readAt"
+      n.post_id AS "postId", n.comment_id AS "commentId", n.message, n.group_key AS "groupKey",
+      n.actor_count AS "actorCount", n.created_at AS "createdAt", n.read_at AS "readAt"
     FROM notifications n
     WHERE n.recipient_id = ${recipientId}::uuid AND ${where}
     ORDER BY n.created_at ${direction}, n.id ${direction} LIMIT ${page.limit}`;

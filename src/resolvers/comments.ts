@@ -3,10 +3,10 @@ import { builder } from "../../schema/builder.ts";
 import { invalidate } from "../cache.ts";
 import { db } from "../db.ts";
 import { ForbiddenError, NotFoundError, rethrowPrismaError } from "../errors.ts";
+import { notified, recordEvent } from "../events/outbox.ts";
 import { type CommentRecord, postCommentsPage } from "../loaders/comments.ts";
 import { byCreation, paginate } from "../pagination.ts";
 import { commentRule } from "../validation.ts";
-import { notify } from "./notifications.ts";
 import { PostRef } from "./posts.ts";
 import { UserRef } from "./users.ts";
 
@@ -78,12 +78,10 @@ builder.mutationField("addComment", (t) =>
         .$transaction(async (tx) => {
           const comment = await tx.comment.create({ data: { postId: post.id, authorId: viewerId, body: input.body } });
           const updated = await tx.post.update({ where: { id: post.id }, data: { commentCount: { increment: 1 } } });
-          await notify(tx, {
-            recipientId: post.authorId,
-            actorId: viewerId,
-            kind: "COMMENT",
+          await recordEvent(tx, "comment.added", notified(post.authorId, viewerId), {
             postId: post.id,
             commentId: comment.id,
+            actorId: viewerId,
           });
           return { comment, updated };
         })
@@ -118,6 +116,11 @@ builder.mutationField("deleteComment", (t) =>
         const deleted = await tx.comment.deleteMany({ where: { id: comment.id } });
         if (deleted.count === 0) throw new NotFoundError("That comment doesn't exist.");
         await tx.post.updateMany({ where: { id: comment.postId }, data: { commentCount: { decrement: 1 } } });
+        await recordEvent(tx, "comment.deleted", post ? notified(post.authorId, comment.authorId) : null, {
+          postId: comment.postId,
+          commentId: comment.id,
+          actorId: viewerId,
+        });
       });
       await invalidate(["post-counts", comment.postId]);
       context.loaders.post.clear(comment.postId);

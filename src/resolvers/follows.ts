@@ -2,9 +2,9 @@ import { builder } from "../../schema/builder.ts";
 import { invalidate } from "../cache.ts";
 import { db } from "../db.ts";
 import { NotFoundError, rethrowPrismaError, ValidationError } from "../errors.ts";
+import { recordEvent } from "../events/outbox.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
 import type { UserRecord } from "../loaders/users.ts";
-import { notify, withdrawNotification } from "./notifications.ts";
 import { UserRef } from "./users.ts";
 
 const FollowInput = builder.inputType("FollowInput", {
@@ -44,7 +44,7 @@ builder.mutationFields((t) => ({
           });
           if (count === 1) {
             await adjustFollowCounts(tx, viewerId, target.id, 1);
-            await notify(tx, { recipientId: target.id, actorId: viewerId, kind: "FOLLOW" });
+            await recordEvent(tx, "user.followed", target.id, { actorId: viewerId });
           }
           const user: UserRecord = await tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });
           return { user, changed: count === 1 };
@@ -69,7 +69,7 @@ builder.mutationFields((t) => ({
         const { count } = await tx.follow.deleteMany({ where: { followerId: viewerId, followeeId: target.id } });
         if (count === 1) {
           await adjustFollowCounts(tx, viewerId, target.id, -1);
-          await withdrawNotification(tx, { recipientId: target.id, actorId: viewerId, kind: "FOLLOW" });
+          await recordEvent(tx, "user.unfollowed", target.id, { actorId: viewerId });
         }
         const user: UserRecord = await tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });
         return { user, changed: count === 1 };

@@ -9,3 +9,4 @@ import "./likes.ts";
 import "./follows.ts";
 import "./notifications.ts";
 import "./auth.ts";
+import "./sources.ts";

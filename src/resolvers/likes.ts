@@ -2,7 +2,7 @@ import { builder } from "../../schema/builder.ts";
 import { invalidate } from "../cache.ts";
 import { db } from "../db.ts";
 import { NotFoundError, rethrowPrismaError } from "../errors.ts";
-import { notify, withdrawNotification } from "./notifications.ts";
+import { notified, recordEvent } from "../events/outbox.ts";
 import { PostRef } from "./posts.ts";
 
 const LikeInput = builder.inputType("LikeInput", {
@@ -27,7 +27,10 @@ builder.mutationFields((t) => ({
           });
           if (count === 0)
             return { updated: await tx.post.findUniqueOrThrow({ where: { id: post.id } }), changed: false };
-          await notify(tx, { recipientId: post.authorId, actorId: viewerId, kind: "LIKE", postId: post.id });
+          await recordEvent(tx, "post.liked", notified(post.authorId, viewerId), {
+            postId: post.id,
+            actorId: viewerId,
+          });
           const updated = await tx.post.update({ where: { id: post.id }, data: { likeCount: { increment: 1 } } });
           return { updated, changed: true };
         })
@@ -52,11 +55,9 @@ builder.mutationFields((t) => ({
           const { count } = await tx.like.deleteMany({ where: { postId: post.id, userId: viewerId } });
           if (count === 0)
             return { updated: await tx.post.findUniqueOrThrow({ where: { id: post.id } }), changed: false };
-          await withdrawNotification(tx, {
-            recipientId: post.authorId,
-            actorId: viewerId,
-            kind: "LIKE",
+          await recordEvent(tx, "post.unliked", notified(post.authorId, viewerId), {
             postId: post.id,
+            actorId: viewerId,
           });
           const updated = await tx.post.update({ where: { id: post.id }, data: { likeCount: { decrement: 1 } } });
           return { updated, changed: true };

@@ -1,7 +1,7 @@
 import { builder } from "../../schema/builder.ts";
 import { db } from "../db.ts";
-import { ValidationError } from "../errors.ts";
-import type { NotificationKind, Prisma } from "../generated/prisma/client.ts";
+import { UnauthenticatedError, ValidationError } from "../errors.ts";
+import { notificationsPubSub } from "../events/pubsub.ts";
 import { type NotificationRecord, notificationsPage } from "../loaders/notifications.ts";
 import { byCreation, paginate } from "../pagination.ts";
 import { isUuid } from "../sql.ts";
@@ -21,29 +21,6 @@ const NotificationKindEnum = builder.enumType("NotificationKind", {
     SYSTEM: { description: "A message from Shutter or a service you subscribed to." },
   },
 });
-
-type Tx = Prisma.TransactionClient;
-
-interface Cause {
-  recipientId: string;
-  actorId: string;
-  kind: Exclude<NotificationKind, "SYSTEM">;
-  postId?: string;
-  commentId?: string;
-}
-
-/** Notifies the person concerned by an action, in the action's transaction. Nobody is notified of their own acts. */
-export async function notify(tx: Tx, cause: Cause): Promise<void> {
-  if (cause.recipientId === cause.actorId) return;
-  await tx.notification.create({ data: cause });
-}
-
-/** Withdraws the notification of an action that was undone (unlike, unfollow). */
-export async function withdrawNotification(tx: Tx, cause: Cause): Promise<void> {
-  await tx.notification.deleteMany({
-    where: { recipientId: cause.recipientId, actorId: cause.actorId, kind: cause.kind, postId: cause.postId ?? null },
-  });
-}
 
 builder.node(NotificationRef, {
   extensions: { personal: true },
@@ -71,6 +48,10 @@ builder.node(NotificationRef, {
       type: CommentRef,
       nullable: true,
       resolve: (n, _args, context) => (n.commentId ? context.loaders.comment.load(n.commentId) : null),
+    }),
+    actorCount: t.exposeInt("actorCount", {
+      description:
+        'How many people it stands for, `actor` being the latest: "Ana and 12 others liked your photo" is 13.',
     }),
     message: t.exposeString("message", { nullable: true }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
@@ -117,5 +98,24 @@ builder.mutationField("markNotificationsRead", (t) =>
       });
       return viewer;
     },
+  }),
+);
+
+builder.subscriptionField("notificationAdded", (t) =>
+  t.field({
+    type: NotificationRef,
+    nullable: true,
+    description:
+      "Each notification as it reaches the viewer (an aggregated one again when someone joins it), over " +
+      "Server-Sent Events. Long-running deployments (the container) only: clients of pure functions poll " +
+      "`viewer.unreadNotificationCount`. Null when the notification was withdrawn before it could be sent.",
+    // Type-level auth scopes guard resolvers; subscribing runs before any of them.
+    subscribe: (_root, _args, context) => {
+      if (!context.viewer) throw new UnauthenticatedError();
+      return notificationsPubSub().subscribe("notification:added", context.viewer.id);
+    },
+    // The subscription's context lives as long as the connection: read past the loader's cache every time.
+    resolve: (payload: { id: string }, _args, context) =>
+      context.loaders.notification.clear(payload.id).load(payload.id),
   }),
 );

@@ -3,6 +3,7 @@ import { builder, type Context } from "../../schema/builder.ts";
 import { cachedValue, invalidate } from "../cache.ts";
 import { db } from "../db.ts";
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
+import { recordEvent } from "../events/outbox.ts";
 import { primed } from "../loaders/index.ts";
 import type { MediaRecord } from "../loaders/media.ts";
 import { authorPostsPage, explorePage, feedPage, type PostRecord } from "../loaders/posts.ts";
@@ -173,6 +174,7 @@ builder.mutationField("createPost", (t) =>
           UPDATE media SET post_id = ${post.id}::uuid, position = v.ord - 1
           FROM unnest(${photoIds}::uuid[]) WITH ORDINALITY AS v(id, ord) WHERE media.id = v.id`;
         await tx.user.update({ where: { id: viewerId }, data: { postCount: { increment: 1 } } });
+        await recordEvent(tx, "post.created", null, { postId: post.id, actorId: viewerId });
         return post;
       });
       await invalidate(

@@ -1,0 +1,52 @@
+// The transactional outbox: mutations record what happened as events in the same transaction as the change,
+// so an event exists if and only if its change committed. After the operation, the function announces the new
+// events on the Redis stream (see stream.ts); whatever is not announced (Redis down, a crash in between) is
+// found by the events handler's sweep. The handler (process.ts) turns events into notifications exactly once.
+import type { Prisma } from "../generated/prisma/client.ts";
+import { requestScope } from "../logger.ts";
+
+/** Every kind of event, with its payload. Ids are database ids (UUIDs), never global ids. */
+export interface DomainEvents {
+  "post.liked": { postId: string; actorId: string };
+  "post.unliked": { postId: string; actorId: string };
+  "comment.added": { postId: string; commentId: string; actorId: string };
+  "comment.deleted": { postId: string; commentId: string; actorId: string };
+  "user.followed": { actorId: string };
+  "user.unfollowed": { actorId: string };
+  "post.created": { postId: string; actorId: string };
+  "media.ready": { mediaId: string; actorId: string };
+  "ops.event": { source: string; deliveryId: string; type: string; title: string; url?: string; details?: string };
+}
+export type EventKind = keyof DomainEvents;
+
+/** Ids of the events the current request wrote; announced once its operation is done (see yoga.ts). */
+const announced = new WeakMap<object, bigint[]>();
+
+/**
+ * Records an event in the caller's transaction. `recipientId` is the person whose notifications it may change
+ * (their events are applied in order); null when nobody's (post created) or everyone subscribed (ops events).
+ */
+export async function recordEvent<K extends EventKind>(
+  tx: Prisma.TransactionClient,
+  kind: K,
+  recipientId: string | null,
+  payload: DomainEvents[K],
+): Promise<bigint> {
+  const { id } = await tx.outboxEvent.create({
+    data: { kind, recipientId, payload: payload as Prisma.InputJsonValue },
+    select: { id: true },
+  });
+  const scope = requestScope.getStore();
+  if (scope) announced.set(scope, [...(announced.get(scope) ?? []), id]);
+  return id;
+}
+
+/** Who an action notifies: the person concerned, unless they did it themselves (nobody is notified of that). */
+export const notified = (recipientId: string, actorId: string): string | null =>
+  recipientId === actorId ? null : recipientId;
+
+/** The events recorded while serving the current request (some may belong to transactions that rolled back). */
+export function recordedEvents(): bigint[] {
+  const scope = requestScope.getStore();
+  return scope ? (announced.get(scope) ?? []) : [];
+}

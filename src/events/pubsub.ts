@@ -1,0 +1,69 @@
+// Real-time fan-out of new notifications to `notificationAdded` subscribers, on whichever instance holds their
+// connection: Yoga's pub/sub over Redis pub/sub (in-process without REDIS_URL). The event target is the one of
+// @graphql-yoga/redis-event-target, written here because that package's peer range stops at ioredis 5.
+import { createPubSub, type PubSub } from "graphql-yoga";
+import { Redis } from "ioredis";
+import { config } from "../config.ts";
+import { logger } from "../logger.ts";
+import { publisherClient } from "./stream.ts";
+
+type Channels = { "notification:added": [recipientId: string, payload: { id: string }] };
+
+type Listener = (event: CustomEvent) => void;
+
+/** A Yoga event target whose events travel over Redis channels, so every instance's subscribers hear them. */
+function redisEventTarget(redisUrl: string, prefix: string) {
+  let subscriber: Redis | undefined;
+  const listeners = new Map<string, Set<Listener>>();
+  const channel = (type: string) => `${prefix}:pubsub:${type}`;
+  const connect = () => {
+    if (subscriber) return subscriber;
+    subscriber = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    subscriber.on("error", (error) => logger().warn({ err: error }, "pubsub: Redis subscriber error"));
+    subscriber.on("message", (name: string, message: string) => {
+      const type = name.slice(`${prefix}:pubsub:`.length);
+      const detail = JSON.parse(message);
+      for (const listener of listeners.get(type) ?? []) listener(new CustomEvent(type, { detail }));
+    });
+    return subscriber;
+  };
+  return {
+    addEventListener(type: string, listener: Listener) {
+      const set = listeners.get(type) ?? new Set();
+      if (set.size === 0) void connect().subscribe(channel(type));
+      set.add(listener);
+      listeners.set(type, set);
+    },
+    removeEventListener(type: string, listener: Listener) {
+      const set = listeners.get(type);
+      if (!set?.delete(listener) || set.size) return;
+      listeners.delete(type);
+      void subscriber?.unsubscribe(channel(type));
+    },
+    dispatchEvent(event: CustomEvent) {
+      void publisherClient()
+        ?.publish(channel(event.type), JSON.stringify(event.detail))
+        .catch((error) => logger().warn({ err: error }, "pubsub: could not publish"));
+      return true;
+    },
+    close: () => subscriber?.disconnect(),
+  };
+}
+
+let pubsub: (PubSub<Channels> & { close(): void }) | undefined;
+
+export function notificationsPubSub(): PubSub<Channels> {
+  if (!pubsub) {
+    const { redisUrl, redisKeyPrefix } = config();
+    const target = redisUrl ? redisEventTarget(redisUrl, redisKeyPrefix) : undefined;
+    pubsub = Object.assign(createPubSub<Channels>(target ? { eventTarget: target as never } : {}), {
+      close: () => target?.close(),
+    });
+  }
+  return pubsub;
+}
+
+export function closePubSub(): void {
+  pubsub?.close();
+  pubsub = undefined;
+}

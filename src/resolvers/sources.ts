@@ -1,0 +1,65 @@
+import { builder } from "../../schema/builder.ts";
+import { config } from "../config.ts";
+import { db } from "../db.ts";
+import { NotFoundError } from "../errors.ts";
+import { ViewerRef } from "./users.ts";
+
+// Operations sources: systems (CI/CD, monitoring) that post events to the operations webhook. People subscribe
+// to a source and get each of its events as a SYSTEM notification.
+
+const SourceSubscriptionRef = builder.objectRef<{ source: string; createdAt: Date }>("SourceSubscription").implement({
+  fields: (t) => ({
+    source: t.exposeString("source"),
+    subscribedAt: t.expose("createdAt", { type: "DateTime" }),
+  }),
+});
+
+const sources = () => Object.keys(config().opsWebhook.secrets).sort();
+
+builder.queryField("notificationSources", (t) =>
+  t.stringList({
+    description: "The operations sources one can subscribe to (those the webhook accepts events from).",
+    resolve: sources,
+  }),
+);
+
+builder.objectFields(ViewerRef, (t) => ({
+  sourceSubscriptions: t.field({
+    type: [SourceSubscriptionRef],
+    description: "The operations sources the viewer is notified of, by name.",
+    resolve: (viewer) => db().sourceSubscription.findMany({ where: { userId: viewer.id }, orderBy: { source: "asc" } }),
+  }),
+}));
+
+const SourceInput = builder.inputType("SourceInput", {
+  fields: (t) => ({ source: t.string({ required: true, description: "One of `notificationSources`." }) }),
+});
+
+builder.mutationFields((t) => ({
+  subscribeToSource: t.field({
+    type: ViewerRef,
+    description: "Notifies the viewer of every event of an operations source. Subscribing twice is subscribing once.",
+    args: { input: t.arg({ type: SourceInput, required: true }) },
+    errors: { types: [NotFoundError], dataField: { name: "viewer" } },
+    resolve: async (_root, { input }, context) => {
+      if (!sources().includes(input.source)) {
+        throw new NotFoundError(`There is no source "${input.source}": choose one of notificationSources.`);
+      }
+      await db().sourceSubscription.createMany({
+        data: [{ userId: context.viewer!.id, source: input.source }],
+        skipDuplicates: true,
+      });
+      return context.viewer!;
+    },
+  }),
+  unsubscribeFromSource: t.field({
+    type: ViewerRef,
+    description: "Stops notifying the viewer of a source (also one no longer configured). Idempotent.",
+    args: { input: t.arg({ type: SourceInput, required: true }) },
+    errors: { dataField: { name: "viewer" } },
+    resolve: async (_root, { input }, context) => {
+      await db().sourceSubscription.deleteMany({ where: { userId: context.viewer!.id, source: input.source } });
+      return context.viewer!;
+    },
+  }),
+}));
