@@ -19,6 +19,7 @@ SECRET_KEY="shutter-test-secret"
 BUCKET="shutter-test"
 
 log() { echo "[ceph-s3] $*" >&2; }
+trap 'log "failed at line $LINENO (logs in $DIR/log)"' ERR
 
 wait_for() {
   local what="$1" tries="$2"; shift 2
