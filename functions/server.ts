@@ -9,7 +9,6 @@ import { closeCache } from "../src/cache.ts";
 import { config } from "../src/config.ts";
 import { db, disconnectDb } from "../src/db.ts";
 import { closePubSub } from "../src/events/pubsub.ts";
-import { runEvents } from "../src/events/runner.ts";
 import { closePublisher } from "../src/events/stream.ts";
 import { logger } from "../src/logger.ts";
 import { fetch } from "./graphql.ts";
@@ -43,7 +42,9 @@ server.listen(port, () => {
 // A long-running process can also turn events into notifications (EVENTS_RUNNER=true): one member of the
 // consumer group per replica. Function deployments use functions/events.ts instead.
 const events = new AbortController();
-const runner = config().events.runner ? runEvents(events.signal) : Promise.resolve();
+const runner = config().events.runner
+  ? import("../src/events/runner.ts").then(({ runEvents }) => runEvents(events.signal))
+  : Promise.resolve();
 
 async function shutdown(signal: string) {
   if (shuttingDown) return;

@@ -5,9 +5,9 @@
 //          --upload / --no-upload (put generated images in object storage; default: small seeds, when S3_BUCKET is set)
 // Rows go in with multi-row INSERT ... SELECT FROM unnest(...) batches: thousands of rows per statement.
 import { parseArgs } from "node:util";
-import { crc32, deflateSync } from "node:zlib";
 import pg from "pg";
 import { hashPassword } from "../src/auth.ts";
+import { encodePng } from "./png.ts";
 
 const SIZES = {
   small: { users: 300, posts: 1200, likes: 12_000, comments: 3_600, following: 25 },
@@ -254,36 +254,12 @@ async function insertWithProgress(
   if (rows.length === 0) progress(label, 0, 0);
 }
 
-/** A small PNG (diagonal gradient in a palette colour): real image bytes for dev uploads, made without deps. */
+/** A small PNG (diagonal gradient in a palette colour): real image bytes for dev uploads. */
 function png(width: number, height: number, [r, g, b]: [number, number, number]): Buffer {
-  const raw = Buffer.alloc((width * 3 + 1) * height);
-  for (let y = 0; y < height; y++) {
-    const row = y * (width * 3 + 1);
-    for (let x = 0; x < width; x++) {
-      const shade = 0.55 + 0.45 * ((x + y) / (width + height));
-      raw[row + 1 + x * 3] = r * shade;
-      raw[row + 2 + x * 3] = g * shade;
-      raw[row + 3 + x * 3] = b * shade;
-    }
-  }
-  const chunk = (type: string, data: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([length, body, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", header),
-    chunk("IDAT", deflateSync(raw)),
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
+  return encodePng(width, height, (x, y) => {
+    const shade = 0.55 + 0.45 * ((x + y) / (width + height));
+    return [r * shade, g * shade, b * shade];
+  });
 }
 
 async function main() {

@@ -16,6 +16,8 @@ export interface RequestScope {
   cacheMisses: number;
   /** Whether the response may be cached by anyone ("public") or only by the viewer ("private"); see http-cache.ts. */
   httpCache?: "public" | "private";
+  /** Outbox events written while serving the request, announced once it is done (see events/outbox.ts). */
+  events: bigint[];
 }
 
 /** A fresh scope for one request. */
@@ -27,6 +29,7 @@ export function createRequestScope(requestId: string): RequestScope {
     cacheRoundTrips: 0,
     cacheHits: 0,
     cacheMisses: 0,
+    events: [],
   };
 }
 

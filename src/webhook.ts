@@ -49,8 +49,16 @@ async function readBody(request: Request, max: number): Promise<string | null> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/**
+ * The signature of both webhooks, inbound and outbound: `x-shutter-signature: v1=<hex HMAC-SHA256 of
+ * "<timestamp>.<body>">` with the shared secret.
+ */
+export function sign(secret: string, timestamp: number | string, body: string): string {
+  return `v1=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
+}
+
 function signatureMatches(secret: string, timestamp: string, body: string, given: string): boolean {
-  const expected = Buffer.from(`v1=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`);
+  const expected = Buffer.from(sign(secret, timestamp, body));
   // Several signatures may be sent while a secret is rotated: any one of them may match.
   return given
     .split(",")

@@ -8,7 +8,6 @@ import { jwks } from "./auth.ts";
 import { config } from "./config.ts";
 import { createContext, type ServerContext } from "./context.ts";
 import { ErrorCode, RequestErrorCode } from "./errors.ts";
-import { recordedEvents } from "./events/outbox.ts";
 import { announce } from "./events/stream.ts";
 import { useHttpCaching } from "./http-cache.ts";
 import { createRequestScope, logger, type RequestScope, requestScope } from "./logger.ts";
@@ -287,7 +286,7 @@ export function handleRequest(
   return requestScope.run(scope, async () => {
     const response = await yoga.fetch(request, serverContext);
     // Events the operation committed are announced to the events runner before the function may freeze.
-    await announce(recordedEvents());
+    await announce(scope.events);
     return response;
   });
 }

@@ -6,12 +6,12 @@ import { test as base } from "vitest";
 import { fetch as fetchEntry } from "../functions/graphql.ts";
 import { hashPassword, startSession } from "../src/auth.ts";
 import { db } from "../src/db.ts";
+import { sweep } from "../src/events/runner.ts";
 
 export const ENDPOINT = "http://shutter.test/graphql";
 
 /** Runs the events handler over every event recorded so far, as the runner would: notifications appear. */
-export async function processPendingEvents() {
-  const { sweep } = await import("../src/events/runner.ts");
+export function processPendingEvents() {
   return sweep(0);
 }
 export const PASSWORD = "correct horse battery";

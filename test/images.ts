@@ -1,29 +1,8 @@
 // Real image bytes for upload tests: each is a valid file of its format as far as format detection and
 // dimension reading go (the HEIC one is a header only: its ftyp and its ispe dimensions).
-import { crc32, deflateSync } from "node:zlib";
+import { encodePng } from "../prisma/png.ts";
 
-export function png(width = 4, height = 3): Buffer {
-  const raw = Buffer.alloc((width * 3 + 1) * height, 0x7f);
-  for (let y = 0; y < height; y++) raw[y * (width * 3 + 1)] = 0;
-  const chunk = (type: string, data: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([length, body, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([8, 2, 0, 0, 0], 8);
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", header),
-    chunk("IDAT", deflateSync(raw)),
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
-}
+export const png = (width = 4, height = 3): Buffer => encodePng(width, height, () => [0x7f, 0x7f, 0x7f]);
 
 /** A 1×1 progressive JPEG. */
 export const jpeg = (): Buffer =>

@@ -2,20 +2,15 @@
 // a chat webhook), signed like the operations webhook, with retries and exponential backoff; after
 // NOTIFY_HOOK_MAX_ATTEMPTS the delivery is marked DEAD, its last error kept (the dead-letter record). A real
 // push provider plugs in as another `NotificationSender`.
-import { createHmac } from "node:crypto";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { config } from "../config.ts";
 import { db } from "../db.ts";
 import type { Notification } from "../generated/prisma/client.ts";
 import { logger } from "../logger.ts";
+import { sign } from "../webhook.ts";
 
 export interface NotificationSender {
   send(notification: Notification): Promise<void>;
-}
-
-/** `x-shutter-signature: v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`, the scheme of both webhooks. */
-export function sign(secret: string, timestamp: number, body: string): string {
-  return `v1=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
 }
 
 /** POSTs the notification as JSON (global ids, as the API shows them); anything but a 2xx is a failure. */
@@ -63,10 +58,17 @@ export async function deliverDue(sender?: NotificationSender, limit = 50): Promi
       ORDER BY next_attempt_at LIMIT ${limit} FOR UPDATE SKIP LOCKED
     )
     RETURNING d.id, d.notification_id AS "notificationId", d.attempts`;
+  if (due.length === 0) return { sent: 0, dead: 0 };
   let sent = 0;
   let dead = 0;
+  const notifications = new Map(
+    (await db().notification.findMany({ where: { id: { in: due.map((d) => d.notificationId) } } })).map((n) => [
+      n.id,
+      n,
+    ]),
+  );
   for (const delivery of due) {
-    const notification = await db().notification.findUnique({ where: { id: delivery.notificationId } });
+    const notification = notifications.get(delivery.notificationId);
     try {
       if (notification) await send.send(notification);
       await db().notificationDelivery.update({ where: { id: delivery.id }, data: { status: "SENT", lastError: null } });

@@ -19,9 +19,6 @@ export interface DomainEvents {
 }
 export type EventKind = keyof DomainEvents;
 
-/** Ids of the events the current request wrote; announced once its operation is done (see yoga.ts). */
-const announced = new WeakMap<object, bigint[]>();
-
 /**
  * Records an event in the caller's transaction. `recipientId` is the person whose notifications it may change
  * (their events are applied in order); null when nobody's (post created) or everyone subscribed (ops events).
@@ -36,17 +33,11 @@ export async function recordEvent<K extends EventKind>(
     data: { kind, recipientId, payload: payload as Prisma.InputJsonValue },
     select: { id: true },
   });
-  const scope = requestScope.getStore();
-  if (scope) announced.set(scope, [...(announced.get(scope) ?? []), id]);
+  // Announced once the operation is done (yoga.ts); an id whose transaction rolls back is announced for nothing.
+  requestScope.getStore()?.events.push(id);
   return id;
 }
 
 /** Who an action notifies: the person concerned, unless they did it themselves (nobody is notified of that). */
 export const notified = (recipientId: string, actorId: string): string | null =>
   recipientId === actorId ? null : recipientId;
-
-/** The events recorded while serving the current request (some may belong to transactions that rolled back). */
-export function recordedEvents(): bigint[] {
-  const scope = requestScope.getStore();
-  return scope ? (announced.get(scope) ?? []) : [];
-}
