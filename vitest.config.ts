@@ -1,4 +1,46 @@
-import { defineConfig } from "vitest/config";
+import { existsSync } from "node:fs";
+import { defineConfig, type TestProjectInlineConfiguration } from "vitest/config";
+
+// One suite, several targets. Every file runs against the source (`source`); the end-to-end files (through
+// HTTP or API Gateway events only) run again against the bundle as it deploys, in production configuration:
+// behind the API Gateway emulator with HTTP API (payload 2.0) and REST API (payload 1.0) events, and as the
+// container entry over HTTP. Select targets with `npm test -- --project <name>`; SHUTTER_TARGET tells a file
+// which one it runs against (test/instances.ts).
+const EVERYWHERE = [
+  "apollo",
+  "auth",
+  "authorization",
+  "clients",
+  "corpus",
+  "engagement",
+  "explore",
+  "follows",
+  "graphiql",
+  "masking",
+  "notifications",
+  "persisted",
+  "persisted-deploy.redis",
+  "posts",
+  "redis-trouble.redis",
+  "security",
+  "smoke",
+  "two-instances.redis",
+  "upload.browser",
+  "uploads",
+  "uploads.s3",
+  "users",
+  "webhook",
+];
+/** API Gateway events: the Lambda handler's own concerns (payload shapes, authorizer claims). */
+const LAMBDA_ONLY = ["lambda"];
+/** Long-lived connections (Server-Sent Events): not on Lambda, which answers once per invocation. */
+const LONG_RUNNING_ONLY = ["subscriptions"];
+const files = (names: string[]) => names.map((name) => `test/${name}.test.ts`);
+
+const bundled = (name: string, only: string[]): TestProjectInlineConfiguration => ({
+  extends: true,
+  test: { name, include: files([...EVERYWHERE, ...only]), env: { SHUTTER_TARGET: name } },
+});
 
 export default defineConfig({
   resolve: {
@@ -7,18 +49,19 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: "graphql/index.js" }],
   },
   test: {
-    // Tests about Redis itself (two instances sharing it, Redis outages) need a Redis server: they run
-    // whenever REDIS_URL is set (always in CI). Everything else runs with or without services.
-    include: ["test/**/*.test.ts"],
-    // Tests of what a real S3 enforces on presigned URLs (test/*.s3.test.ts) need one that checks signatures:
-    // scripts/ceph-s3.sh starts Ceph's RADOS Gateway and sets S3_ENFORCES_SIGNATURES (CI does).
+    // Tests of what needs a service run when it is there (CI starts them all); the runner lists what it left out.
     exclude: [
+      // Redis itself (two instances sharing it, Redis outages): whenever REDIS_URL is set.
       ...(process.env.REDIS_URL ? [] : ["test/**/*.redis.test.ts"]),
+      // What a real S3 enforces on presigned URLs needs one that checks signatures: scripts/ceph-s3.sh starts
+      // Ceph's RADOS Gateway and sets S3_ENFORCES_SIGNATURES.
       ...(process.env.S3_ENFORCES_SIGNATURES === "true" ? [] : ["test/**/*.s3.test.ts"]),
-      // Tests behind a transaction-mode pooler need one: scripts/pgbouncer.sh starts PgBouncer (CI does).
+      // Tests behind a transaction-mode pooler need one: scripts/pgbouncer.sh starts PgBouncer.
       ...(process.env.PGBOUNCER_URL ? [] : ["test/**/*.pgbouncer.test.ts"]),
       // The benchmark's smoke run creates a database on a real server and measures against a real Redis.
       ...(process.env.DATABASE_URL && process.env.REDIS_URL ? [] : ["test/**/*.services.test.ts"]),
+      // A real browser: Debian's Chromium (CI installs it; CHROMIUM_PATH elsewhere), driven by playwright-core.
+      ...(existsSync(process.env.CHROMIUM_PATH ?? "/usr/bin/chromium") ? [] : ["test/**/*.browser.test.ts"]),
     ],
     globalSetup: ["test/global-setup.ts"],
     setupFiles: ["test/setup.ts"],
@@ -27,5 +70,11 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    projects: [
+      { extends: true, test: { name: "source", include: ["test/**/*.test.ts"] } },
+      bundled("lambda", LAMBDA_ONLY),
+      bundled("lambda-v1", LAMBDA_ONLY),
+      bundled("container", LONG_RUNNING_ONLY),
+    ],
   },
 });

@@ -27,5 +27,5 @@ export async function handler(event: GatewayEvent, context?: LambdaContext): Pro
     { event, lambdaContext: context },
     event.requestContext.requestId,
   );
-  return toResult(response, event);
+  return toResult(response, event, request);
 }

@@ -10,8 +10,14 @@ import { config } from "../src/config.ts";
 import { db, disconnectDb } from "../src/db.ts";
 import { closePubSub } from "../src/events/pubsub.ts";
 import { closePublisher } from "../src/events/stream.ts";
-import { logger } from "../src/logger.ts";
-import { fetch } from "./graphql.ts";
+import { logger, logStartupFailure } from "../src/logger.ts";
+
+// The function's module scope validates the configuration and reads secrets: a failure there is one clear
+// log line and exit code 1, not an uncaught exception printing a minified line of the bundle.
+const { fetch } = await import("./graphql.ts").catch((error: unknown) => {
+  logStartupFailure(error);
+  process.exit(1);
+});
 
 const port = Number(process.env.PORT ?? 8080);
 const delayMs = Number(process.env.SHUTDOWN_DELAY_MS ?? 0);
@@ -34,6 +40,10 @@ const adapter = createServerAdapter<{ req: { socket: { remoteAddress?: string } 
 const server = createServer(adapter);
 server.keepAliveTimeout = 65_000; // longer than the usual load balancer idle timeout (60 s)
 
+server.once("error", (error: NodeJS.ErrnoException) => {
+  logStartupFailure(error.code === "EADDRINUSE" ? new Error(`port ${port} is in use: set PORT to a free one`) : error);
+  process.exit(1);
+});
 server.listen(port, () => {
   const address = server.address();
   logger().info({ port: typeof address === "object" ? address?.port : port }, "server: listening");

@@ -19,6 +19,7 @@ import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import * as triggers from "aws-cdk-lib/triggers";
 import type { Construct } from "constructs";
+import { photoBucketCorsRule } from "./bucket-cors.ts";
 
 export interface ShutterStackProps extends cdk.StackProps {
   /** The bundle (`npm run build` → dist/functions). */
@@ -105,6 +106,7 @@ export class ShutterStack extends cdk.Stack {
     // Photos: private, reached only through presigned URLs. Uploads arrive tagged pending (the tag is part of
     // the signed PUT) and lose the tag when verified: what stays pending is expired here, even if the cleanup
     // schedule never ran.
+    const cors = photoBucketCorsRule(props.corsOrigins ?? []);
     this.bucket = new s3.Bucket(this, "Photos", {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -112,11 +114,10 @@ export class ShutterStack extends cdk.Stack {
       removalPolicy: cdk.RemovalPolicy.RETAIN,
       cors: [
         {
-          allowedMethods: [s3.HttpMethods.PUT, s3.HttpMethods.GET, s3.HttpMethods.HEAD],
-          allowedOrigins: props.corsOrigins?.length ? props.corsOrigins : ["*"],
-          allowedHeaders: ["content-type", "x-amz-tagging"],
-          exposedHeaders: ["etag"],
-          maxAge: 3600,
+          allowedMethods: cors.AllowedMethods as s3.HttpMethods[],
+          allowedOrigins: cors.AllowedOrigins,
+          allowedHeaders: cors.AllowedHeaders,
+          maxAge: cors.MaxAgeSeconds,
         },
       ],
       lifecycleRules: [

@@ -2,11 +2,11 @@
 // handler plus shared chunks (code that only some paths need — GraphiQL, Prisma's query compiler, upload
 // verification — stays in chunks loaded on first use). No native binaries: Prisma runs its query compiler as
 // WebAssembly, embedded in a chunk. Prints the size of each output.
-import { cpSync, rmSync, statSync } from "node:fs";
+import { cpSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 
 const root = new URL("..", import.meta.url).pathname;
 // --outdir: build elsewhere (tests build their own copy, so parallel test files never share one).
@@ -29,6 +29,13 @@ const result = await build({
   format: "esm",
   platform: "node",
   target: "node24",
+  // ESM entry points first ("module" before "main"). A package's CommonJS build loaded with import() lands in a
+  // split chunk as `export default require_x()`: esbuild gives it no named exports, so
+  // `const { argon2id } = await import("hash-wasm")` would get undefined in the bundle while it works from
+  // source. The ESM builds (the AWS SDK's dist-es, hash-wasm's index.esm.js) have real named exports, and
+  // tree-shake better. checkLazyChunks() below fails the build if a lazy import still lands on CommonJS.
+  mainFields: ["module", "main"],
+  plugins: [oneGraphql()],
   minify: true,
   sourcemap: "linked",
   outExtension: { ".js": ".mjs" },
@@ -44,6 +51,60 @@ const result = await build({
   logLevel: "warning",
 });
 
+checkLazyChunks(result.metafile.outputs);
+checkOneCopy(Object.keys(result.metafile.inputs));
+
+/**
+ * graphql ships each module twice, CommonJS (.js) and ESM (.mjs). With "module" first its entry is the ESM one,
+ * but deep imports without an extension (GraphQL Armor's `graphql/language/parser`) would resolve to the .js
+ * files: two copies of graphql whose classes don't recognise each other (a syntax error then surfaced as an
+ * internal error). Every graphql import goes to the ESM files.
+ */
+function oneGraphql(): Plugin {
+  const require = createRequire(import.meta.url);
+  return {
+    name: "one-graphql",
+    setup(build) {
+      build.onResolve({ filter: /^graphql\// }, (args) => ({
+        path: require.resolve(args.path.replace(/(\.m?js)?$/, ".mjs")),
+      }));
+    },
+  };
+}
+
+/** Fails the build when a module is bundled as both its CommonJS and its ESM build (a dual-package hazard). */
+function checkOneCopy(inputs: string[]) {
+  const files = new Set(inputs);
+  const twice = inputs.filter((file) => file.endsWith(".mjs") && files.has(file.replace(/\.mjs$/, ".js")));
+  if (twice.length) {
+    console.error(`Build failed: bundled as both CommonJS and ESM: ${twice.slice(0, 5).join(", ")}`);
+    process.exit(1);
+  }
+}
+
+/**
+ * Fails the build when a module loaded with import() was bundled from CommonJS: its chunk then ends in
+ * `export default require_x();` and has no named exports, so destructuring it (`const { S3Client } = await
+ * import(...)`) yields undefined at run time, in the bundle only. Prefer the package's ESM build, or import its
+ * default export.
+ */
+function checkLazyChunks(outputs: Record<string, { imports: { path: string; kind: string; external?: boolean }[] }>) {
+  const lazy = new Set(
+    Object.values(outputs).flatMap((output) =>
+      output.imports.filter((i) => i.kind === "dynamic-import" && !i.external).map((i) => i.path),
+    ),
+  );
+  const commonJs = [...lazy].filter((file) =>
+    /export default [\w$]+\(\);\s*(\/\/# sourceMappingURL=\S+\s*)?$/.test(readFileSync(resolve(root, file), "utf8")),
+  );
+  if (commonJs.length) {
+    console.error(
+      `Build failed: ${commonJs.join(", ")} ${commonJs.length > 1 ? "are" : "is"} CommonJS loaded with import(), which has no named exports in the bundle. Use the package's ESM build or its default export.`,
+    );
+    process.exit(1);
+  }
+}
+
 // The migration function reads the committed migrations and runs Prisma's schema engine as WebAssembly.
 cpSync(`${root}prisma/migrations`, `${outdir}migrations`, { recursive: true });
 const engineWasm = createRequire(import.meta.url)
@@ -54,14 +115,18 @@ cpSync(engineWasm, `${outdir}schema_engine_bg.wasm`);
 const outputs = result.metafile.outputs;
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(0).padStart(6)} KiB`;
 
-/** What a handler loads at init (its static imports, transitively), and what it may load later on demand. */
+/**
+ * What a handler loads at init (its static imports, transitively, and another handler it starts with, as the
+ * container entry starts the GraphQL function), and what it may load later on demand.
+ */
 function closure(entry: string) {
+  const isEntry = (file: string) => outputs[file]?.entryPoint?.startsWith("functions/") ?? false;
   const reach = (from: string, followDynamic: boolean, seen = new Set<string>()) => {
     if (seen.has(from)) return seen;
     seen.add(from);
     for (const imported of outputs[from]?.imports ?? []) {
-      if (!imported.external && (followDynamic || imported.kind !== "dynamic-import"))
-        reach(imported.path, followDynamic, seen);
+      const eager = imported.kind !== "dynamic-import" || isEntry(imported.path);
+      if (!imported.external && (followDynamic || eager)) reach(imported.path, followDynamic, seen);
     }
     return seen;
   };

@@ -4,14 +4,22 @@
 // Whatever is not configured runs embedded: PostgreSQL (@prisma/dev, data kept between runs,
 // migrated and seeded on start), object storage (s3rver on disk in .shutter/s3) and the cache (in-process).
 // Set DATABASE_URL, REDIS_URL or S3_BUCKET (and S3_*) to use real services instead.
+// Each checkout has its own embedded database (named after the checkout's folder), so several checkouts can run
+// side by side; without PORT, a busy 4000 gives way to the next free port.
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import { createServer } from "node:http";
+import { createHash } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { basename } from "node:path";
 import { createServerAdapter } from "@whatwg-node/server";
+import { photoBucketCorsRule } from "../infra/bucket-cors.ts";
 
 const root = new URL("..", import.meta.url);
-const port = Number(process.env.PORT ?? 4000);
 const say = (message: string) => console.log(`[dev] ${message}`);
+
+/** Why `npm run dev` stopped, in one line, and where the details are (never a screen of library code). */
+class DevError extends Error {}
 
 /** Runs a tooling script to completion, its output shown as it goes. */
 function step(label: string, script: string, args: string[]): Promise<void> {
@@ -24,13 +32,36 @@ function step(label: string, script: string, args: string[]): Promise<void> {
   });
   return new Promise((resolve, reject) => {
     child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${label} failed (exit code ${code})`))));
+    child.once("exit", (code) =>
+      code === 0 ? resolve() : reject(new DevError(`${label} failed (exit code ${code}), as printed above`)),
+    );
   });
 }
 
+/** The embedded database of this checkout: its name says which folder it belongs to. */
+const embeddedDatabaseName = (checkout = root.pathname) =>
+  `shutter-${basename(checkout)
+    .replace(/[^\w-]/g, "")
+    .slice(0, 20)}-${createHash("sha256").update(checkout).digest("hex").slice(0, 8)}`;
+
 async function embeddedDatabase() {
   const { startPrismaDevServer } = await import("@prisma/dev");
-  const server = await startPrismaDevServer({ name: "shutter", persistenceMode: "stateful" });
+  const name = embeddedDatabaseName();
+  // Ports chosen by the system: another checkout's server may hold the default ones.
+  const server = await startPrismaDevServer({
+    name,
+    persistenceMode: "stateful",
+    port: 0,
+    databasePort: 0,
+    shadowDatabasePort: 0,
+    streamsPort: 0,
+  }).catch((error: Error) => {
+    throw new DevError(
+      /already running/.test(error.message)
+        ? `this checkout's embedded PostgreSQL ("${name}") is already running: is \`npm run dev\` open in another terminal? Stop it, or set DATABASE_URL to use another database.`
+        : `the embedded PostgreSQL did not start: ${error.message.split("\n")[0]}`,
+    );
+  });
   process.env.DATABASE_URL = server.database.connectionString;
   // PGlite serves one connection at a time behind a multiplexer: keep the pool small.
   process.env.DATABASE_POOL_MAX ??= "1";
@@ -42,14 +73,12 @@ async function embeddedStorage() {
   const directory = new URL(".shutter/s3", root).pathname;
   mkdirSync(directory, { recursive: true });
   const bucket = "shutter-dev";
-  const cors = `<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod>
-    <AllowedMethod>PUT</AllowedMethod><AllowedHeader>*</AllowedHeader></CORSRule></CORSConfiguration>`;
   const server = new S3rver({
     port: 0,
     address: "127.0.0.1",
     silent: true,
     directory,
-    configureBuckets: [{ name: bucket, configs: [cors] }],
+    configureBuckets: [{ name: bucket }],
   });
   const { port: s3Port } = (await server.run()) as { port: number };
   Object.assign(process.env, {
@@ -59,10 +88,29 @@ async function embeddedStorage() {
     S3_ACCESS_KEY_ID: "S3RVER",
     S3_SECRET_ACCESS_KEY: "S3RVER",
   });
+  // Browser apps upload straight to the bucket: the same CORS rule as the AWS stack's, for any origin.
+  const { S3Client, PutBucketCorsCommand } = await import("@aws-sdk/client-s3");
+  const client = new S3Client({
+    region: "us-east-1",
+    endpoint: process.env.S3_ENDPOINT,
+    forcePathStyle: true,
+    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+  });
+  await client.send(
+    new PutBucketCorsCommand({ Bucket: bucket, CORSConfiguration: { CORSRules: [photoBucketCorsRule([])] } }),
+  );
+  client.destroy();
   return server;
 }
 
 async function main() {
+  // A bad setting is reported before anything starts (what the embedded services will provide stands in).
+  const { loadConfig } = await import("../src/config.ts");
+  try {
+    loadConfig({ DATABASE_URL: "postgresql://embedded", ...process.env });
+  } catch (error) {
+    throw new DevError((error as Error).message);
+  }
   const closers: (() => Promise<unknown>)[] = [];
   const backends: string[] = [];
 
@@ -71,7 +119,9 @@ async function main() {
   else {
     const db = await embeddedDatabase();
     closers.push(() => db.close());
-    backends.push(`PostgreSQL: embedded (@prisma/dev "shutter", kept between runs, ${process.env.DATABASE_URL})`);
+    backends.push(
+      `PostgreSQL: embedded (@prisma/dev "${embeddedDatabaseName()}", kept between runs, ${process.env.DATABASE_URL})`,
+    );
   }
   if (process.env.S3_BUCKET) backends.push(`object storage: S3 bucket ${process.env.S3_BUCKET}`);
   else {
@@ -87,7 +137,9 @@ async function main() {
   if (process.argv.includes("--gateway")) return serveThroughGateway(backends, closers, embedded);
 
   // Imported only now: the function reads its configuration (set above) at module scope.
-  const { fetch } = await import("../functions/graphql.ts");
+  const { fetch } = await import("../functions/graphql.ts").catch((error: Error) => {
+    throw new DevError(error.message);
+  });
   // Notifications come from the events runner: in development it runs in this process.
   const { runEvents } = await import("../functions/events.ts");
   const events = new AbortController();
@@ -97,11 +149,10 @@ async function main() {
       fetch(request, { remoteAddress: req.socket.remoteAddress }),
     ),
   );
-  server.listen(port, () => {
-    for (const backend of backends) say(backend);
-    say(`GraphiQL: http://localhost:${port}/graphql`);
-    say("sign in with any seeded handle (e.g. from explore) and the password shutter-demo");
-  });
+  const port = await listen(server);
+  for (const backend of backends) say(backend);
+  say(`GraphiQL: http://localhost:${port}/graphql`);
+  say("sign in with any seeded handle (e.g. from explore) and the password shutter-demo");
 
   const shutdown = async () => {
     say("shutting down");
@@ -117,6 +168,31 @@ async function main() {
   process.once("SIGTERM", shutdown);
 }
 
+/**
+ * Listens on PORT, or on 4000 when it is not set and, if another process holds 4000 (another checkout's dev
+ * server), on the next free port. @returns the port.
+ */
+async function listen(server: Server): Promise<number> {
+  const wanted = process.env.PORT ? Number(process.env.PORT) : undefined;
+  for (let port = wanted ?? 4000; ; port++) {
+    const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      server.once("error", resolve);
+      server.listen(port, () => {
+        server.off("error", resolve);
+        resolve(undefined);
+      });
+    });
+    if (!error) {
+      if (port !== (wanted ?? 4000)) say(`port ${wanted ?? 4000} is in use (another checkout?): using ${port}`);
+      return (server.address() as AddressInfo).port;
+    }
+    if (error.code !== "EADDRINUSE") throw error;
+    if (wanted !== undefined || port >= 4010) {
+      throw new DevError(`port ${port} is in use: set PORT to a free one (PORT=4001 npm run dev)`);
+    }
+  }
+}
+
 async function serveThroughGateway(backends: string[], closers: (() => Promise<unknown>)[], embedded: boolean) {
   await step("bundling", "scripts/build.ts", []);
   const { startGateway } = await import("./gateway.ts");
@@ -124,7 +200,7 @@ async function serveThroughGateway(backends: string[], closers: (() => Promise<u
   const maxInstances = embedded ? 1 : Number(process.env.GATEWAY_MAX_INSTANCES ?? 10);
   const gateway = await startGateway({
     module: new URL("../dist/functions/graphql.mjs", import.meta.url).pathname,
-    port,
+    port: Number(process.env.PORT ?? 4000),
     maxInstances,
     idleTimeoutMs: Number(process.env.GATEWAY_IDLE_TIMEOUT_MS ?? 300_000),
     timeoutMs: Number(process.env.GATEWAY_TIMEOUT_MS ?? 29_000),
@@ -143,4 +219,14 @@ async function serveThroughGateway(backends: string[], closers: (() => Promise<u
   process.once("SIGTERM", shutdown);
 }
 
-await main();
+await main().catch((error: Error) => {
+  // Expected failures say what to do; anything else is summed up in a line, its details kept in a file.
+  if (error instanceof DevError) say(`cannot start: ${error.message}`);
+  else {
+    const log = new URL(".shutter/dev-error.log", root).pathname;
+    mkdirSync(new URL(".shutter/", root), { recursive: true });
+    writeFileSync(log, `${new Date().toISOString()}\n${error.stack ?? error}\n`);
+    say(`cannot start: ${error.message.split("\n")[0]} (details in ${log})`);
+  }
+  process.exit(1);
+});

@@ -1,5 +1,6 @@
-// A local API Gateway (HTTP API, payload 2.0) in front of the bundled function, behaving like the platform:
-// - each HTTP request becomes an API Gateway v2 event, invoked on a pool of function instances (child processes
+// A local API Gateway in front of the bundled function, behaving like the platform:
+// - each HTTP request becomes an API Gateway event (HTTP API payload 2.0 by default, or REST API payload 1.0),
+//   invoked on a pool of function instances (child processes
 //   running dist/functions/graphql.mjs); an instance handles one invocation at a time;
 // - a request with no idle instance starts a new one (cold start: its init runs first), up to `maxInstances`;
 //   beyond that, requests wait for an instance to free up;
@@ -24,7 +25,11 @@ export interface GatewayOptions {
   memorySizeMb?: number;
   /** Environment of the instances (the function's configuration). */
   env?: Record<string, string | undefined>;
+  /** The event shape: HTTP API (payload format 2.0, the default) or REST API (1.0). */
+  payloadFormat?: "2.0" | "1.0";
   log?: (line: string) => void;
+  /** Receives what the instances write to stdout and stderr, line by line (default: this process's output). */
+  output?: (line: string) => void;
 }
 
 interface Instance {
@@ -58,7 +63,9 @@ export async function startGateway(options: GatewayOptions) {
     idleTimeoutMs = 60_000,
     timeoutMs = 29_000,
     memorySizeMb = 1024,
+    payloadFormat = "2.0",
     log = (line: string) => console.log(line),
+    output,
   } = options;
   const instances: Instance[] = [];
   const waiting: ((instance: Instance) => void)[] = [];
@@ -81,8 +88,18 @@ export async function startGateway(options: GatewayOptions) {
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySizeMb),
       } as NodeJS.ProcessEnv,
       execArgv: ["--enable-source-maps"],
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      stdio: ["ignore", output ? "pipe" : "inherit", output ? "pipe" : "inherit", "ipc"],
     });
+    if (output) {
+      for (const stream of [child.stdout, child.stderr]) {
+        let buffered = "";
+        stream?.on("data", (chunk) => {
+          const lines = (buffered + chunk).split("\n");
+          buffered = lines.pop() ?? "";
+          for (const line of lines) output(line);
+        });
+      }
+    }
     const instance: Instance = {
       id: nextId++,
       child,
@@ -168,7 +185,8 @@ export async function startGateway(options: GatewayOptions) {
       chunks.push(chunk);
     }
     const requestId = randomUUID();
-    const event = toEvent(req, Buffer.concat(chunks), requestId);
+    const body = Buffer.concat(chunks);
+    const event = payloadFormat === "1.0" ? toEventV1(req, body, requestId) : toEvent(req, body, requestId);
     const { instance, cold } = await acquire().catch((error: Error) => {
       log(`[gateway] init failed: ${error.message}`);
       return { instance: undefined, cold: true };
@@ -196,6 +214,7 @@ export async function startGateway(options: GatewayOptions) {
       const result = outcome.result as {
         statusCode: number;
         headers?: Record<string, string>;
+        multiValueHeaders?: Record<string, string[]>;
         cookies?: string[];
         body?: string;
         isBase64Encoded?: boolean;
@@ -210,6 +229,7 @@ export async function startGateway(options: GatewayOptions) {
       } else {
         res.writeHead(result.statusCode, {
           ...result.headers,
+          ...result.multiValueHeaders,
           ...(result.cookies?.length ? { "set-cookie": result.cookies } : {}),
         });
         res.end(body);
@@ -250,6 +270,17 @@ export async function startGateway(options: GatewayOptions) {
   return {
     url: `http://127.0.0.1:${port}`,
     invocations,
+    /** Invokes the function with an event as given (what a test shapes itself: an authorizer's claims, a
+     * stage): the handler's result, as the platform would receive it. */
+    async invoke(event: unknown): Promise<unknown> {
+      const { instance } = await acquire();
+      const outcome = await invoke(instance, event, randomUUID());
+      instance.invocations++;
+      if (outcome.timedOut) discard(instance, "timed out");
+      else release(instance);
+      if (outcome.error || outcome.timedOut) throw new Error(outcome.error ?? "the invocation timed out");
+      return outcome.result;
+    },
     /** Process ids of the live instances (tests freeze and thaw them). */
     instancePids: () => instances.map((i) => i.child.pid as number),
     async close() {
@@ -267,6 +298,49 @@ function reply(res: ServerResponse, status: number, body: unknown): number {
 }
 
 const TEXT = /^(text\/|application\/(json|graphql-response\+json|x-www-form-urlencoded|graphql))/;
+
+/** The API Gateway REST API (payload 1.0) proxy event of a request: multi-value headers and query strings. */
+export function toEventV1(req: IncomingMessage, body: Buffer, requestId: string) {
+  const url = new URL(req.url ?? "/", "http://localhost");
+  const multiValueHeaders: Record<string, string[]> = {};
+  const add = (values: Record<string, string[]>, name: string, value: string) => {
+    values[name] = [...(values[name] ?? []), value];
+  };
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    add(multiValueHeaders, req.rawHeaders[i] as string, req.rawHeaders[i + 1] as string);
+  }
+  const multiValueQueryStringParameters: Record<string, string[]> = {};
+  for (const [name, value] of url.searchParams) add(multiValueQueryStringParameters, name, value);
+  const text = TEXT.test(req.headers["content-type"] ?? "text/plain");
+  const last = (values: Record<string, string[]>) =>
+    Object.fromEntries(Object.entries(values).map(([name, all]) => [name, all.at(-1) as string]));
+  return {
+    resource: "/{proxy+}",
+    path: url.pathname,
+    httpMethod: req.method ?? "GET",
+    headers: last(multiValueHeaders),
+    multiValueHeaders,
+    queryStringParameters: url.search ? last(multiValueQueryStringParameters) : null,
+    multiValueQueryStringParameters: url.search ? multiValueQueryStringParameters : null,
+    pathParameters: { proxy: url.pathname.slice(1) },
+    stageVariables: null,
+    requestContext: {
+      accountId: "000000000000",
+      apiId: "local",
+      domainName: req.headers.host ?? "localhost",
+      httpMethod: req.method ?? "GET",
+      identity: { sourceIp: req.socket.remoteAddress ?? "127.0.0.1", userAgent: req.headers["user-agent"] ?? "" },
+      path: url.pathname,
+      protocol: `HTTP/${req.httpVersion}`,
+      requestId,
+      requestTimeEpoch: Date.now(),
+      resourcePath: "/{proxy+}",
+      stage: "$default",
+    },
+    body: body.length ? body.toString(text ? "utf8" : "base64") : null,
+    isBase64Encoded: body.length > 0 && !text,
+  };
+}
 
 /** The API Gateway HTTP API (payload 2.0) event of a request. */
 export function toEvent(req: IncomingMessage, body: Buffer, requestId: string) {

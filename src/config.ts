@@ -69,6 +69,7 @@ const EnvSchema = z.object({
   OIDC_JWKS_URI: z.optional(url(["https:", "http:"])),
   TRUST_PROXY_HEADERS: z._default(bool, false),
   INTROSPECTION: z.optional(bool),
+  INTROSPECTION_COST: z._default(int(0, 1_000_000), 1000),
   CORS_ORIGINS: z.optional(z.string()),
   MAX_DEPTH: z._default(int(2, 50), 12),
   MAX_ALIASES: z._default(int(0, 200), 15),
@@ -203,7 +204,9 @@ function parseConfig(env: Record<string, string | undefined>) {
       orphanAgeMinutes: e.UPLOAD_ORPHAN_AGE_MINUTES,
     },
     persistedQueries: {
-      policy: e.PERSISTED_QUERIES ?? (production ? "apq" : "open"),
+      // Open by default: APQ registration is open to anyone, so requiring hashes (`apq`) protects nothing and
+      // refuses clients' defaults (urql sends mutations whole); `persisted-only` is the restrictive policy.
+      policy: e.PERSISTED_QUERIES ?? "open",
       maxDocumentBytes: e.PERSISTED_QUERY_MAX_BYTES,
     },
     httpCache: {
@@ -253,6 +256,7 @@ function parseConfig(env: Record<string, string | undefined>) {
       tokens: e.MAX_TOKENS,
       directives: e.MAX_DIRECTIVES,
       complexity: e.MAX_COMPLEXITY,
+      introspectionCost: e.INTROSPECTION_COST,
       bodyBytes: e.MAX_BODY_BYTES,
     },
     rateLimit: {

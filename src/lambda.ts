@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import type {
   APIGatewayProxyEvent,
   APIGatewayProxyEventV2,
@@ -65,16 +66,36 @@ export function toRequest(event: GatewayEvent): Request {
 
 const TEXT = /^(text\/|application\/(json|graphql-response\+json|javascript|xml)|image\/svg)/;
 
+/**
+ * Lambda refuses results over 6 MB; GraphiQL's page (its assets inline) is 8.6 MB. Bodies this large go out
+ * gzipped to clients that accept it (API Gateway passes the encoding through).
+ */
+const COMPRESS_ABOVE_BYTES = 1024 * 1024;
+
 /** Turns a Fetch `Response` into the result shape of the event's payload version. */
-export async function toResult(response: Response, event: GatewayEvent): Promise<GatewayResult> {
-  const text = TEXT.test(response.headers.get("content-type") ?? "text/plain");
-  const bytes = Buffer.from(await response.arrayBuffer());
+export async function toResult(response: Response, event: GatewayEvent, request?: Request): Promise<GatewayResult> {
+  let text = TEXT.test(response.headers.get("content-type") ?? "text/plain");
+  let bytes = Buffer.from(await response.arrayBuffer());
+  const headers: Record<string, string> = {};
+  // Header names are case-insensitive; API Gateway and most tools expect them lowercase.
+  response.headers.forEach((value, name) => {
+    if (name.toLowerCase() !== "set-cookie") headers[name.toLowerCase()] = value;
+  });
+  if (
+    bytes.length > COMPRESS_ABOVE_BYTES &&
+    !headers["content-encoding"] &&
+    /\bgzip\b/.test(request?.headers.get("accept-encoding") ?? "")
+  ) {
+    bytes = gzipSync(bytes);
+    text = false;
+    delete headers["content-length"];
+    headers["content-encoding"] = "gzip";
+    headers.vary = headers.vary ? `${headers.vary}, Accept-Encoding` : "Accept-Encoding";
+    // Another encoding of the same data: the validator becomes weak (If-None-Match compares weakly).
+    if (headers.etag && !headers.etag.startsWith("W/")) headers.etag = `W/${headers.etag}`;
+  }
   const body = text ? bytes.toString("utf8") : bytes.toString("base64");
   const cookies = response.headers.getSetCookie();
-  const headers: Record<string, string> = {};
-  response.headers.forEach((value, name) => {
-    if (name !== "set-cookie") headers[name] = value;
-  });
   if (isV2(event)) {
     return {
       statusCode: response.status,

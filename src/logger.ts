@@ -61,3 +61,18 @@ export function logger(): Logger {
   }
   return instance;
 }
+
+/**
+ * Reports why the process cannot start, as one log record (a JSON line in production, a readable line
+ * otherwise) with no stack: a bad setting or an unreachable secret store is the operator's to fix, and the
+ * message says how. Read from the environment directly: the configuration may be what is wrong.
+ */
+export function logStartupFailure(error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  const json = (process.env.LOG_FORMAT ?? (process.env.NODE_ENV === "production" ? "json" : "pretty")) === "json";
+  process.stderr.write(
+    json
+      ? `${JSON.stringify({ level: 60, time: Date.now(), service: "shutter", msg: `cannot start: ${message}` })}\n`
+      : `Shutter cannot start: ${message}\n`,
+  );
+}

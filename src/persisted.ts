@@ -11,7 +11,8 @@ import { RequestErrorCode } from "./errors.ts";
  * - `persisted-only`: only trusted documents (the apps' manifests), by id. For production mobile traffic.
  * - `apq`: trusted documents, and documents registered with Automatic Persisted Queries (hash first, the full
  *   document once). Operations without a hash are refused.
- * - `open`: anything (development, GraphiQL); APQ works too.
+ * - `open` (the default): anything, APQ included (any client may register a document, so requiring hashes
+ *   would protect nothing: the limits in security.ts apply to every operation however it arrives).
  */
 export type PersistedQueryPolicy = "persisted-only" | "apq" | "open";
 
@@ -56,6 +57,9 @@ export function usePersistedDocuments(): Plugin {
   return {
     async onParams({ params, setParams, request }) {
       const { policy, maxDocumentBytes } = config().persistedQueries;
+      // A malformed request is that before anything else: Yoga answers it (400 BAD_REQUEST).
+      const { query, extensions: given } = params as { query?: unknown; extensions?: unknown };
+      if ((query != null && typeof query !== "string") || (given != null && typeof given !== "object")) return;
       const extension = params.extensions?.persistedQuery as { version?: unknown; sha256Hash?: unknown } | undefined;
       // Yoga's GET parser keeps only the standard parameters: read documentId from the URL itself.
       const documentId =

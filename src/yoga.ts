@@ -12,7 +12,7 @@ import { announce } from "./events/stream.ts";
 import { useHttpCaching } from "./http-cache.ts";
 import { createRequestScope, logger, type RequestScope, requestScope } from "./logger.ts";
 import { usePersistedDocuments } from "./persisted.ts";
-import { CSRF_HEADERS, securityPlugins, useBodyLimit } from "./security.ts";
+import { CLIENT_HEADERS, securityPlugins, useBodyLimit } from "./security.ts";
 import { handleOpsWebhook } from "./webhook.ts";
 
 export type ShutterYoga = YogaServerInstance<ServerContext, Context>;
@@ -127,7 +127,7 @@ const STATUS_CODES: Record<number, string> = {
 function normalizeError(error: GraphQLError, requestId: string, beforeExecution: boolean): GraphQLError {
   if (!(error instanceof GraphQLError)) return error;
   const { originalError: _internal, ...extensions } = error.extensions as Record<string, unknown>;
-  let { message } = error;
+  const { message } = error;
   const status = (extensions.http as { status?: number } | undefined)?.status;
   // A refusal before execution is a request error (HTTP 400 with application/graphql-response+json), also
   // when it comes from a validation rule that set no status (GraphQL Armor's).
@@ -143,13 +143,8 @@ function normalizeError(error: GraphQLError, requestId: string, beforeExecution:
     extensions.http = { ...http, spec: false };
   }
   if (!extensions.code) {
-    if (message.includes("CSRF")) {
-      extensions.code = RequestErrorCode.CSRF_HEADER_REQUIRED;
-      message = `This request could have been sent by another website: send it with one of these headers: ${CSRF_HEADERS.join(", ")}.`;
-    } else {
-      // Without a status these are Armor's limits (depth, aliases, tokens, directives), found while validating.
-      extensions.code = (status && STATUS_CODES[status]) ?? RequestErrorCode.GRAPHQL_VALIDATION_FAILED;
-    }
+    // Without a status these are Armor's limits (depth, aliases, tokens, directives), found while validating.
+    extensions.code = (status && STATUS_CODES[status]) ?? RequestErrorCode.GRAPHQL_VALIDATION_FAILED;
   }
   return new GraphQLError(message, {
     nodes: error.nodes,
@@ -159,6 +154,26 @@ function normalizeError(error: GraphQLError, requestId: string, beforeExecution:
     originalError: error.originalError,
     extensions: { ...extensions, requestId },
   });
+}
+
+/**
+ * A Lambda invocation answers once: a subscription's stream would hold it open until it times out (29 s behind
+ * API Gateway) and then fail. On Lambda, subscriptions are refused at once with a code that says why.
+ */
+function useNoSubscriptionsOnLambda(): Plugin {
+  return {
+    onSubscribe({ args, setResultAndStopExecution }) {
+      if (!(args.contextValue as ServerContext).event) return;
+      setResultAndStopExecution({
+        errors: [
+          new GraphQLError(
+            "Subscriptions stream over Server-Sent Events, which this deployment (AWS Lambda) cannot hold open: poll `viewer { unreadNotificationCount }` instead, or subscribe through the container deployment.",
+            { extensions: { code: RequestErrorCode.SUBSCRIPTIONS_UNAVAILABLE, http: { status: 400 } } },
+          ),
+        ],
+      });
+    },
+  };
 }
 
 const isUrl = (value: string) => /^https?:\/\//.test(value);
@@ -219,7 +234,7 @@ export function createShutterYoga(): ShutterYoga {
       ? {
           origin: corsOrigins.includes("*") ? "*" : corsOrigins,
           methods: ["GET", "POST", "OPTIONS"],
-          allowedHeaders: ["content-type", "authorization", "x-request-id", ...CSRF_HEADERS],
+          allowedHeaders: ["content-type", "authorization", "x-request-id", ...CLIENT_HEADERS],
           exposedHeaders: ["x-request-id", "retry-after", "etag"],
           credentials: false,
           maxAge: 600,
@@ -244,6 +259,7 @@ export function createShutterYoga(): ShutterYoga {
       useRequestScope(),
       usePersistedDocuments(),
       ...securityPlugins(),
+      useNoSubscriptionsOnLambda(),
     ],
   });
 }
@@ -269,10 +285,13 @@ query Explore {
 // HTTP API request ids are base64 ("JKJaXmPLvHcESHA="), REST API ones UUIDs.
 const REQUEST_ID = /^[\w.+/=-]{1,128}$/;
 
-/** The id this request is known by: the platform's (API Gateway), the caller's `x-request-id`, or a new one. */
+/**
+ * The id this request is known by: the caller's `x-request-id` (so a client can find its request in our logs,
+ * as the README promises), else the platform's (API Gateway's), else a new one.
+ */
 export function requestIdFor(request: Request, platformRequestId?: string): string {
-  const given = platformRequestId ?? request.headers.get("x-request-id") ?? "";
-  return REQUEST_ID.test(given) ? given : randomUUID();
+  const given = [request.headers.get("x-request-id"), platformRequestId].find((id) => id && REQUEST_ID.test(id));
+  return given ?? randomUUID();
 }
 
 /** Serves one request within its own scope (request id, SQL statement count) on the given Yoga instance. */

@@ -38,7 +38,7 @@ export function apollo(url: string, options: { useGET?: boolean; generateHash?: 
     useGETForHashedQueries: options.useGET ?? false,
   });
   const client = new ApolloClient({
-    link: persisted.concat(new HttpLink({ uri: url, fetch: recordingFetch, headers: { "x-graphql-yoga-csrf": "1" } })),
+    link: persisted.concat(new HttpLink({ uri: url, fetch: recordingFetch })),
     cache: new InMemoryCache(),
   });
   return { client, wire };

@@ -4,7 +4,6 @@ import { gql } from "@apollo/client";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { apollo } from "./apollo-client.ts";
 import { createPost, test } from "./helpers.ts";
-import { serve } from "./http-server.ts";
 import { type Instance, startInstance } from "./instances.ts";
 
 const EXPLORE = gql`
@@ -15,19 +14,18 @@ const EXPLORE = gql`
 
 describe("Automatic Persisted Queries (policy apq)", () => {
   let instance: Instance;
-  let server: Awaited<ReturnType<typeof serve>>;
+  let url: string;
   beforeAll(async () => {
     instance = await startInstance({ PERSISTED_QUERIES: "apq" });
-    server = await serve(instance);
+    url = await instance.url();
   });
   afterAll(async () => {
-    await server.close();
     await instance.close();
   });
 
   test("over POST: miss, register, then every later request sends the hash only", async ({ alice }) => {
     await createPost(alice, { caption: "via apollo" });
-    const { client, wire } = apollo(server.url);
+    const { client, wire } = apollo(url);
     const first = await client.query({ query: EXPLORE, variables: { first: 5 }, fetchPolicy: "network-only" });
     const second = await client.query({ query: EXPLORE, variables: { first: 5 }, fetchPolicy: "network-only" });
     expect(second.data).toEqual(first.data);
@@ -41,7 +39,7 @@ describe("Automatic Persisted Queries (policy apq)", () => {
   });
 
   test("over GET: hashed queries are cacheable GETs once registered", async () => {
-    const { client, wire } = apollo(server.url, { useGET: true });
+    const { client, wire } = apollo(url, { useGET: true });
     const query = gql`query ApolloExploreGet { explore(first: 3) { edges { node { id } } } }`;
     await client.query({ query, fetchPolicy: "network-only" });
     const hit = await client.query({ query, fetchPolicy: "network-only" });
@@ -55,7 +53,7 @@ describe("Automatic Persisted Queries (policy apq)", () => {
 
   test("a hash that is not the document's is rejected", async () => {
     const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
-    const { client } = apollo(server.url, { generateHash: (text) => sha256(`tampered ${text}`) });
+    const { client } = apollo(url, { generateHash: (text) => sha256(`tampered ${text}`) });
     await expect(
       client.query({ query: gql`query ApolloTampered { explore(first: 1) { edges { cursor } } }` }),
     ).rejects.toThrow(/PersistedQueryMismatch/);
@@ -64,9 +62,8 @@ describe("Automatic Persisted Queries (policy apq)", () => {
 
 test("policy persisted-only: an ad-hoc query from Apollo is rejected", async () => {
   const instance = await startInstance({ PERSISTED_QUERIES: "persisted-only" });
-  const server = await serve(instance);
   try {
-    const { client, wire } = apollo(server.url);
+    const { client, wire } = apollo(await instance.url());
     const error = await client.query({ query: EXPLORE, variables: { first: 1 } }).then(
       () => null,
       (e: Error) => e,
@@ -74,7 +71,6 @@ test("policy persisted-only: an ad-hoc query from Apollo is rejected", async () 
     expect(error?.message).toContain("only runs the operations its apps were built with");
     expect(wire.map((w) => w.status)).toEqual([404, 400]);
   } finally {
-    await server.close();
     await instance.close();
   }
 });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { parse } from "yaml";
 import { migrate } from "../functions/migrate.ts";
 import { SETTING_NAMES } from "../src/config.ts";
-import { buildFunctions } from "./bundle.ts";
+import { bundleDir } from "./bundle.ts";
 import { type EmptyDatabase, emptyDatabase } from "./databases.ts";
 import { startProxy, type TcpProxy } from "./tcp-proxy.ts";
 
@@ -61,7 +61,7 @@ const graphql = (server: Server, query: string) =>
 
 let bundle: string;
 beforeAll(() => {
-  bundle = buildFunctions();
+  bundle = bundleDir();
 }, 120_000);
 
 describe("the Node HTTP entry (server.mjs)", () => {

@@ -20,7 +20,6 @@ import { closePubSub } from "../src/events/pubsub.ts";
 import { runEvents } from "../src/events/runner.ts";
 import { announce, closePublisher, streamKeys } from "../src/events/stream.ts";
 import { createPost, createUser, gql, ok, test } from "./helpers.ts";
-import { serve } from "./http-server.ts";
 import { startInstance } from "./instances.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -179,13 +178,13 @@ test("a handler killed mid-batch loses nothing and repeats nothing", async () =>
 
 test("a like made through one instance reaches another instance's SSE subscriber", async ({ alice, bob }) => {
   const subscriberSide = await startInstance();
-  const server = await serve(subscriberSide);
+  const url = await subscriberSide.url();
   const writerSide = await startInstance();
   const stop = new AbortController();
   const running = runEvents(stop.signal, "sse-runner");
   try {
     const post = await createPost(alice);
-    const response = await fetch(server.url, {
+    const response = await fetch(url, {
       method: "POST",
       headers: {
         "content-type": "application/json",
@@ -230,7 +229,6 @@ test("a like made through one instance reaches another instance's SSE subscriber
   } finally {
     stop.abort();
     await running;
-    await server.close();
     await Promise.all([subscriberSide.close(), writerSide.close()]);
   }
 });

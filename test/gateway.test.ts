@@ -3,7 +3,7 @@
 // its connections).
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startGateway } from "../scripts/gateway.ts";
-import { buildFunctions } from "./bundle.ts";
+import { bundleDir } from "./bundle.ts";
 import { createPost, createUser } from "./helpers.ts";
 import { startProxy } from "./tcp-proxy.ts";
 
@@ -11,7 +11,7 @@ let bundle: string;
 const QUERY = JSON.stringify({ query: "{ explore(first: 3) { edges { node { id caption } } } }" });
 
 beforeAll(() => {
-  bundle = `${buildFunctions()}/graphql.mjs`;
+  bundle = `${bundleDir()}/graphql.mjs`;
 }, 120_000);
 
 type Gateway = Awaited<ReturnType<typeof startGateway>>;

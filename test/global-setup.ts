@@ -3,20 +3,28 @@
 //   `prisma migrate deploy` and the offline engine, exactly as a deploy would), cloned per test file;
 //   without it, each file starts its own embedded server (see test/setup.ts).
 // - one JWT signing key, so every function instance in the run (tests start several) trusts the same tokens;
-// - object storage: the S3_* settings given, or an s3rver on a temporary folder.
+// - object storage: the S3_* settings given, or an s3rver on a temporary folder;
+// - the bundle (`npm run build`), which the bundled targets and the container and gateway tests run;
+// - the browser tests' web app, served from an origin of its own.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportPKCS8, generateKeyPair } from "jose";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
+import { photoBucketCorsRule } from "../infra/bucket-cors.ts";
+import { buildFunctions } from "./bundle.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
     templateDatabase: string | null;
     jwtPrivateKey: string;
     s3: Record<string, string>;
+    bundleDir: string;
+    webOrigin: string;
   }
 }
 
@@ -53,8 +61,12 @@ async function onServer<T>(serverUrl: string, fn: (client: pg.Client) => Promise
   }
 }
 
-async function ensureBucket(settings: Record<string, string>) {
-  const { CreateBucketCommand, S3Client } = await import("@aws-sdk/client-s3");
+/**
+ * The bucket exists, with the photo bucket's CORS rule (the AWS stack's) for the web app's origin: the upload
+ * browser tests upload from that origin, and a page elsewhere may not.
+ */
+async function ensureBucket(settings: Record<string, string>, webOrigin: string) {
+  const { CreateBucketCommand, PutBucketCorsCommand, S3Client } = await import("@aws-sdk/client-s3");
   const client = new S3Client({
     region: settings.S3_REGION ?? "us-east-1",
     endpoint: settings.S3_ENDPOINT,
@@ -67,6 +79,12 @@ async function ensureBucket(settings: Record<string, string>) {
   await client.send(new CreateBucketCommand({ Bucket: settings.S3_BUCKET })).catch((error) => {
     if (!["BucketAlreadyOwnedByYou", "BucketAlreadyExists"].includes(error.name)) throw error;
   });
+  await client.send(
+    new PutBucketCorsCommand({
+      Bucket: settings.S3_BUCKET,
+      CORSConfiguration: { CORSRules: [photoBucketCorsRule([webOrigin])] },
+    }),
+  );
   client.destroy();
 }
 
@@ -111,8 +129,25 @@ export default async function setup(project: TestProject) {
     );
   }
 
+  if (!existsSync(process.env.CHROMIUM_PATH ?? "/usr/bin/chromium")) {
+    console.log(
+      "[test] no Chromium (/usr/bin/chromium, or CHROMIUM_PATH): the browser test files (test/*.browser.test.ts) are not run; `apt-get install chromium` runs them",
+    );
+  }
+
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const jwtPrivateKey = await exportPKCS8(privateKey);
+
+  // The web app of the browser tests, on an origin of its own (as an app's site is not the API's).
+  const web = createServer((request, response) => {
+    const file = new URL(request.url ?? "/", "http://web").pathname.replace(/^\/+/, "");
+    if (!/^[\w-]+\.html$/.test(file)) return response.writeHead(404).end();
+    response.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    response.end(readFileSync(join(root, "test/browser", file)));
+  });
+  await new Promise<void>((resolve) => web.listen(0, "127.0.0.1", resolve));
+  const webOrigin = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
+  cleanups.push(() => new Promise((resolve) => web.close(resolve)));
 
   let s3: Record<string, string>;
   if (process.env.S3_BUCKET) {
@@ -120,7 +155,7 @@ export default async function setup(project: TestProject) {
       string,
       string
     >;
-    await ensureBucket(s3);
+    await ensureBucket(s3, webOrigin);
     console.log(`[test] object storage: ${s3.S3_ENDPOINT ?? "AWS"}, bucket ${s3.S3_BUCKET}`);
   } else {
     const { default: S3rver } = await import("s3rver");
@@ -144,8 +179,16 @@ export default async function setup(project: TestProject) {
       await server.close();
       rmSync(directory, { recursive: true, force: true });
     });
+    await ensureBucket(s3, webOrigin);
   }
 
+  const buildStarted = performance.now();
+  const bundleDir = buildFunctions();
+  console.log(`[test] bundled the functions in ${Math.round(performance.now() - buildStarted)} ms (${bundleDir})`);
+  cleanups.push(async () => rmSync(bundleDir, { recursive: true, force: true }));
+
+  project.provide("bundleDir", bundleDir);
+  project.provide("webOrigin", webOrigin);
   project.provide("templateDatabase", templateDatabase);
   project.provide("jwtPrivateKey", jwtPrivateKey);
   project.provide("s3", s3);

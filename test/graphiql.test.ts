@@ -1,12 +1,15 @@
 import { expect, test } from "vitest";
-import { fetch } from "../functions/graphql.ts";
+import { send as fetch } from "./helpers.ts";
 import { startInstance } from "./instances.ts";
 
 test("GraphiQL is served with its assets inline: no CDN needed", async () => {
-  const response = await fetch(new Request("http://shutter.test/graphql", { headers: { accept: "text/html" } }));
+  // On by default in development, and where a deployment turns it on (GRAPHIQL=true, as here).
+  const instance = await startInstance({ GRAPHIQL: "true" });
+  const response = await instance.fetch("/graphql", { headers: { accept: "text/html" } });
+  const html = await response.text();
+  await instance.close();
   expect(response.status).toBe(200);
   expect(response.headers.get("content-type")).toContain("text/html");
-  const html = await response.text();
   expect(html).toContain("Shutter");
   expect(html).not.toMatch(/<script[^>]+src="https?:\/\//);
   expect(html).not.toMatch(/<link[^>]+href="https?:\/\//);
@@ -27,8 +30,7 @@ test("with an issuer URL, OpenID discovery points a JWT authorizer at the keys t
   expect(notUrl.status).not.toBe(200); // the default issuer ("shutter") is no URL: nothing to discover
   const instance = await startInstance({ JWT_ISSUER: "https://api.shutter.test" });
   try {
-    const { fetch: instanceFetch } = await instance.module();
-    const discovery = await instanceFetch(new Request("https://api.shutter.test/.well-known/openid-configuration"));
+    const discovery = await instance.fetch("/.well-known/openid-configuration");
     expect(await discovery.json()).toEqual({
       issuer: "https://api.shutter.test",
       jwks_uri: "https://api.shutter.test/.well-known/jwks.json",

@@ -1,14 +1,57 @@
-// Test helpers: requests go through the function's real entry (the Fetch handler, or the Lambda handler with
-// API Gateway events); fixtures write rows straight to the test file's own database.
+// Test helpers: requests go through the function's real entry as the target under test serves it (the source's
+// Fetch handler, or the bundle behind the API Gateway emulator or in its container entry: see instances.ts);
+// fixtures write rows straight to the test file's own database.
 import { randomUUID } from "node:crypto";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { test as base } from "vitest";
-import { fetch as fetchEntry } from "../functions/graphql.ts";
 import { hashPassword, startSession } from "../src/auth.ts";
 import { db } from "../src/db.ts";
 import { sweep } from "../src/events/runner.ts";
+import {
+  BUNDLED,
+  type Instance,
+  operationBody,
+  type RequestOptions,
+  serveOverHttp,
+  startInstance,
+} from "./instances.ts";
 
 export const ENDPOINT = "http://shutter.test/graphql";
+
+// On the source target, the function module as this file imports it: loaded now, before any test starts
+// instances of its own (each resets the module registry).
+const entry = BUNDLED ? undefined : await import("../functions/graphql.ts");
+let shared: Promise<Instance> | undefined;
+
+/**
+ * The test file's function instance: on the source target the function module as the file imports it; on a
+ * bundled target one started for the file (and stopped after it by test/setup.ts).
+ */
+export function target(): Promise<Instance> {
+  shared ??= entry
+    ? Promise.resolve({
+        fetch: (input: string | Request, init?: RequestOptions) =>
+          entry.fetch(typeof input === "string" ? new Request(new URL(input, ENDPOINT), init) : input, {
+            remoteAddress: init?.from,
+          }),
+        query: async () => {
+          throw new Error("use gql()");
+        },
+        invoke: (event) => entry.handler(event as never),
+        url: () => (served ??= serveOverHttp(entry.fetch).then((server) => server.url)),
+        logs: [],
+        close: async () => {},
+      })
+    : startInstance();
+  return shared;
+}
+
+let served: Promise<string> | undefined;
+
+/** Sends a request to the test file's function instance. */
+export async function send(input: string | Request, init?: RequestOptions): Promise<Response> {
+  return (await target()).fetch(input, init);
+}
 
 /** Runs the events handler over every event recorded so far, as the runner would: notifications appear. */
 export function processPendingEvents() {
@@ -24,13 +67,13 @@ export interface GraphQLResponse<T = Record<string, any>> {
   extensions: Record<string, any> | undefined;
 }
 
-/** POSTs an operation to the Fetch entry, as a web client would. */
+/** POSTs an operation to the function, as a web client would. */
 export async function gql<T = Record<string, any>>(
   query: string,
   variables: Record<string, unknown> = {},
   options: { token?: string; headers?: Record<string, string> } = {},
 ): Promise<GraphQLResponse<T>> {
-  const response = await fetchEntry(
+  const response = await send(
     new Request(ENDPOINT, {
       method: "POST",
       headers: {
@@ -39,7 +82,7 @@ export async function gql<T = Record<string, any>>(
         ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
         ...options.headers,
       },
-      body: JSON.stringify({ query, variables }),
+      body: JSON.stringify(operationBody(query, variables)),
     }),
   );
   const body = (await response.json()) as { data?: T; errors?: GraphQLResponse["errors"]; extensions?: any };

@@ -96,12 +96,15 @@ describe("a stack that creates its database and Redis", () => {
         IgnorePublicAcls: true,
         RestrictPublicBuckets: true,
       },
+      // Exactly what a browser needs for the presigned upload (test/upload-browser.test.ts uploads with it).
       CorsConfiguration: {
         CorsRules: [
-          Match.objectLike({
-            AllowedMethods: ["PUT", "GET", "HEAD"],
+          {
+            AllowedMethods: ["PUT"],
+            AllowedOrigins: ["*"],
             AllowedHeaders: ["content-type", "x-amz-tagging"],
-          }),
+            MaxAge: 3600,
+          },
         ],
       },
       LifecycleConfiguration: {

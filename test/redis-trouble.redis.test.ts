@@ -2,22 +2,10 @@
 // cache resumes by itself when Redis is back.
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { createPost, test } from "./helpers.ts";
-import { type Instance, startInstance } from "./instances.ts";
+import { type Instance, startInstance, statsOf } from "./instances.ts";
 import { startProxy, type TcpProxy } from "./tcp-proxy.ts";
 
-const lines: string[] = [];
-const write = process.stdout.write.bind(process.stdout);
-beforeAll(() => {
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    lines.push(...String(chunk).split("\n").filter(Boolean));
-    return true;
-  }) as typeof process.stdout.write;
-});
-afterAll(() => {
-  process.stdout.write = write;
-});
-
-const logged = (message: string) => lines.filter((line) => JSON.parse(line).msg === message).length;
+const logged = (instance: Instance, message: string) => instance.logs.filter((line) => line.msg === message).length;
 const DOWN = "cache: Redis unavailable, serving from PostgreSQL until it is back";
 const BACK = "cache: Redis is reachable again, caching resumed";
 const READ = `query ($id: ID!) { post(id: $id) { caption likeCount author { handle } photos { width } } }`;
@@ -34,7 +22,6 @@ describe.each(["down", "slow", "errors"] as const)("Redis %s", (mode) => {
   beforeAll(async () => {
     proxy = await startProxy(process.env.REDIS_URL as string);
     proxy.setMode(mode);
-    lines.length = 0;
     instance = await startInstance({ REDIS_URL: proxy.url, LOG_LEVEL: "info" });
   });
   afterAll(async () => {
@@ -54,25 +41,28 @@ describe.each(["down", "slow", "errors"] as const)("Redis %s", (mode) => {
         photos: [{ width: 1080 }],
       });
     }
-    expect(logged(DOWN)).toBe(1);
+    expect(logged(instance, DOWN)).toBe(1);
   });
 });
 
 test("Redis stopping mid-run and coming back: answers throughout, caching resumes by itself", async ({ alice }) => {
   const proxy = await startProxy(process.env.REDIS_URL as string);
-  lines.length = 0;
   const instance = await startInstance({ REDIS_URL: proxy.url, LOG_LEVEL: "info" });
   try {
     const post = await createPost(alice, { caption: "outage" });
     await readMany(instance, post.gid, 2);
     const [warm] = await readMany(instance, post.gid, 1);
-    expect(warm?.extensions.cache.hits).toBeGreaterThan(0);
+    expect((await statsOf(instance, warm!)).cache.hits).toBeGreaterThan(0);
 
     proxy.setMode("down");
     const during = await readMany(instance, post.gid, 5);
     expect(during.every((r) => r.data.post.caption === "outage")).toBe(true);
-    expect(during.at(-1)?.extensions.cache).toEqual({ roundTrips: 0, hits: 0, misses: expect.any(Number) });
-    expect(logged(DOWN)).toBe(1);
+    expect((await statsOf(instance, during.at(-1)!)).cache).toEqual({
+      roundTrips: 0,
+      hits: 0,
+      misses: expect.any(Number),
+    });
+    expect(logged(instance, DOWN)).toBe(1);
 
     proxy.setMode("forward");
     // The breaker probes Redis again after its cooldown; the client reconnects in the background meanwhile.
@@ -81,11 +71,11 @@ test("Redis stopping mid-run and coming back: answers throughout, caching resume
       await new Promise((resolve) => setTimeout(resolve, 250));
       const [result] = await readMany(instance, post.gid, 1);
       expect(result?.data.post.caption).toBe("outage");
-      resumed = result?.extensions.cache.hits > 0;
+      resumed = (await statsOf(instance, result!)).cache.hits > 0;
     }
     expect(resumed).toBe(true);
-    expect(logged(BACK)).toBe(1);
-    expect(logged(DOWN)).toBe(1);
+    expect(logged(instance, BACK)).toBe(1);
+    expect(logged(instance, DOWN)).toBe(1);
   } finally {
     await instance.close();
     await proxy.close();

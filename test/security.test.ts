@@ -4,7 +4,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { db } from "../src/db.ts";
 import { createUser, PASSWORD, test } from "./helpers.ts";
-import { type Instance, startInstance } from "./instances.ts";
+import { type Instance, operationBody, type RequestOptions, startInstance } from "./instances.ts";
 
 const FEED = `{ feed(first: 10) { edges { node { id } } } }`;
 const LOG_IN = `mutation ($login: String!, $password: String!) {
@@ -13,10 +13,9 @@ const LOG_IN = `mutation ($login: String!, $password: String!) {
   }
 }`;
 
-/** A raw request through an instance's Fetch entry. */
-async function raw(instance: Instance, init: RequestInit & { url?: string } = {}) {
-  const { fetch } = await instance.module();
-  return fetch(new Request(init.url ?? "http://shutter.test/graphql", init));
+/** A raw request to an instance. */
+function raw(instance: Instance, init: RequestOptions & { url?: string } = {}) {
+  return instance.fetch(init.url ?? "/graphql", init);
 }
 
 describe("rate limiting", () => {
@@ -39,7 +38,7 @@ describe("rate limiting", () => {
         await raw(instance, {
           method: "POST",
           headers: { "content-type": "application/json", authorization: `Bearer ${alice.token}` },
-          body: JSON.stringify({ query: FEED }),
+          body: JSON.stringify(operationBody(FEED)),
         }),
       );
     }
@@ -63,7 +62,7 @@ describe("rate limiting", () => {
       raw(instance, {
         method: "POST",
         headers: { "content-type": "application/json", ...event(ip) },
-        body: JSON.stringify({ query: explore }),
+        body: JSON.stringify(operationBody(explore)),
       });
     // Without TRUST_PROXY_HEADERS the forwarded address is ignored: all of these share one budget.
     const statuses = [];
@@ -75,19 +74,17 @@ describe("rate limiting", () => {
 describe("login throttling", () => {
   let instance: Instance;
   beforeAll(async () => {
-    instance = await startInstance({
-      LOGIN_MAX_FAILURES_PER_ACCOUNT: "3",
-      LOGIN_MAX_FAILURES_PER_ADDRESS: "5",
-      TRUST_PROXY_HEADERS: "true",
-    });
+    instance = await startInstance({ LOGIN_MAX_FAILURES_PER_ACCOUNT: "3", LOGIN_MAX_FAILURES_PER_ADDRESS: "5" });
   });
   afterAll(() => instance.close());
 
+  /** A login attempt from a client at this (loopback) address. */
   const attempt = async (login: string, password: string, ip: string) => {
     const response = await raw(instance, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-forwarded-for": ip },
-      body: JSON.stringify({ query: LOG_IN, variables: { login, password } }),
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(operationBody(LOG_IN, { login, password })),
+      from: ip,
     });
     return (await response.json()).data.logIn;
   };
@@ -95,8 +92,8 @@ describe("login throttling", () => {
   test("an account is locked after repeated failures, even with the right password", async () => {
     const victim = await createUser();
     for (let i = 0; i < 3; i++)
-      expect((await attempt(victim.handle, "wrong password", `10.1.0.${i}`)).code).toBe("INVALID_CREDENTIALS");
-    const locked = await attempt(victim.handle, PASSWORD, "10.1.0.9");
+      expect((await attempt(victim.handle, "wrong password", `127.1.0.${i + 1}`)).code).toBe("INVALID_CREDENTIALS");
+    const locked = await attempt(victim.handle, PASSWORD, "127.1.0.9");
     expect(locked).toMatchObject({ __typename: "RateLimitedError", code: "RATE_LIMITED" });
     expect(locked.retryAfterSeconds).toBeGreaterThan(800);
     expect(locked.message).toContain("Too many failed sign-in attempts");
@@ -105,13 +102,13 @@ describe("login throttling", () => {
 
   test("an address is throttled after failures across many accounts; success resets an account", async () => {
     const users = await Promise.all(Array.from({ length: 6 }, () => createUser()));
-    expect((await attempt(users[0]!.handle, "nope nope", "10.2.0.1")).code).toBe("INVALID_CREDENTIALS");
-    expect((await attempt(users[0]!.handle, PASSWORD, "10.2.0.1")).__typename).toBe("LogInSuccess");
+    expect((await attempt(users[0]!.handle, "nope nope", "127.2.0.1")).code).toBe("INVALID_CREDENTIALS");
+    expect((await attempt(users[0]!.handle, PASSWORD, "127.2.0.1")).__typename).toBe("LogInSuccess");
     for (const user of users.slice(1, 5))
-      expect((await attempt(user.handle, "nope nope", "10.2.0.1")).code).toBe("INVALID_CREDENTIALS");
-    const blocked = await attempt(users[5]!.handle, PASSWORD, "10.2.0.1");
+      expect((await attempt(user.handle, "nope nope", "127.2.0.1")).code).toBe("INVALID_CREDENTIALS");
+    const blocked = await attempt(users[5]!.handle, PASSWORD, "127.2.0.1");
     expect(blocked.code).toBe("RATE_LIMITED");
-    expect((await attempt(users[5]!.handle, PASSWORD, "10.2.0.2")).__typename).toBe("LogInSuccess");
+    expect((await attempt(users[5]!.handle, PASSWORD, "127.2.0.2")).__typename).toBe("LogInSuccess");
   });
 });
 
@@ -240,44 +237,9 @@ describe("an external OpenID Connect issuer", () => {
       const result = await raw(instance, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: JSON.stringify({ query: "{ viewer { email } }" }),
+        body: JSON.stringify(operationBody("{ viewer { email } }")),
       });
       expect(result.status).toBe(401);
-    }
-  });
-});
-
-describe("trust-the-gateway mode", () => {
-  const eventWithClaims = (claims: Record<string, string>) => ({
-    version: "2.0",
-    rawPath: "/graphql",
-    rawQueryString: "",
-    headers: { "content-type": "application/json", host: "api.example.com" },
-    requestContext: {
-      http: { method: "POST", sourceIp: "198.51.100.7" },
-      requestId: "gw",
-      stage: "$default",
-      authorizer: { jwt: { claims, scopes: [] } },
-    },
-    body: JSON.stringify({ query: "{ viewer { user { handle } } }" }),
-    isBase64Encoded: false,
-  });
-
-  test("reads the authorizer's claims only when enabled", async ({ alice }) => {
-    const claims = { iss: "shutter", sub: alice.id, sid: "gateway-session" };
-    const trusting = await startInstance({ AUTH_TRUST_GATEWAY: "true" });
-    const wary = await startInstance();
-    try {
-      const trusted = await (await trusting.module()).handler(eventWithClaims(claims) as never);
-      expect(JSON.parse(trusted.body as string).data.viewer.user.handle).toBe(alice.handle);
-      const ignored = await (await wary.module()).handler(eventWithClaims(claims) as never);
-      expect(JSON.parse(ignored.body as string).data.viewer).toBeNull();
-      const foreign = await (await trusting.module()).handler(
-        eventWithClaims({ iss: "https://elsewhere", sub: "x" }) as never,
-      );
-      expect(foreign.statusCode).toBe(401);
-    } finally {
-      await Promise.all([trusting.close(), wary.close()]);
     }
   });
 });

@@ -1,6 +1,7 @@
 // Runs in each test file's process before the file is imported: gives the file its own database and the
 // environment the function reads at module scope.
 import { afterAll, inject } from "vitest";
+import { closeInstances } from "./instances.ts";
 
 const template = inject("templateDatabase");
 const serverUrl = process.env.DATABASE_URL;
@@ -62,3 +63,6 @@ if (serverUrl && template) {
     await server.close();
   });
 }
+
+// Registered last, so it runs first: the instances a file started go before its database does.
+afterAll(closeInstances);

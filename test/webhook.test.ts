@@ -9,9 +9,8 @@ vi.hoisted(() => {
   process.env.OPS_WEBHOOK_MAX_BYTES = "1024";
 });
 
-import { fetch as fetchEntry } from "../functions/graphql.ts";
 import { db } from "../src/db.ts";
-import { gql, ok, processPendingEvents, rowCounts, type TestUser, test } from "./helpers.ts";
+import { gql, ok, processPendingEvents, rowCounts, type TestUser, test, send as toFunction } from "./helpers.ts";
 
 const SECRET = "ci-secret-0123456789abcdef";
 const EVENT = { type: "build.failed", title: "main #412 failed", url: "https://ci.example.com/412" };
@@ -36,7 +35,7 @@ async function send(options: Send = {}) {
       .update(`${timestamp}.${body}`)
       .digest("hex")}`;
   const deliveryId = options.deliveryId === undefined ? `build-${++delivery}-${Date.now()}` : options.deliveryId;
-  const response = await fetchEntry(
+  const response = await toFunction(
     new Request(`http://shutter.test/webhooks/ops/${options.source ?? "ci"}`, {
       method: "POST",
       headers: {
