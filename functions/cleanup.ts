@@ -1,13 +1,17 @@
-// Deletes abandoned uploads (PENDING photos older than UPLOAD_ORPHAN_AGE_MINUTES), objects and records.
+// Deletes photos nothing uses (abandoned uploads after UPLOAD_ORPHAN_AGE_MINUTES, verified photos in no post
+// or profile after UPLOAD_UNUSED_RETENTION_HOURS), objects and records.
 // Exported for a scheduler (an EventBridge schedule on AWS); `npm run cleanup` runs it locally. Safe to run
 // concurrently and repeatedly.
 import { createRequestScope, logger, requestScope } from "../src/logger.ts";
 import { deleteOrphanedUploads } from "../src/uploads.ts";
 
-export async function handler(event?: { olderThanMinutes?: number }): Promise<{ deleted: number }> {
+export async function handler(event?: {
+  olderThanMinutes?: number;
+  unusedOlderThanHours?: number;
+}): Promise<{ deleted: number }> {
   return requestScope.run(createRequestScope(`cleanup-${Date.now()}`), async () => {
-    const deleted = await deleteOrphanedUploads({ olderThanMinutes: event?.olderThanMinutes });
-    logger().info({ deleted }, "cleanup: abandoned uploads deleted");
+    const deleted = await deleteOrphanedUploads(event);
+    logger().info({ deleted }, "cleanup: unused photos deleted");
     return { deleted };
   });
 }

@@ -6,6 +6,7 @@ import ValidationPlugin from "@pothos/plugin-validation";
 import type { ExternalIdentity } from "../src/auth.ts";
 import { ForbiddenError, UnauthenticatedError, ValidationError } from "../src/errors.ts";
 import type { Loaders } from "../src/loaders/index.ts";
+import { LIMITS } from "../src/validation.ts";
 
 /** The signed-in person, as proven by a verified access token. */
 // Marks of the cold start (what `npm run bench` breaks init down by): defining the types starts here.
@@ -15,6 +16,8 @@ export interface Viewer {
   id: string;
   /** The Shutter session (null when signed in with an external issuer's token). */
   sessionId: string | null;
+  /** When the credentials of the request expire (long-lived streams end then); null when they don't say. */
+  expiresAt: Date | null;
 }
 
 /** Per-request state. Built by `createContext` (src/context.ts), the only place that reads credentials. */
@@ -68,7 +71,11 @@ export const builder = new SchemaBuilder<{
     cursorType: "String",
     // What `node` returns depends on who asks (notifications, pending photos): never shared-cacheable.
     nodeQueryOptions: { nullable: true, extensions: { personal: true } },
-    nodesQueryOptions: { nullable: { list: false, items: true }, extensions: { personal: true } },
+    nodesQueryOptions: {
+      nullable: { list: false, items: true },
+      // As many nodes as distinct ids asked for, at most LIMITS.nodeIds.max (security.ts prices and caps it).
+      extensions: { personal: true, listSize: { argument: "ids", maxItems: LIMITS.nodeIds.max } },
+    },
   },
 });
 

@@ -31,8 +31,8 @@ const result = await build({
   target: "node24",
   // ESM entry points first ("module" before "main"). A package's CommonJS build loaded with import() lands in a
   // split chunk as `export default require_x()`: esbuild gives it no named exports, so
-  // `const { argon2id } = await import("hash-wasm")` would get undefined in the bundle while it works from
-  // source. The ESM builds (the AWS SDK's dist-es, hash-wasm's index.esm.js) have real named exports, and
+  // `const { S3Client } = await import("@aws-sdk/client-s3")` got undefined in the bundle (sign-up's argon2
+  // likewise) while it worked from source. The ESM builds (the AWS SDK's dist-es) have real named exports, and
   // tree-shake better. checkLazyChunks() below fails the build if a lazy import still lands on CommonJS.
   mainFields: ["module", "main"],
   plugins: [oneGraphql()],

@@ -13,6 +13,7 @@ import { type ChildProcess, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createInterface } from "node:readline";
 
 export interface GatewayOptions {
   /** The bundled handler module (npm run build). */
@@ -91,14 +92,8 @@ export async function startGateway(options: GatewayOptions) {
       stdio: ["ignore", output ? "pipe" : "inherit", output ? "pipe" : "inherit", "ipc"],
     });
     if (output) {
-      for (const stream of [child.stdout, child.stderr]) {
-        let buffered = "";
-        stream?.on("data", (chunk) => {
-          const lines = (buffered + chunk).split("\n");
-          buffered = lines.pop() ?? "";
-          for (const line of lines) output(line);
-        });
-      }
+      for (const stream of [child.stdout, child.stderr])
+        if (stream) createInterface({ input: stream }).on("line", output);
     }
     const instance: Instance = {
       id: nextId++,

@@ -163,7 +163,12 @@ export class RedisStore implements CacheStore {
 /** The in-process store: same contract, for one instance (dev, tests without Redis, a single container). */
 export class MemoryStore implements CacheStore {
   readonly kind = "memory";
-  private readonly values = new LRUCache<string, string>({ max: 20_000 });
+  // Bounded by bytes as well as entries: values range from a counter to a 16 KiB persisted document.
+  private readonly values = new LRUCache<string, string>({
+    max: 20_000,
+    maxSize: 64 * 1024 * 1024,
+    sizeCalculation: (value, key) => value.length + key.length,
+  });
   private readonly versions = new LRUCache<string, string>({ max: 100_000 });
 
   async mget(keys: string[]) {

@@ -1,4 +1,6 @@
 import * as z from "zod/mini";
+import { parseTrustedProxies, type TrustedProxies } from "./client-address.ts";
+import { LIMITS } from "./validation.ts";
 
 /**
  * Shutter's configuration, read from environment variables once per process (module scope, reused by warm
@@ -67,7 +69,22 @@ const EnvSchema = z.object({
   OIDC_ISSUER: z.optional(url(["https:", "http:"])),
   OIDC_AUDIENCE: z.optional(text()),
   OIDC_JWKS_URI: z.optional(url(["https:", "http:"])),
-  TRUST_PROXY_HEADERS: z._default(bool, false),
+  TRUSTED_PROXIES: z._default(
+    z.string().check(
+      z.refine((value) => parseTrustedProxies(value) !== null, {
+        error: "must be a number of proxies (0-99) or address ranges: CIDRs, loopback, private (comma-separated)",
+      }),
+    ),
+    "0",
+  ),
+  TRUST_PROXY_HEADERS: z.optional(
+    z.string().check(
+      z.refine(() => false, {
+        error:
+          "is replaced by TRUSTED_PROXIES (how many proxies, or which addresses, are in front): it trusted the left-most X-Forwarded-For hop, which clients write",
+      }),
+    ),
+  ),
   INTROSPECTION: z.optional(bool),
   INTROSPECTION_COST: z._default(int(0, 1_000_000), 1000),
   CORS_ORIGINS: z.optional(z.string()),
@@ -77,11 +94,15 @@ const EnvSchema = z.object({
   MAX_DIRECTIVES: z._default(int(0, 200), 10),
   MAX_COMPLEXITY: z._default(int(10, 10_000_000), 5000),
   MAX_BODY_BYTES: z._default(int(1024, 10_000_000), 102_400),
+  SUBSCRIPTIONS_PER_VIEWER: z._default(int(1, 1000), 5),
   RATE_LIMIT_POINTS: z._default(int(1, 1_000_000_000), 60_000),
   RATE_LIMIT_ANONYMOUS_POINTS: z._default(int(1, 1_000_000_000), 20_000),
   RATE_LIMIT_WINDOW_SECONDS: z._default(int(1, 86_400), 60),
   LOGIN_MAX_FAILURES_PER_ACCOUNT: z._default(int(1, 1000), 5),
   LOGIN_MAX_FAILURES_PER_ADDRESS: z._default(int(1, 100_000), 30),
+  LOGIN_MAX_FAILURES_PER_ACCOUNT_FROM_NEW_ADDRESSES: z._default(int(1, 100_000), 50),
+  SIGNUP_MAX_PER_ADDRESS: z._default(int(1, 100_000), 10),
+  APQ_REGISTRATION_BYTES_PER_HOUR: z._default(int(1024, 100_000_000), 262_144),
   LOGIN_FAILURE_WINDOW_SECONDS: z._default(int(1, 86_400), 900),
   LOG_LEVEL: z._default(oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
   LOG_FORMAT: z.optional(oneOf(["json", "pretty"])),
@@ -91,6 +112,7 @@ const EnvSchema = z.object({
   UPLOAD_MAX_PENDING: z._default(int(1, 1000), 20),
   UPLOAD_URL_TTL_SECONDS: z._default(int(1, 3600), 300),
   UPLOAD_ORPHAN_AGE_MINUTES: z._default(int(1, 7 * 24 * 60), 60),
+  UPLOAD_UNUSED_RETENTION_HOURS: z._default(int(1, 24 * 365), 24),
   PERSISTED_QUERIES: z.optional(
     z.enum(["persisted-only", "apq", "open"], { error: "must be persisted-only, apq or open" }),
   ),
@@ -106,6 +128,7 @@ const EnvSchema = z.object({
   ),
   OPS_WEBHOOK_TOLERANCE_SECONDS: z._default(int(10, 3600), 300),
   OPS_WEBHOOK_MAX_BYTES: z._default(int(256, 1_000_000), 16_384),
+  OPS_WEBHOOK_EVENTS_PER_MINUTE: z._default(int(1, 100_000), 60),
   EVENTS_RUNNER: z._default(bool, false),
   EVENTS_QUEUE_URL: z.optional(url(["https:", "http:"])),
   EVENTS_MAX_DELIVERIES: z._default(int(1, 100), 5),
@@ -140,6 +163,11 @@ function parseConfig(env: Record<string, string | undefined>) {
   if (e.UPLOAD_ORPHAN_AGE_MINUTES * 60 <= e.UPLOAD_URL_TTL_SECONDS) {
     throw new ConfigError(
       "Invalid configuration:\n  - UPLOAD_ORPHAN_AGE_MINUTES: must be longer than UPLOAD_URL_TTL_SECONDS (an upload in progress would be deleted)",
+    );
+  }
+  if ((e.OPS_WEBHOOK_SECRETS ?? "").split(",").filter((pair) => pair.trim()).length > LIMITS.sources.max) {
+    throw new ConfigError(
+      `Invalid configuration:\n  - OPS_WEBHOOK_SECRETS: at most ${LIMITS.sources.max} sources (people subscribe to each by name)`,
     );
   }
   if (Boolean(e.OIDC_ISSUER) !== Boolean(e.OIDC_AUDIENCE)) {
@@ -202,6 +230,7 @@ function parseConfig(env: Record<string, string | undefined>) {
       maxPending: e.UPLOAD_MAX_PENDING,
       urlTtlSeconds: e.UPLOAD_URL_TTL_SECONDS,
       orphanAgeMinutes: e.UPLOAD_ORPHAN_AGE_MINUTES,
+      unusedRetentionHours: e.UPLOAD_UNUSED_RETENTION_HOURS,
     },
     persistedQueries: {
       // Open by default: APQ registration is open to anyone, so requiring hashes (`apq`) protects nothing and
@@ -213,16 +242,16 @@ function parseConfig(env: Record<string, string | undefined>) {
       maxAgeSeconds: e.PUBLIC_MAX_AGE_SECONDS,
       staleWhileRevalidateSeconds: e.PUBLIC_STALE_WHILE_REVALIDATE_SECONDS,
     },
-    trustProxyHeaders: e.TRUST_PROXY_HEADERS,
+    trustedProxies: parseTrustedProxies(e.TRUSTED_PROXIES) as TrustedProxies,
     opsWebhook: {
       /** Per-source signing secrets; a source without one does not exist. */
-      secrets: Object.fromEntries(
+      secrets: new Map<string, string>(
         (e.OPS_WEBHOOK_SECRETS ?? "")
           .split(",")
           .map((pair) => pair.trim())
           .filter(Boolean)
           .map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
-      ) as Record<string, string>,
+      ),
       toleranceSeconds: e.OPS_WEBHOOK_TOLERANCE_SECONDS,
       maxBytes: e.OPS_WEBHOOK_MAX_BYTES,
     },
@@ -258,6 +287,7 @@ function parseConfig(env: Record<string, string | undefined>) {
       complexity: e.MAX_COMPLEXITY,
       introspectionCost: e.INTROSPECTION_COST,
       bodyBytes: e.MAX_BODY_BYTES,
+      subscriptionsPerViewer: e.SUBSCRIPTIONS_PER_VIEWER,
     },
     rateLimit: {
       viewerPoints: e.RATE_LIMIT_POINTS,
@@ -265,6 +295,10 @@ function parseConfig(env: Record<string, string | undefined>) {
       windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
       loginFailuresPerAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
       loginFailuresPerAddress: e.LOGIN_MAX_FAILURES_PER_ADDRESS,
+      loginFailuresPerAccountFromNewAddresses: e.LOGIN_MAX_FAILURES_PER_ACCOUNT_FROM_NEW_ADDRESSES,
+      signUpsPerAddress: e.SIGNUP_MAX_PER_ADDRESS,
+      registrationBytesPerHour: e.APQ_REGISTRATION_BYTES_PER_HOUR,
+      opsEventsPerMinute: e.OPS_WEBHOOK_EVENTS_PER_MINUTE,
       loginWindowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
     },
   };

@@ -1,6 +1,7 @@
 import type { YogaInitialContext } from "graphql-yoga";
 import type { Context, Viewer } from "../schema/builder.ts";
-import { type ExternalIdentity, type TokenClaims, userIdForIdentity, verifyBearerToken } from "./auth.ts";
+import { type ExternalIdentity, expiryOf, type TokenClaims, userIdForIdentity, verifyBearerToken } from "./auth.ts";
+import { resolveClientAddress } from "./client-address.ts";
 import { config } from "./config.ts";
 import { UnauthenticatedError } from "./errors.ts";
 import type { GatewayEvent } from "./lambda.ts";
@@ -58,12 +59,13 @@ async function authenticate(
       throw error instanceof UnauthenticatedError ? withStatus(error) : error;
     }
   }
+  const { expiresAt } = claims;
   if (claims.kind === "shutter")
-    return { viewer: { id: claims.userId, sessionId: claims.sessionId }, externalIdentity: null };
+    return { viewer: { id: claims.userId, sessionId: claims.sessionId, expiresAt }, externalIdentity: null };
   // An external issuer's token: the person is whoever that identity was linked to, if anyone yet.
   const userId = await userIdForIdentity(claims.identity);
   return userId
-    ? { viewer: { id: userId, sessionId: null }, externalIdentity: claims.identity }
+    ? { viewer: { id: userId, sessionId: null, expiresAt }, externalIdentity: claims.identity }
     : { viewer: null, externalIdentity: claims.identity };
 }
 
@@ -77,30 +79,27 @@ function claimsFromGateway(event: GatewayEvent | undefined): TokenClaims | undef
   const raw = authorizer?.jwt?.claims ?? authorizer?.claims;
   if (!raw || typeof raw.sub !== "string" || typeof raw.iss !== "string") return undefined;
   const { auth } = config();
+  // HTTP API authorizers pass numeric claims as strings.
+  const expiresAt = expiryOf(Number(raw.exp) || undefined);
   if (raw.iss === auth.issuer && typeof raw.sid === "string")
-    return { kind: "shutter", userId: raw.sub, sessionId: raw.sid };
+    return { kind: "shutter", userId: raw.sub, sessionId: raw.sid, expiresAt };
   if (auth.oidc && raw.iss === auth.oidc.issuer)
-    return { kind: "external", identity: { issuer: raw.iss, subject: raw.sub } };
+    return { kind: "external", identity: { issuer: raw.iss, subject: raw.sub }, expiresAt };
   throw withStatus(new UnauthenticatedError("Your session token is not valid."));
 }
 
 type Claims = Record<string, string | number | boolean | undefined>;
 
 /**
- * The caller's address, for per-address limits: the gateway's view of the source IP on Lambda, the first
- * X-Forwarded-For hop when TRUST_PROXY_HEADERS says a trusted proxy sets it, else the TCP peer.
+ * The caller's address, for per-address limits: from API Gateway's sourceIp on Lambda or the TCP peer, and the
+ * X-Forwarded-For hops that trusted proxies appended (TRUSTED_PROXIES; see client-address.ts).
  */
-function clientAddress(request: Request, server: ServerContext): string {
+export function clientAddress(request: Request, server: ServerContext): string {
   const context = server.event?.requestContext as
     | { http?: { sourceIp?: string }; identity?: { sourceIp?: string } }
     | undefined;
-  const fromGateway = context?.http?.sourceIp ?? context?.identity?.sourceIp;
-  if (fromGateway) return fromGateway;
-  if (config().trustProxyHeaders) {
-    const forwarded = request.headers.get("x-forwarded-for")?.split(",")[0]?.trim();
-    if (forwarded) return forwarded;
-  }
-  return server.remoteAddress ?? "unknown";
+  const peer = context?.http?.sourceIp ?? context?.identity?.sourceIp ?? server.remoteAddress;
+  return resolveClientAddress(peer, request.headers.get("x-forwarded-for"));
 }
 
 function withStatus(error: UnauthenticatedError): UnauthenticatedError {

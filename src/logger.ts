@@ -18,6 +18,8 @@ export interface RequestScope {
   httpCache?: "public" | "private";
   /** Outbox events written while serving the request, announced once it is done (see events/outbox.ts). */
   events: bigint[];
+  /** A document the request registers (APQ), stored once its operation passed the gate (see persisted.ts). */
+  registration?: { hash: string; document: string };
 }
 
 /** A fresh scope for one request. */

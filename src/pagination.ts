@@ -13,6 +13,20 @@ export interface ConnectionArgs {
 /** Values that place a row in a keyset ordering, e.g. [createdAt, id]. */
 export type CursorKey = (string | number)[];
 
+/**
+ * What each value of a cursor is, checked when a cursor comes back: a client can send anything, and a value of
+ * the wrong kind would otherwise reach SQL (an error there is a 500, not the client's fault).
+ */
+export type CursorPart = "time" | "uuid" | "count" | "handle";
+
+const CURSOR_PARTS: Record<CursorPart, (value: unknown) => boolean> = {
+  // Milliseconds since 1970, within what a Date can hold.
+  time: (v) => Number.isSafeInteger(v) && Math.abs(v as number) <= 8.64e15,
+  uuid: (v) => typeof v === "string" && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v),
+  count: (v) => Number.isSafeInteger(v) && (v as number) >= 0,
+  handle: (v) => typeof v === "string" && /^[a-z0-9_.]{1,30}$/.test(v),
+};
+
 /** One page to fetch: rows strictly after/before the decoded keys, in reverse order when `inverted`. */
 export interface PageRequest {
   after?: CursorKey;
@@ -27,16 +41,16 @@ export interface Connection<T> {
   pageInfo: { startCursor: string | null; endCursor: string | null; hasPreviousPage: boolean; hasNextPage: boolean };
 }
 
-/** A list's keyset ordering: the values that place a row in it, and how many there are. */
+/** A list's keyset ordering: the values that place a row in it, and what each of them is. */
 export interface Ordering<T> {
   key: (row: T) => CursorKey;
-  arity: number;
+  parts: CursorPart[];
 }
 
 /** The most common ordering: by creation time, ties broken by id. */
 export const byCreation: Ordering<{ createdAt: Date; id: string }> = {
   key: (row) => [row.createdAt.getTime(), row.id],
-  arity: 2,
+  parts: ["time", "uuid"],
 };
 
 export const DEFAULT_PAGE_SIZE = 20;
@@ -46,18 +60,18 @@ export function encodeCursor(key: CursorKey): string {
   return Buffer.from(JSON.stringify(key)).toString("base64url");
 }
 
-/** @throws ValidationError when the cursor was not produced by `encodeCursor` with `arity` values. */
-export function decodeCursor(cursor: string, arity: number, argName = "after"): CursorKey {
+/** @throws ValidationError when the cursor is not one `encodeCursor` made for a list ordered by these parts. */
+export function decodeCursor(cursor: string, parts: CursorPart[], argName = "after"): CursorKey {
   let key: unknown;
   try {
-    key = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    key = cursor.length <= 400 ? JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) : undefined;
   } catch {
     key = undefined;
   }
   if (
     !Array.isArray(key) ||
-    key.length !== arity ||
-    !key.every((v) => (typeof v === "string" && v.length <= 100) || Number.isFinite(v))
+    key.length !== parts.length ||
+    !key.every((value, i) => CURSOR_PARTS[parts[i] as CursorPart](value))
   ) {
     throw ValidationError.field([argName], `"${argName}" is not a cursor from this list. Start again without it.`);
   }
@@ -82,8 +96,8 @@ export async function paginate<T>(
       throw ValidationError.field([name], `"${name}" must be between 0 and ${max}.`);
     }
   }
-  const after = args.after ? decodeCursor(args.after, ordering.arity, "after") : undefined;
-  const before = args.before ? decodeCursor(args.before, ordering.arity, "before") : undefined;
+  const after = args.after ? decodeCursor(args.after, ordering.parts, "after") : undefined;
+  const before = args.before ? decodeCursor(args.before, ordering.parts, "before") : undefined;
   const connection = await resolveCursorConnection(
     {
       args,

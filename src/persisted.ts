@@ -5,6 +5,8 @@ import web from "../clients/web/generated/persisted-documents.json" with { type:
 import { cacheStore } from "./cache.ts";
 import { config } from "./config.ts";
 import { RequestErrorCode } from "./errors.ts";
+import { requestScope } from "./logger.ts";
+import { chargeRegistration } from "./rate-limit.ts";
 
 /**
  * Who may run which documents:
@@ -121,9 +123,26 @@ export function usePersistedDocuments(): Plugin {
       if (sha256(params.query) !== hash) {
         throw refuse("PersistedQueryMismatch", RequestErrorCode.PERSISTED_QUERY_MISMATCH, 400);
       }
-      if (!BUNDLED.has(hash)) await cacheStore().set(persistedKeys(hash).registered, params.query, APQ_TTL_MS);
+      // Kept only once the operation has passed the gate (parsed, valid, within the limits, charged): see
+      // registerAdmittedDocument. A document that does not parse, or that the limits refuse, is never stored.
+      const scope = requestScope.getStore();
+      if (scope && !BUNDLED.has(hash)) scope.registration = { hash, document: params.query };
     },
   };
+}
+
+/**
+ * Stores the document the request registers (Automatic Persisted Queries), once its operation was admitted by
+ * the gate (security.ts), charging its size to the caller's budget of registered bytes.
+ * @throws RateLimitedError
+ */
+export async function registerAdmittedDocument(viewerId: string | null, clientAddress: string): Promise<void> {
+  const scope = requestScope.getStore();
+  const registration = scope?.registration;
+  if (!registration) return;
+  scope.registration = undefined;
+  await chargeRegistration(Buffer.byteLength(registration.document), viewerId, clientAddress);
+  await cacheStore().set(persistedKeys(registration.hash).registered, registration.document, APQ_TTL_MS);
 }
 
 /**

@@ -3,7 +3,10 @@ import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspect
 import {
   type DocumentNode,
   GraphQLError,
+  type GraphQLInputType,
+  type GraphQLSchema,
   getNullableType,
+  isInputObjectType,
   isListType,
   Kind,
   MaxIntrospectionDepthRule,
@@ -11,12 +14,13 @@ import {
   visit,
 } from "graphql";
 import { type ComplexityEstimator, getComplexity } from "graphql-query-complexity";
-import type { Plugin } from "graphql-yoga";
+import { createGraphQLError, type Plugin } from "graphql-yoga";
 import type { Context } from "../schema/builder.ts";
 import { config } from "./config.ts";
 import { ErrorCode, RateLimitedError, RequestErrorCode } from "./errors.ts";
 import { requestScope } from "./logger.ts";
 import { DEFAULT_PAGE_SIZE } from "./pagination.ts";
+import { registerAdmittedDocument } from "./persisted.ts";
 import { chargeOperation } from "./rate-limit.ts";
 
 /** Request headers browser clients may send (CORS lets them through a preflight): Apollo's and Yoga's. */
@@ -48,7 +52,8 @@ export function securityPlugins(): Plugin[] {
     }) as Plugin,
     useDisableIntrospection({ isDisabled: () => !introspection }),
     useJsonPosts(),
-    useCostLimit(),
+    useVariablesShape(),
+    useGate(),
   ];
 }
 
@@ -146,17 +151,33 @@ export function useBodyLimit(): Plugin {
 const NUL = "\u0000";
 const NUL_MESSAGE = "Text can't contain the NUL character (U+0000).";
 
-const containsNul = (value: unknown): boolean =>
-  typeof value === "string"
-    ? value.includes(NUL)
-    : Array.isArray(value)
-      ? value.some(containsNul)
-      : typeof value === "object" && value !== null && Object.values(value).some(containsNul);
+/** How deep and how large variables may be: well beyond any real input, short of any recursion limit. */
+const VARIABLES = { maxDepth: 20, maxValues: 10_000 };
+
+/**
+ * Walks a JSON value without recursion (a deeply nested one cannot overflow the stack), depth first.
+ * @returns "deep" or "large" past the limits, "nul" if a string holds U+0000, else null.
+ */
+function inspectVariables(value: unknown): "deep" | "large" | "nul" | null {
+  const pending: [unknown, number][] = [[value, 0]];
+  let seen = 0;
+  while (pending.length) {
+    const [current, depth] = pending.pop() as [unknown, number];
+    if (++seen > VARIABLES.maxValues) return "large";
+    if (depth > VARIABLES.maxDepth) return "deep";
+    if (typeof current === "string") {
+      if (current.includes(NUL)) return "nul";
+    } else if (typeof current === "object" && current !== null) {
+      for (const child of Object.values(current)) pending.push([child, depth + 1]);
+    }
+  }
+  return null;
+}
 
 /**
  * No text may contain U+0000: PostgreSQL cannot store it, so it would fail deep inside a write. This rule
- * checks the document's string literals; variables are checked before execution (validation results are
- * cached per document, so no rule may depend on variables).
+ * checks the document's string literals; variables are checked by the gate (validation results are cached
+ * per document, so no rule may depend on variables).
  */
 const noNulLiterals: ValidationRule = (context) => ({
   [Kind.STRING]: (node) => {
@@ -168,26 +189,94 @@ const noNulLiterals: ValidationRule = (context) => ({
   },
 });
 
+/**
+ * Variables too deep or too large are a malformed request (400), refused before anything parses the document:
+ * graphql-js coerces them recursively.
+ */
+function useVariablesShape(): Plugin {
+  return {
+    onParams({ params }) {
+      const problem = inspectVariables(params.variables);
+      if (problem === "deep" || problem === "large") {
+        throw createGraphQLError(
+          problem === "deep"
+            ? `Variables can be nested at most ${VARIABLES.maxDepth} levels deep.`
+            : `Variables can hold at most ${VARIABLES.maxValues} values.`,
+          { extensions: { code: RequestErrorCode.BAD_REQUEST, http: { status: 400 } } },
+        );
+      }
+    },
+  };
+}
+
 /** The root fields of introspection (`__typename` costs like any field). */
 const INTROSPECTION_FIELDS = new Set(["__schema", "__type"]);
 
 /**
+ * How large a list is, declared where it is defined (the `extensions` of a Pothos field, argument or input
+ * field): `maxItems`, or, for a list as long as an argument (`nodes(ids:)`), `listSize`. test/limits.test.ts
+ * fails when a list in the schema declares neither.
+ */
+export interface ListSizeExtensions {
+  maxItems?: number;
+  listSize?: { argument: string; maxItems: number };
+}
+
+/** A list argument longer than its declared maximum (refused before execution). */
+class ListTooLong extends Error {
+  constructor(path: string, max: number) {
+    super(`"${path}" can hold at most ${max} items.`);
+  }
+}
+
+/** Checks the lists in an argument's value (and the input objects in it) against their declared maximums. */
+function checkInputLists(type: GraphQLInputType, value: unknown, path: string, maxItems?: number): void {
+  const nullable = getNullableType(type);
+  if (value == null) return;
+  if (isListType(nullable)) {
+    const items = Array.isArray(value) ? value : [value];
+    if (maxItems !== undefined && items.length > maxItems) throw new ListTooLong(path, maxItems);
+    for (const item of items) checkInputLists(nullable.ofType, item, path);
+  } else if (isInputObjectType(nullable) && typeof value === "object") {
+    for (const field of Object.values(nullable.getFields())) {
+      const limit = (field.extensions as ListSizeExtensions).maxItems;
+      checkInputLists(field.type, (value as Record<string, unknown>)[field.name], `${path}.${field.name}`, limit);
+    }
+  }
+}
+
+/**
  * The cost model: a field costs 1, and what a list selects is paid once per item it can return. A connection
- * returns `first` (or `last`, default 20) items and its `edges` are not charged again; other lists (a post's
- * photos) count as 10 items. A mutation costs 10 more: writes are dearer than reads. Introspection has a budget
- * of its own (see useCostLimit), so it costs nothing here: its size is the schema's, not the data's.
+ * returns `first` (or `last`, default 20) items and its `edges` are not charged again; any other list returns
+ * at most its declared `maxItems`, and `nodes(ids:)` as many items as distinct ids (repeats are loaded once).
+ * A mutation costs 10 more: writes are dearer than reads. Introspection has a budget of its own (see the
+ * gate), so it costs nothing here: its size is the schema's, not the data's. List arguments longer than they
+ * may be are refused here, before anything runs.
  */
 const estimateCost: ComplexityEstimator = ({ field, args, childComplexity, type }) => {
   if (type.name === "Query" && INTROSPECTION_FIELDS.has(field.name)) return 0;
+  for (const arg of field.args) {
+    checkInputLists(arg.type, args[arg.name], arg.name, (arg.extensions as ListSizeExtensions).maxItems);
+  }
+  const { maxItems, listSize } = field.extensions as ListSizeExtensions;
+  if (listSize) {
+    const given = args[listSize.argument];
+    const items = Array.isArray(given) ? given : given == null ? [] : [given];
+    if (items.length > listSize.maxItems) throw new ListTooLong(listSize.argument, listSize.maxItems);
+    return 1 + childComplexity * new Set(items).size;
+  }
   const size = args.first ?? args.last;
   if (field.args.some((arg) => arg.name === "first")) {
     return 1 + childComplexity * Math.max(0, typeof size === "number" ? size : DEFAULT_PAGE_SIZE);
   }
   const self = type.name === "Mutation" ? 11 : 1;
   if (field.name === "edges") return self + childComplexity;
-  if (isListType(getNullableType(field.type))) return self + childComplexity * 10;
+  if (isListType(getNullableType(field.type))) return self + childComplexity * (maxItems ?? UNDECLARED_LIST_SIZE);
   return self + childComplexity;
 };
+
+/** What a list that declares no size is priced at (none should: test/limits.test.ts). */
+const UNDECLARED_LIST_SIZE = 100;
 
 /** Whether a document asks for the schema (`__schema` or `__type`: valid only at the root of a query). */
 function introspects(document: DocumentNode): boolean {
@@ -200,10 +289,24 @@ function introspects(document: DocumentNode): boolean {
   return found;
 }
 
+interface GateArgs {
+  schema: GraphQLSchema;
+  document: DocumentNode;
+  variableValues?: Record<string, unknown> | null;
+  operationName?: string | null;
+  contextValue: unknown;
+}
+
+const refusal = (message: string, code: string) =>
+  new GraphQLError(message, { extensions: { code, http: { status: 400 } } });
+
 /**
- * Before execution, with the request's variables: refuses NUL characters in variables and operations costing
- * more than MAX_COMPLEXITY (fragments expanded, at most 10,000 fields counted, so a "fragment bomb" stops
- * early), then charges the cost to the caller's rate-limit budget.
+ * The gate every operation passes after it parsed and validated, whichever way it came in (query, mutation or
+ * subscription; POST or GET; by document, by persisted id or registering one; from API Gateway or a socket):
+ * no NUL in its variables; list arguments within their sizes; a cost within MAX_COMPLEXITY (fragments
+ * expanded, at most 10,000 fields counted, so a "fragment bomb" stops early); then the cost is charged to the
+ * caller's rate-limit budget, and only then is a new Automatic Persisted Query registered (its size charged
+ * too). @returns the errors that refuse it, or null when it may run.
  *
  * Introspection (where enabled) is budgeted apart from data: its answer is the schema, whatever the page sizes,
  * so the data cost model (which multiplies by list sizes) would price the standard introspection query that
@@ -211,51 +314,66 @@ function introspects(document: DocumentNode): boolean {
  * the nesting that makes introspection expensive (`fields { type { fields { … } } }`), and each request that
  * introspects is charged INTROSPECTION_COST points of the caller's rate-limit budget.
  */
-function useCostLimit(): Plugin {
+async function admit(args: GateArgs): Promise<GraphQLError[] | null> {
+  const context = args.contextValue as Context;
+  if (inspectVariables(args.variableValues) === "nul") return [refusal(NUL_MESSAGE, ErrorCode.BAD_USER_INPUT)];
+  const max = config().limits.complexity;
+  let cost: number;
+  try {
+    cost = getComplexity({
+      schema: args.schema,
+      query: args.document,
+      variables: args.variableValues ?? {},
+      operationName: args.operationName ?? undefined,
+      estimators: [estimateCost],
+      maxQueryNodes: 10_000,
+    });
+  } catch (error) {
+    if (error instanceof ListTooLong) return [refusal(error.message, ErrorCode.BAD_USER_INPUT)];
+    if (String(error).includes("maximum allowed number of nodes")) {
+      return [
+        refusal(
+          "This operation selects too many fields (more than 10,000 once fragments are expanded).",
+          RequestErrorCode.QUERY_TOO_COMPLEX,
+        ),
+      ];
+    }
+    // Variables that don't fit their types: execution reports that to the client, without running anything.
+    return null;
+  }
+  if (cost > max) {
+    return [
+      refusal(
+        `This operation would cost ${cost} points, more than the limit of ${max}: ask for fewer items (first/last) or fewer nested lists.`,
+        RequestErrorCode.QUERY_TOO_COMPLEX,
+      ),
+    ];
+  }
+  if (introspects(args.document)) cost += config().limits.introspectionCost;
+  try {
+    await chargeOperation(cost, context.viewer?.id ?? null, context.clientAddress);
+    await registerAdmittedDocument(context.viewer?.id ?? null, context.clientAddress);
+  } catch (error) {
+    if (!(error instanceof RateLimitedError)) throw error;
+    return [error];
+  }
+  return null;
+}
+
+/** The gate, for every operation: queries and mutations before they execute, subscriptions before they start. */
+function useGate(): Plugin {
   return {
     onValidate({ addValidationRule }) {
       addValidationRule(noNulLiterals);
       addValidationRule(MaxIntrospectionDepthRule);
     },
     async onExecute({ args, setResultAndStopExecution }) {
-      const context = args.contextValue as unknown as Context;
-      const refuse = (message: string, code: string) =>
-        setResultAndStopExecution({ errors: [new GraphQLError(message, { extensions: { code } })] });
-      if (containsNul(args.variableValues)) return refuse(NUL_MESSAGE, ErrorCode.BAD_USER_INPUT);
-      const max = config().limits.complexity;
-      let cost: number;
-      try {
-        cost = getComplexity({
-          schema: args.schema,
-          query: args.document,
-          variables: args.variableValues ?? {},
-          operationName: args.operationName ?? undefined,
-          estimators: [estimateCost],
-          maxQueryNodes: 10_000,
-        });
-      } catch (error) {
-        if (String(error).includes("maximum allowed number of nodes")) {
-          return refuse(
-            "This operation selects too many fields (more than 10,000 once fragments are expanded).",
-            RequestErrorCode.QUERY_TOO_COMPLEX,
-          );
-        }
-        // Variables that don't fit their types: execution reports that to the client, without running anything.
-        return;
-      }
-      if (cost > max) {
-        return refuse(
-          `This operation would cost ${cost} points, more than the limit of ${max}: ask for fewer items (first/last) or fewer nested lists.`,
-          RequestErrorCode.QUERY_TOO_COMPLEX,
-        );
-      }
-      if (introspects(args.document)) cost += config().limits.introspectionCost;
-      try {
-        await chargeOperation(cost, context.viewer?.id ?? null, context.clientAddress);
-      } catch (error) {
-        if (!(error instanceof RateLimitedError)) throw error;
-        setResultAndStopExecution({ errors: [error as GraphQLError] });
-      }
+      const errors = await admit(args);
+      if (errors) setResultAndStopExecution({ errors });
+    },
+    async onSubscribe({ args, setResultAndStopExecution }) {
+      const errors = await admit(args);
+      if (errors) setResultAndStopExecution({ errors });
     },
   };
 }

@@ -19,7 +19,8 @@ export const PHOTO_TYPES = {
 } as const;
 export type PhotoType = keyof typeof PHOTO_TYPES;
 
-export const isPhotoType = (value: string): value is PhotoType => value in PHOTO_TYPES;
+// Own keys only: "constructor" or "toString" are no photo types.
+export const isPhotoType = (value: string): value is PhotoType => Object.hasOwn(PHOTO_TYPES, value);
 
 /**
  * Every upload arrives tagged as pending (the tag is part of the signed PUT) and loses the tag once verified.
@@ -78,23 +79,28 @@ export async function startUpload(
   input: { contentType: PhotoType; byteSize: number; purpose: MediaPurpose },
 ): Promise<{ media: MediaRecord; upload: UploadTarget }> {
   const { maxPending, urlTtlSeconds } = config().uploads;
-  const pending = await db().media.count({ where: { ownerId, status: "PENDING" } });
-  if (pending >= maxPending) {
-    throw new QuotaExceededError(
-      `You have ${pending} uploads that haven't been used yet. Use them, or wait a little for them to expire.`,
-    );
-  }
   const id = randomUUID();
   const storageKey = `u/${ownerId}/${id}.${PHOTO_TYPES[input.contentType]}`;
-  const media = await db().media.create({
-    data: {
-      id,
-      ownerId,
-      purpose: input.purpose,
-      storageKey,
-      contentType: input.contentType,
-      byteSize: input.byteSize,
-    },
+  const media = await db().$transaction(async (tx) => {
+    // One upload of a person at a time passes this point (their row is locked): the count and the insert
+    // cannot be raced past the quota by concurrent requests.
+    await tx.$queryRaw`SELECT 1 FROM users WHERE id = ${ownerId}::uuid FOR UPDATE`;
+    const unused = await countUnused(tx, ownerId);
+    if (unused >= maxPending) {
+      throw new QuotaExceededError(
+        `You have ${unused} photos that aren't in a post or your profile yet. Use them, or wait for unused ones to be removed.`,
+      );
+    }
+    return tx.media.create({
+      data: {
+        id,
+        ownerId,
+        purpose: input.purpose,
+        storageKey,
+        contentType: input.contentType,
+        byteSize: input.byteSize,
+      },
+    });
   });
   const [{ PutObjectCommand }, { getSignedUrl }] = await Promise.all([awsS3(), awsPresigner()]);
   const url = await getSignedUrl(
@@ -128,6 +134,18 @@ export async function startUpload(
   };
 }
 
+/**
+ * A person's photos in use by nothing: uploads still PENDING, and verified ones in no post and not their avatar
+ * (a replaced avatar, a photo never posted). The quota counts these; the cleanup removes them in time.
+ */
+async function countUnused(tx: Pick<ReturnType<typeof db>, "$queryRaw">, ownerId: string): Promise<number> {
+  const [row] = await tx.$queryRaw<{ count: number }[]>`
+    SELECT count(*)::int AS count FROM media m
+    WHERE m.owner_id = ${ownerId}::uuid AND m.post_id IS NULL
+      AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_id = m.id)`;
+  return row?.count ?? 0;
+}
+
 const uploadExpiry = (media: Pick<MediaRecord, "createdAt">) =>
   new Date(media.createdAt.getTime() + config().uploads.urlTtlSeconds * 1000);
 
@@ -144,13 +162,16 @@ const HEAD_BYTES = 256 * 1024;
 export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
   if (media.status === "READY") return media;
   const { bucket } = storageConfig();
-  const { GetObjectCommand, HeadObjectCommand, NotFound, PutObjectTaggingCommand } = await awsS3();
+  const { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, NotFound } = await awsS3();
   const client = await s3();
-  let head: { ContentLength?: number; ContentType?: string; LastModified?: Date };
+  let head: { ContentLength?: number; ContentType?: string; LastModified?: Date; ETag?: string };
   try {
     head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: media.storageKey }));
   } catch (error) {
     if (!(error instanceof NotFound) && (error as { name?: string }).name !== "NotFound") throw error;
+    // A concurrent verification may have published it (and removed the upload) meanwhile.
+    const current = await db().media.findUnique({ where: { id: media.id } });
+    if (current?.status === "READY") return current;
     if (Date.now() > uploadExpiry(media).getTime()) return reject(media, "EXPIRED");
     throw new UploadError("NOT_RECEIVED");
   }
@@ -160,9 +181,17 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
   if (head.ContentLength !== media.byteSize) return reject(media, "SIZE_MISMATCH");
   if (head.ContentType !== media.contentType) return reject(media, "TYPE_MISMATCH");
 
-  const object = await client.send(
-    new GetObjectCommand({ Bucket: bucket, Key: media.storageKey, Range: `bytes=0-${HEAD_BYTES - 1}` }),
-  );
+  // Every read is of the version the HEAD saw (If-Match): a PUT in between fails the check instead.
+  const object = await client
+    .send(
+      new GetObjectCommand({
+        Bucket: bucket,
+        Key: media.storageKey,
+        Range: `bytes=0-${HEAD_BYTES - 1}`,
+        IfMatch: head.ETag,
+      }),
+    )
+    .catch((error) => changedMeanwhile(error, media));
   const bytes = Buffer.from(
     await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
   );
@@ -176,20 +205,49 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
   } catch {
     return reject(media, "NOT_AN_IMAGE");
   }
-  // No longer pending: the lifecycle rule for abandoned uploads must not expire it.
-  await client.send(new PutObjectTaggingCommand({ Bucket: bucket, Key: media.storageKey, Tagging: { TagSet: [] } }));
+  // The verified bytes move to a key no upload URL was ever signed for: the presigned PUT stays valid until it
+  // expires, and could otherwise replace what was verified. Copied only if it is still the version checked
+  // above; the copy carries no pending tag (the lifecycle rule for abandoned uploads must not expire it).
+  const publishedKey = media.storageKey.replace(/^u\//, "p/");
+  await client
+    .send(
+      new CopyObjectCommand({
+        Bucket: bucket,
+        Key: publishedKey,
+        CopySource: `${bucket}/${media.storageKey}`,
+        CopySourceIfMatch: head.ETag,
+        TaggingDirective: "REPLACE",
+        Tagging: "",
+        ContentType: media.contentType,
+        MetadataDirective: "REPLACE",
+      }),
+    )
+    .catch((error) => changedMeanwhile(error, media));
   await db().$transaction(async (tx) => {
     // Only the verification that makes it READY records the event; a concurrent one finds it done.
     const [ready] = await tx.$queryRaw<{ id: string }[]>`
-      UPDATE media SET status = 'READY', width = ${size.width ?? null}, height = ${size.height ?? null}
+      UPDATE media SET status = 'READY', width = ${size.width ?? null}, height = ${size.height ?? null},
+        storage_key = ${publishedKey}
       WHERE id = ${media.id}::uuid AND status = 'PENDING' RETURNING id`;
     if (ready) await recordEvent(tx, "media.ready", null, { mediaId: media.id, actorId: media.ownerId });
   });
   await invalidate(["media", media.id]);
+  // The uploaded copy is no longer anyone's: a PUT still arriving through the URL recreates it, tagged pending,
+  // for the bucket's lifecycle rule (and nothing points at it).
+  await deleteObjects([media.storageKey]);
   const current = await db().media.findUnique({ where: { id: media.id } });
   // Deleted meanwhile (the orphan cleanup): as good as never received.
   if (current?.status !== "READY") throw new UploadError("EXPIRED");
   return current;
+}
+
+/** A conditional read or copy refused because the object changed after it was checked: a rejected upload. */
+function changedMeanwhile(error: unknown, media: MediaRecord): Promise<never> {
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (status === 412 || (error as { name?: string }).name === "PreconditionFailed") {
+    return reject(media, "TYPE_MISMATCH");
+  }
+  throw error;
 }
 
 /** Deletes a rejected upload (object first, then the record) and throws why. */
@@ -202,22 +260,30 @@ async function reject(media: MediaRecord, problem: UploadProblem): Promise<never
 }
 
 /**
- * Deletes uploads that were started and never used (PENDING and older than UPLOAD_ORPHAN_AGE_MINUTES), objects
- * and records, in batches. Safe to run concurrently and repeatedly: each batch locks its rows with SKIP LOCKED,
- * so two runs never take the same upload, and a rerun finds only what is left.
- * @returns how many uploads were deleted.
+ * Deletes photos nothing uses, objects and records, in batches: uploads started and never completed (PENDING
+ * and older than UPLOAD_ORPHAN_AGE_MINUTES), and verified photos in no post and no profile (never posted, or a
+ * replaced avatar) older than UPLOAD_UNUSED_RETENTION_HOURS. Safe to run concurrently and repeatedly: each batch
+ * locks its rows with SKIP LOCKED, so two runs never take the same photo (nor one a post is being made with),
+ * and a rerun finds only what is left.
+ * @returns how many photos were deleted.
  */
-export async function deleteOrphanedUploads(options: { olderThanMinutes?: number; batchSize?: number } = {}) {
+export async function deleteOrphanedUploads(
+  options: { olderThanMinutes?: number; unusedOlderThanHours?: number; batchSize?: number } = {},
+) {
   const minutes = options.olderThanMinutes ?? config().uploads.orphanAgeMinutes;
   const cutoff = new Date(Date.now() - minutes * 60_000);
+  const hours = options.unusedOlderThanHours ?? config().uploads.unusedRetentionHours;
+  const unusedCutoff = new Date(Date.now() - hours * 3_600_000);
   let deleted = 0;
   for (;;) {
     const batch = await db().$transaction(async (tx) => {
       const rows = await tx.$queryRaw<{ id: string; storage_key: string }[]>`
-        SELECT id, storage_key FROM media
-        WHERE status = 'PENDING' AND created_at < ${cutoff}
-        ORDER BY created_at LIMIT ${options.batchSize ?? 200}
-        FOR UPDATE SKIP LOCKED`;
+        SELECT id, storage_key FROM media m
+        WHERE (m.status = 'PENDING' AND m.created_at < ${cutoff})
+           OR (m.status = 'READY' AND m.post_id IS NULL AND m.created_at < ${unusedCutoff}
+               AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_id = m.id))
+        ORDER BY m.created_at LIMIT ${options.batchSize ?? 200}
+        FOR UPDATE OF m SKIP LOCKED`;
       if (rows.length === 0) return rows;
       // Objects first: if deleting them fails, the records stay and the next run tries again.
       await deleteObjects(rows.map((row) => row.storage_key));

@@ -6,13 +6,14 @@ import type { Context } from "../schema/builder.ts";
 import { printedSchema, schema } from "../schema/index.ts";
 import { jwks } from "./auth.ts";
 import { config } from "./config.ts";
-import { createContext, type ServerContext } from "./context.ts";
+import { clientAddress, createContext, type ServerContext } from "./context.ts";
 import { ErrorCode, RequestErrorCode } from "./errors.ts";
 import { announce } from "./events/stream.ts";
 import { useHttpCaching } from "./http-cache.ts";
 import { createRequestScope, logger, type RequestScope, requestScope } from "./logger.ts";
 import { usePersistedDocuments } from "./persisted.ts";
 import { CLIENT_HEADERS, securityPlugins, useBodyLimit } from "./security.ts";
+import { useStreamGuard } from "./streams.ts";
 import { handleOpsWebhook } from "./webhook.ts";
 
 export type ShutterYoga = YogaServerInstance<ServerContext, Context>;
@@ -183,11 +184,12 @@ const isUrl = (value: string) => /^https?:\/\//.test(value);
  * (Yoga itself answers `GET /health` with an empty 200.) */
 function useRoutes(): Plugin {
   return {
-    async onRequest({ request, url, endResponse, fetchAPI }) {
+    async onRequest({ request, url, endResponse, fetchAPI, serverContext }) {
       const webhook = /\/webhooks\/ops\/([^/]+)$/.exec(url.pathname);
       if (webhook && request.method === "POST") {
         const scope = requestScope.getStore();
-        endResponse(await handleOpsWebhook(request, decodeURIComponent(webhook[1] as string), scope?.requestId ?? ""));
+        const address = clientAddress(request, serverContext as ServerContext);
+        endResponse(await handleOpsWebhook(request, webhook[1] as string, address, scope?.requestId ?? ""));
         return;
       }
       if (request.method !== "GET") return;
@@ -260,6 +262,7 @@ export function createShutterYoga(): ShutterYoga {
       usePersistedDocuments(),
       ...securityPlugins(),
       useNoSubscriptionsOnLambda(),
+      useStreamGuard(),
     ],
   });
 }
@@ -303,7 +306,25 @@ export function handleRequest(
 ): Promise<Response> {
   const scope: RequestScope = createRequestScope(requestIdFor(request, platformRequestId));
   return requestScope.run(scope, async () => {
-    const response = await yoga.fetch(request, serverContext);
+    let response: Response;
+    try {
+      response = await yoga.fetch(request, serverContext);
+    } catch (error) {
+      // Yoga answers what goes wrong inside GraphQL; a throw before it (a route, a plugin's onRequest) would
+      // reach the server adapter, which answers with the stack. It gets the generic answer instead.
+      logger().error({ err: error }, "unexpected error");
+      response = Response.json(
+        {
+          errors: [
+            {
+              message: INTERNAL_ERROR_MESSAGE,
+              extensions: { code: "INTERNAL_SERVER_ERROR", requestId: scope.requestId },
+            },
+          ],
+        },
+        { status: 500, headers: { "x-request-id": scope.requestId, "cache-control": "no-store" } },
+      );
+    }
     // Events the operation committed are announced to the events runner before the function may freeze.
     await announce(scope.events);
     return response;

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { SignJWT } from "jose";
 import { describe, expect } from "vitest";
+import { hashPassword, verifyPassword } from "../src/auth.ts";
 import { db } from "../src/db.ts";
 import { gql, ok, PASSWORD, rowCounts, test } from "./helpers.ts";
 import { startInstance } from "./instances.ts";
@@ -229,4 +230,32 @@ test("`npm run keys:generate` makes a key an instance starts with, and whose tok
   } finally {
     await instance.close();
   }
+});
+
+describe("passwords", () => {
+  test("are hashed off the event loop: the process keeps serving while a burst of hashes runs", async () => {
+    // Counted, not timed: turns of the event loop completed while eight hashes run. Hashing on the loop (as the
+    // WebAssembly argon2 before it did) blocks every turn until a hash is done: a handful of turns in all.
+    let done = false;
+    const hashing = Promise.all(Array.from({ length: 8 }, (_, i) => hashPassword(`password ${i}`))).then(() => {
+      done = true;
+    });
+    let turns = 0;
+    while (!done) {
+      await new Promise((resolve) => setImmediate(resolve));
+      turns++;
+    }
+    await hashing;
+    expect(turns).toBeGreaterThan(100);
+  });
+
+  test("hashes written before (argon2id PHC strings of the WebAssembly implementation) still verify", async () => {
+    const earlier = "$argon2id$v=19$m=19456,t=2,p=1$MDEyMzQ1Njc4OWFiY2RlZg$69I7qCjDTsQwhQqFvpQJiqEI0lGQvxC84fXE0Ktxca4";
+    expect(await verifyPassword("correct horse battery", earlier)).toBe(true);
+    expect(await verifyPassword("correct horse battery!", earlier)).toBe(false);
+    const fresh = await hashPassword("correct horse battery");
+    expect(fresh).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
+    expect(await verifyPassword("correct horse battery", fresh)).toBe(true);
+    expect(await verifyPassword("anything", "not a hash")).toBe(false);
+  });
 });

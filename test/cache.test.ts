@@ -66,6 +66,27 @@ describe("statements per operation", () => {
     authorHandle = (authors[0] as TestUser).handle;
   });
 
+  test("a request's statements do not grow with its lists: nodes(ids:) with 10 or 100 ids", async () => {
+    const { feed } = await ok<{ feed: { edges: { node: { id: string } }[] } }>(
+      `{ feed(first: 50) { edges { node { id } } } }`,
+      {},
+      { token: viewer.token },
+    );
+    const ids = feed.edges.map((e) => e.node.id);
+    const nodes = `query ($ids: [ID!]!) { nodes(ids: $ids) { ... on Post { caption author { handle }
+      photos { width } comments(first: 3) { edges { node { body author { handle } } } } } } }`;
+    const statements = [];
+    for (const n of [10, 100]) {
+      await coldCache();
+      // 50 real posts, repeated: repeats are loaded once, and priced once.
+      const asked = Array.from({ length: n }, (_, i) => ids[i % ids.length]);
+      const result = await measure(nodes, { ids: asked });
+      expect(result.data?.nodes).toHaveLength(n);
+      statements.push(result.sql);
+    }
+    expect(statements[1]).toBe(statements[0]);
+  });
+
   test("feed(first: 20) and feed(first: 50): 6 statements on a cold cache, whatever the page size", async () => {
     for (const first of [20, 50]) {
       await coldCache();

@@ -163,7 +163,8 @@ describe("the bundle's deploy-time migration (migrate.mjs)", () => {
     } finally {
       await database.drop();
     }
-  });
+    // A new embedded database and Prisma's WebAssembly schema engine: slow on a loaded machine.
+  }, 120_000);
 });
 
 describe("the image and its manifest", () => {

@@ -1,6 +1,7 @@
 // The bad-input corpus: malformed requests, hostile documents, forged credentials, other people's ids. Every
 // case must get a clear error with the right status and code, never a 5xx, never internals, and must change
 // nothing in the database.
+import { createHash, randomUUID } from "node:crypto";
 import { importPKCS8, SignJWT } from "jose";
 import { beforeAll, describe, expect, test } from "vitest";
 import { db } from "../src/db.ts";
@@ -46,6 +47,19 @@ const post = (body: unknown, headers: Record<string, string> = {}) =>
 const op = (query: string, variables: Record<string, unknown> = {}, token?: string) =>
   post(operationBody(query, variables), token ? { authorization: `Bearer ${token}` } : {});
 const as = (token: string) => ({ authorization: `Bearer ${token}` });
+/** An Automatic Persisted Queries registration: the document with its hash. */
+const registration = (query: string) => ({
+  query,
+  extensions: { persistedQuery: { version: 1, sha256Hash: createHash("sha256").update(query).digest("hex") } },
+});
+/** Ids of posts (that need not exist: the limits look at the request, not the data). */
+const postIds = (n: number) => Array.from({ length: n }, () => globalId("Post", randomUUID()));
+/** [[[…"x"…]]], `depth` arrays deep (built without recursion). */
+function nestedArray(depth: number): unknown {
+  let value: unknown = "x";
+  for (let i = 0; i < depth; i++) value = [value];
+  return value;
+}
 
 async function jwt(
   claims: Record<string, unknown>,
@@ -275,6 +289,183 @@ const CASES: Case[] = [
     request: () => op('{ searchUsers(prefix: "ab\\u0000") { edges { cursor } } }'),
     status: 400,
     code: "BAD_USER_INPUT",
+  },
+  // Variables of any shape: deep or huge ones are a malformed request, not a crash
+  {
+    name: "variables nested 1000 levels deep",
+    request: () => op("query ($ids: [ID!]) { nodes(ids: $ids) { id } }", { ids: nestedArray(1000) }),
+    status: 400,
+    code: "BAD_REQUEST",
+  },
+  {
+    name: "variables with 20,000 values",
+    request: () =>
+      op("query ($ids: [ID!]!) { nodes(ids: $ids) { id } }", { ids: Array.from({ length: 20_000 }, () => "x") }),
+    status: 400,
+    code: "BAD_REQUEST",
+  },
+  // Lists priced by their real size, and capped
+  {
+    name: "nodes(ids:) with more ids than it takes",
+    request: () => op("query ($ids: [ID!]!) { nodes(ids: $ids) { id } }", { ids: postIds(101) }),
+    status: 400,
+    code: "BAD_USER_INPUT",
+  },
+  {
+    name: "nodes(ids:) priced per id: 100 ids with a nested page each",
+    request: () =>
+      op(
+        "query ($ids: [ID!]!) { nodes(ids: $ids) { ... on Post { comments(first: 50) { edges { node { id } } } } } }",
+        { ids: postIds(100) },
+      ),
+    status: 400,
+    code: "QUERY_TOO_COMPLEX",
+  },
+  {
+    name: "a post with more photos than a post has (refused before anything runs)",
+    request: () =>
+      op(
+        "mutation ($ids: [ID!]!) { createPost(input: { photoIds: $ids }) { __typename } }",
+        { ids: Array.from({ length: 11 }, () => bobsPhoto) },
+        alice.token,
+      ),
+    status: 400,
+    code: "BAD_USER_INPUT",
+  },
+  {
+    name: "marking more notifications read than one call takes",
+    request: () =>
+      op(
+        "mutation ($ids: [ID!]) { markNotificationsRead(input: { ids: $ids }) { __typename } }",
+        { ids: Array.from({ length: 101 }, () => bobsNotification) },
+        alice.token,
+      ),
+    status: 400,
+    code: "BAD_USER_INPUT",
+  },
+  // Every way in passes the same gate: subscriptions and registrations too
+  {
+    name: "a subscription over the cost limit",
+    request: () =>
+      post(
+        operationBody(
+          "subscription { notificationAdded { post { comments(first: 50) { edges { node { author { posts(first: 50) { edges { node { id } } } } } } } } } }",
+        ),
+        { ...as(alice.token), accept: "application/graphql-response+json" },
+      ),
+    status: 400,
+    code: "QUERY_TOO_COMPLEX",
+  },
+  {
+    name: "a NUL character in a subscription's variables",
+    request: () =>
+      post(
+        operationBody(
+          "subscription ($c: String) { notificationAdded { post { comments(first: 1, after: $c) { edges { cursor } } } } }",
+          { c: "a\u0000b" },
+        ),
+        as(alice.token),
+      ),
+    status: 400,
+    code: "BAD_USER_INPUT",
+  },
+  {
+    name: "registering (APQ) a document that does not parse",
+    request: () => post(registration("{ explore(first: 1) { ")),
+    status: 400,
+    code: "GRAPHQL_PARSE_FAILED",
+  },
+  {
+    name: "registering (APQ) a document over the cost limit",
+    request: () =>
+      post(
+        registration(
+          "{ explore(first: 50) { edges { node { comments(first: 50) { edges { node { author { posts(first: 50) { edges { node { id } } } } } } } } } } }",
+        ),
+      ),
+    status: 400,
+    code: "QUERY_TOO_COMPLEX",
+  },
+  // Cursors are checked value by value: nothing a client makes up reaches SQL
+  ...[
+    ["a time that is a string", ["yesterday", "0190a9c4-0000-7000-8000-000000000000"]],
+    ["a time beyond what a date holds", [1e300, "0190a9c4-0000-7000-8000-000000000000"]],
+    ["an id that is no UUID", [Date.now(), "x' OR 1=1 --"]],
+    ["a fraction for a count", [1.5, Date.now(), "0190a9c4-0000-7000-8000-000000000000"]],
+  ].map(([what, key]) => ({
+    name: `a cursor with ${what}`,
+    request: () =>
+      op(
+        "query ($c: String) { feed(first: 2, after: $c) { edges { cursor } } }",
+        { c: encodeCursor(key as never) },
+        alice.token,
+      ),
+    status: 200,
+    code: "BAD_USER_INPUT",
+  })),
+  {
+    name: "a cursor of explore with a negative count",
+    request: () =>
+      op("query ($c: String) { explore(first: 2, after: $c) { edges { cursor } } }", {
+        c: encodeCursor([-1, Date.now(), "0190a9c4-0000-7000-8000-000000000000"]),
+      }),
+    status: 200,
+    code: "BAD_USER_INPUT",
+  },
+  {
+    name: "a content type named after an object's property",
+    request: () =>
+      op(
+        'mutation { createUpload(input: { contentType: "constructor", byteSize: 100, purpose: POST_PHOTO }) { __typename ... on Error { code } } }',
+        {},
+        alice.token,
+      ),
+    status: 200,
+    code: "BAD_USER_INPUT",
+    payload: "createUpload",
+  },
+  // Text that would render as something it is not
+  ...[
+    ["a right-to-left override", "Ana\u202Eevil"],
+    ["a zero-width space", "Sup\u200Bport"],
+    ["a check mark posing as a verified badge", "Shutter Support \u2714"],
+    ["a control character", "Ana\u0007"],
+    ["stacked accents", "Ana\u0301\u0301\u0301\u0301\u0301"],
+  ].map(([what, displayName]) => ({
+    name: `a display name with ${what}`,
+    request: () =>
+      op(
+        "mutation ($name: String!) { updateProfile(input: { displayName: $name }) { __typename ... on Error { code } } }",
+        { name: displayName },
+        alice.token,
+      ),
+    status: 200,
+    code: "BAD_USER_INPUT",
+    payload: "updateProfile",
+  })),
+  {
+    name: "a comment with a direction isolate",
+    request: () =>
+      op(
+        "mutation ($id: ID!, $body: String!) { addComment(input: { postId: $id, body: $body }) { __typename ... on Error { code } } }",
+        { id: bobsPost.gid, body: "nice\u2066photo" },
+        alice.token,
+      ),
+    status: 200,
+    code: "BAD_USER_INPUT",
+    payload: "addComment",
+  },
+  {
+    name: "a bio with a byte-order mark",
+    request: () =>
+      op(
+        "mutation ($bio: String!) { updateProfile(input: { bio: $bio }) { __typename ... on Error { code } } }",
+        { bio: "hel\uFEFFlo" },
+        alice.token,
+      ),
+    status: 200,
+    code: "BAD_USER_INPUT",
+    payload: "updateProfile",
   },
   // Pages, cursors and ids
   {

@@ -4,6 +4,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -20,7 +21,7 @@ export function copyCheckout(label: string): Checkout {
     encoding: "utf8",
   })
     .split("\0")
-    .filter(Boolean);
+    .filter((file) => file && file !== "node_modules");
   for (const file of files) {
     mkdirSync(dirname(join(dir, file)), { recursive: true });
     try {
@@ -59,12 +60,7 @@ export function runDev(
   const child = spawn(process.execPath, ["scripts/dev.ts"], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
   const output: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
-    let buffered = "";
-    stream?.on("data", (chunk) => {
-      const lines = (buffered + chunk).split("\n");
-      buffered = lines.pop() ?? "";
-      output.push(...lines);
-    });
+    if (stream) createInterface({ input: stream }).on("line", (line) => output.push(line));
   }
   const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
   return { child, output, exited };
@@ -77,7 +73,8 @@ export async function startDev(dir: string, env: NodeJS.ProcessEnv = bareEnviron
   void exited.then((exitCode) => {
     code = exitCode;
   });
-  const deadline = Date.now() + 90_000;
+  // Migrating and seeding an embedded database takes ~15 s alone, minutes on a loaded machine.
+  const deadline = Date.now() + 240_000;
   for (;;) {
     const serving = output.map((line) => /\[dev\] GraphiQL: (http:\/\/\S+)/.exec(line)?.[1]).find(Boolean);
     if (serving) {

@@ -19,7 +19,7 @@ beforeAll(async () => {
   a = copyCheckout("a");
   b = copyCheckout("b");
   [devA, devB] = await Promise.all([startDev(a.dir, env), startDev(b.dir, env)]);
-}, 180_000);
+}, 300_000);
 afterAll(async () => {
   await Promise.all([devA?.stop(), devB?.stop()]);
   a?.remove();

@@ -22,7 +22,7 @@ beforeAll(async () => {
     startDev(checkout.dir, bareEnvironment({ DATABASE_URL: process.env.DATABASE_URL as string, PORT: "0" })),
     launchBrowser(),
   ]);
-}, 120_000);
+}, 300_000);
 afterAll(async () => {
   await browser?.close();
   await dev?.stop();

@@ -10,6 +10,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createInterface } from "node:readline";
 import { createServerAdapter } from "@whatwg-node/server";
 import { inject, vi } from "vitest";
 import type { GatewayEvent, GatewayResult } from "../src/lambda.ts";
@@ -285,14 +286,7 @@ async function startContainer(env: Record<string, string>): Promise<Instance> {
   // "close": after its output has been read to the end, so a refusal to start is in `logs`.
   const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
   const record = collect(logs);
-  for (const stream of [child.stdout, child.stderr]) {
-    let buffered = "";
-    stream?.on("data", (chunk) => {
-      const lines = (buffered + chunk).split("\n");
-      buffered = lines.pop() ?? "";
-      for (const line of lines) record(line);
-    });
-  }
+  for (const stream of [child.stdout, child.stderr]) if (stream) createInterface({ input: stream }).on("line", record);
   // Up when it answers its liveness probe (what an orchestrator waits for), whatever its log level.
   let code: number | null | undefined;
   void exited.then((exitCode) => {

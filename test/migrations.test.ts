@@ -72,4 +72,5 @@ test("the migrate function (the deploy trigger) applies the migrations once, as 
   } finally {
     await database.drop();
   }
-});
+  // A new embedded database and Prisma's WebAssembly schema engine: slow on a loaded machine.
+}, 120_000);

@@ -64,10 +64,14 @@ test("a new notification is pushed, signed; failures are retried with growing de
   expect(second!.at - first!.at).toBeGreaterThanOrEqual(50);
   expect(third!.at - second!.at).toBeGreaterThanOrEqual(100);
   const { headers, body } = third!;
+  // Every attempt carries the same delivery id (the receiver drops repeats), covered by the signature.
+  const deliveryId = headers["x-shutter-delivery"];
+  expect(deliveryId).toBeTruthy();
+  expect(new Set(receiver.received.map((r) => r.headers["x-shutter-delivery"]))).toEqual(new Set([deliveryId]));
   const expected = createHmac("sha256", "hook-secret-0123456789")
-    .update(`${headers["x-shutter-timestamp"]}.${body}`)
+    .update(`${headers["x-shutter-timestamp"]}.${deliveryId}.${body}`)
     .digest("hex");
-  expect(headers["x-shutter-signature"]).toBe(`v1=${expected}`);
+  expect(headers["x-shutter-signature"]).toBe(`v2=${expected}`);
   expect(JSON.parse(body)).toMatchObject({ kind: "LIKE", actorCount: 1, recipientId: alice.gid, actorId: bob.gid });
   expect(await db().notificationDelivery.findMany()).toMatchObject([{ status: "SENT", attempts: 3, lastError: null }]);
 });

@@ -21,7 +21,14 @@ const idOf = (manifest: Record<string, string>, name: string) => {
 
 async function send(
   instance: Instance,
-  init: { method?: string; body?: unknown; search?: Record<string, unknown>; headers?: Record<string, string> },
+  init: {
+    method?: string;
+    body?: unknown;
+    search?: Record<string, unknown>;
+    headers?: Record<string, string>;
+    /** The client's address (another loopback address is another client). */
+    from?: string;
+  },
 ) {
   const url = new URL("http://shutter.test/graphql");
   for (const [key, value] of Object.entries(init.search ?? {}))
@@ -36,6 +43,7 @@ async function send(
       },
       body: init.body ? JSON.stringify(init.body) : undefined,
     }),
+    { from: init.from },
   );
   const text = await response.text();
   return { status: response.status, headers: response.headers, body: text ? JSON.parse(text) : null };
@@ -247,4 +255,38 @@ test("GraphQL over HTTP: the official audit (graphql-http) passes every MUST and
   } finally {
     await instance.close();
   }
+});
+
+describe("registering a document (APQ) passes the same gate as running it", () => {
+  const register = (instance: Instance, query: string, from?: string) =>
+    send(instance, {
+      body: { query, extensions: { persistedQuery: { version: 1, sha256Hash: sha256(query) } } },
+      from,
+    });
+  const byHash = (instance: Instance, query: string) =>
+    send(instance, { body: { extensions: { persistedQuery: { version: 1, sha256Hash: sha256(query) } } } });
+
+  test("a document that does not parse, or that the limits refuse, is never stored", async () => {
+    const instance = await startInstance();
+    const broken = "{ explore(first: 1) { edges ";
+    expect((await register(instance, broken)).body.errors[0].extensions.code).toBe("GRAPHQL_PARSE_FAILED");
+    const costly = `{ explore(first: 50) { edges { node { comments(first: 50) { edges { node { author {
+      posts(first: 50) { edges { node { id } } } } } } } } } } }`;
+    expect((await register(instance, costly)).body.errors[0].extensions.code).toBe("QUERY_TOO_COMPLEX");
+    for (const query of [broken, costly]) expect((await byHash(instance, query)).status).toBe(404);
+    await instance.close();
+  });
+
+  test("what a client registers is charged to it by size (APQ_REGISTRATION_BYTES_PER_HOUR)", async () => {
+    const instance = await startInstance({ APQ_REGISTRATION_BYTES_PER_HOUR: "1024" });
+    const padded = (name: string) => `query ${name} { explore(first: 1) { edges { cursor } } } # ${"x".repeat(600)}`;
+    expect((await register(instance, padded("RegisterA"), "127.7.0.1")).status).toBe(200);
+    const refused = await register(instance, padded("RegisterB"), "127.7.0.1");
+    expect([refused.status, refused.body.errors[0].extensions.code]).toEqual([429, "RATE_LIMITED"]);
+    expect((await byHash(instance, padded("RegisterB"))).status).toBe(404);
+    // Another client has its own budget; the first one's document serves everyone.
+    expect((await register(instance, padded("RegisterB"), "127.7.0.2")).status).toBe(200);
+    expect((await byHash(instance, padded("RegisterA"))).status).toBe(200);
+    await instance.close();
+  });
 });

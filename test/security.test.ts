@@ -64,7 +64,7 @@ describe("rate limiting", () => {
         headers: { "content-type": "application/json", ...event(ip) },
         body: JSON.stringify(operationBody(explore)),
       });
-    // Without TRUST_PROXY_HEADERS the forwarded address is ignored: all of these share one budget.
+    // With no trusted proxy (the default) a forwarded address is the client's claim: all of these share one budget.
     const statuses = [];
     for (const ip of ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]) statuses.push((await ask(ip)).status);
     expect(statuses).toEqual([200, 429, 429, 429]);
@@ -74,7 +74,11 @@ describe("rate limiting", () => {
 describe("login throttling", () => {
   let instance: Instance;
   beforeAll(async () => {
-    instance = await startInstance({ LOGIN_MAX_FAILURES_PER_ACCOUNT: "3", LOGIN_MAX_FAILURES_PER_ADDRESS: "5" });
+    instance = await startInstance({
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: "3",
+      LOGIN_MAX_FAILURES_PER_ADDRESS: "5",
+      LOGIN_MAX_FAILURES_PER_ACCOUNT_FROM_NEW_ADDRESSES: "4",
+    });
   });
   afterAll(() => instance.close());
 
@@ -89,15 +93,44 @@ describe("login throttling", () => {
     return (await response.json()).data.logIn;
   };
 
-  test("an account is locked after repeated failures, even with the right password", async () => {
+  test("a guesser is throttled on the account, by handle and email alike, and cannot lock its owner out", async () => {
     const victim = await createUser();
-    for (let i = 0; i < 3; i++)
-      expect((await attempt(victim.handle, "wrong password", `127.1.0.${i + 1}`)).code).toBe("INVALID_CREDENTIALS");
-    const locked = await attempt(victim.handle, PASSWORD, "127.1.0.9");
-    expect(locked).toMatchObject({ __typename: "RateLimitedError", code: "RATE_LIMITED" });
-    expect(locked.retryAfterSeconds).toBeGreaterThan(800);
-    expect(locked.message).toContain("Too many failed sign-in attempts");
-    expect(await db().session.count({ where: { userId: victim.id } })).toBe(1); // only the fixture's
+    // The owner has signed in from their address before.
+    expect((await attempt(victim.handle, PASSWORD, "127.1.0.1")).__typename).toBe("LogInSuccess");
+    // A guesser elsewhere: three tries on the handle, then its address is throttled for this account...
+    for (let i = 0; i < 3; i++) {
+      expect((await attempt(victim.handle, "wrong password", "127.1.0.66")).code).toBe("INVALID_CREDENTIALS");
+    }
+    const throttled = await attempt(victim.handle, PASSWORD, "127.1.0.66");
+    expect(throttled).toMatchObject({ __typename: "RateLimitedError", code: "RATE_LIMITED" });
+    expect(throttled.retryAfterSeconds).toBeGreaterThan(800);
+    expect(throttled.message).toContain("Too many failed sign-in attempts");
+    // ...and the email is the same account, not a fresh count.
+    expect((await attempt(victim.email, "wrong password", "127.1.0.66")).code).toBe("RATE_LIMITED");
+    expect(await db().session.count({ where: { userId: victim.id } })).toBe(2); // the fixture's, the owner's
+    // The owner, at their address, is not locked out.
+    expect((await attempt(victim.handle, PASSWORD, "127.1.0.1")).__typename).toBe("LogInSuccess");
+  });
+
+  test("many guessers on one account: new addresses are refused, the owner's known one is not", async () => {
+    const victim = await createUser();
+    expect((await attempt(victim.email, PASSWORD, "127.3.0.1")).__typename).toBe("LogInSuccess");
+    for (let i = 10; i < 14; i++) {
+      expect((await attempt(victim.handle, "wrong password", `127.3.0.${i}`)).code).toBe("INVALID_CREDENTIALS");
+    }
+    // Four failures from addresses it never signed in from: the account is guarded against new addresses...
+    expect((await attempt(victim.handle, PASSWORD, "127.3.0.20")).code).toBe("RATE_LIMITED");
+    // ...not against its owner's.
+    expect((await attempt(victim.handle, PASSWORD, "127.3.0.1")).__typename).toBe("LogInSuccess");
+  });
+
+  test("concurrent guesses cannot exceed the limit: each takes its place before the password is checked", async () => {
+    const victim = await createUser();
+    const results = await Promise.all(
+      Array.from({ length: 12 }, () => attempt(victim.handle, "wrong password", "127.4.0.1")),
+    );
+    const codes = results.map((r) => r.code).sort();
+    expect(codes).toEqual([...Array(3).fill("INVALID_CREDENTIALS"), ...Array(9).fill("RATE_LIMITED")]);
   });
 
   test("an address is throttled after failures across many accounts; success resets an account", async () => {
@@ -109,6 +142,70 @@ describe("login throttling", () => {
     const blocked = await attempt(users[5]!.handle, PASSWORD, "127.2.0.1");
     expect(blocked.code).toBe("RATE_LIMITED");
     expect((await attempt(users[5]!.handle, PASSWORD, "127.2.0.2")).__typename).toBe("LogInSuccess");
+  });
+});
+
+describe("sign-up throttling", () => {
+  let instance: Instance;
+  beforeAll(async () => {
+    instance = await startInstance({ SIGNUP_MAX_PER_ADDRESS: "2" });
+  });
+  afterAll(() => instance.close());
+
+  const signUp = async (handle: string, email: string, ip: string) => {
+    const response = await raw(instance, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(
+        operationBody(
+          `mutation ($input: SignUpInput!) { signUp(input: $input) { __typename ... on Error { code } } }`,
+          { input: { handle, email, displayName: "New", password: PASSWORD } },
+        ),
+      ),
+      from: ip,
+    });
+    return (await response.json()).data.signUp;
+  };
+
+  test("every attempt counts, taken emails included: probing for accounts costs what creating them does", async () => {
+    const known = await createUser();
+    expect((await signUp("signup_one", "one@example.com", "127.5.0.1")).__typename).toBe("SignUpSuccess");
+    expect((await signUp("signup_two", known.email, "127.5.0.1")).code).toBe("CONFLICT");
+    expect((await signUp("signup_three", "three@example.com", "127.5.0.1")).code).toBe("RATE_LIMITED");
+    expect(await db().user.count({ where: { handle: "signup_three" } })).toBe(0);
+    expect((await signUp("signup_three", "three@example.com", "127.5.0.2")).__typename).toBe("SignUpSuccess");
+  });
+});
+
+describe("who the client is (TRUSTED_PROXIES)", () => {
+  const explore = operationBody(`{ explore(first: 10) { edges { node { id } } } }`); // 31 points
+  const ask = (instance: Instance, forwardedFor: string) =>
+    raw(instance, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-forwarded-for": forwardedFor },
+      body: JSON.stringify(explore),
+      from: "127.6.0.1",
+    }).then((response) => response.status);
+
+  test("one trusted proxy: the address it appended, whatever the client wrote before it", async () => {
+    const instance = await startInstance({ TRUSTED_PROXIES: "1", RATE_LIMIT_ANONYMOUS_POINTS: "60" });
+    // The client writes anything it likes on the left; the proxy appends who connected to it.
+    expect(await ask(instance, "1.1.1.1, 203.0.113.1")).toBe(200);
+    expect(await ask(instance, "2.2.2.2, 203.0.113.1")).toBe(429);
+    expect(await ask(instance, "1.1.1.1, 203.0.113.2")).toBe(200);
+    await instance.close();
+  });
+
+  test("trusted ranges: the right-most address outside them, however many proxies there are", async () => {
+    const instance = await startInstance({
+      TRUSTED_PROXIES: "loopback,10.0.0.0/8",
+      RATE_LIMIT_ANONYMOUS_POINTS: "60",
+    });
+    expect(await ask(instance, "9.9.9.9, 198.51.100.7, 10.1.2.3")).toBe(200);
+    // One proxy fewer in the path (Knative's activator only while scaling), the same client.
+    expect(await ask(instance, "8.8.8.8, 198.51.100.7")).toBe(429);
+    expect(await ask(instance, "198.51.100.8, 10.9.9.9")).toBe(200);
+    await instance.close();
   });
 });
 

@@ -3,6 +3,7 @@
 // entry (with the events runner in process, as `npm run dev` runs it) and the container entry (with
 // EVENTS_RUNNER=true, as the Knative manifest sets). Lambda refuses subscriptions (lambda.test.ts).
 import { createClient } from "graphql-sse";
+import { decodeJwt, importPKCS8, SignJWT } from "jose";
 import { afterAll, beforeAll, expect } from "vitest";
 import { runEvents } from "../src/events/runner.ts";
 import { createPost, ok, target, test } from "./helpers.ts";
@@ -61,4 +62,76 @@ test("signed out, there is nothing to subscribe to", async () => {
     );
   expect(JSON.stringify(result)).toContain("UNAUTHENTICATED");
   client.dispose();
+});
+
+/** Opens a stream with a plain fetch (it resolves once the server has started the subscription). */
+async function openStream(on: Instance, token: string) {
+  const response = await fetch(await on.url(), {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query: SUBSCRIPTION }),
+  });
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  return {
+    response,
+    /** Reads until the server ends the stream; what it sent meanwhile. */
+    async untilEnd() {
+      let text = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return text;
+        text += decoder.decode(value, { stream: true });
+      }
+    },
+    close: () => reader.cancel(),
+  };
+}
+
+test("a viewer holds at most SUBSCRIPTIONS_PER_VIEWER streams on an instance", async ({ alice, bob }) => {
+  const limited = await startInstance({ SUBSCRIPTIONS_PER_VIEWER: "2" });
+  const first = await openStream(limited, alice.token);
+  const second = await openStream(limited, alice.token);
+  const third = await openStream(limited, alice.token);
+  expect(await third.untilEnd()).toContain('"code":"RATE_LIMITED"');
+  // Someone else has their own allowance; a closed stream gives its place back.
+  const bobs = await openStream(limited, bob.token);
+  expect(bobs.response.status).toBe(200);
+  await first.close();
+  await expect
+    .poll(async () => {
+      const again = await openStream(limited, alice.token);
+      const refused = await Promise.race([
+        again.untilEnd().then((text) => text.includes("RATE_LIMITED")),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300)),
+      ]);
+      await again.close();
+      return refused;
+    })
+    .toBe(false);
+  await Promise.all([second.close(), bobs.close()]);
+  await limited.close();
+});
+
+test("a stream ends when its session does (log-out), on the instance holding it", async ({ alice }) => {
+  const stream = await openStream(instance, alice.token);
+  expect(stream.response.status).toBe(200);
+  await ok(`mutation { logOut { __typename } }`, {}, alice);
+  // It ends by itself: untilEnd resolves (a stream that outlived the session would hold the test until its timeout).
+  expect(await stream.untilEnd()).not.toContain("notificationAdded");
+});
+
+test("a stream ends when the token that opened it expires", async ({ alice }) => {
+  const { sid } = decodeJwt(alice.token);
+  const key = await importPKCS8(process.env.JWT_PRIVATE_KEY as string, "ES256");
+  const shortLived = await new SignJWT({ sid })
+    .setProtectedHeader({ alg: "ES256" })
+    .setSubject(alice.id)
+    .setIssuer("shutter")
+    .setAudience("shutter-api")
+    .setExpirationTime(Math.floor(Date.now() / 1000) + 2)
+    .sign(key);
+  const stream = await openStream(instance, shortLived);
+  expect(stream.response.status).toBe(200);
+  expect(await stream.untilEnd()).not.toContain("notificationAdded");
 });

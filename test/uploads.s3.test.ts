@@ -2,10 +2,13 @@
 // scripts/ceph-s3.sh; the embedded dev server checks no signatures: see "Photo uploads" in the README).
 import { GetObjectTaggingCommand } from "@aws-sdk/client-s3";
 import { expect } from "vitest";
+import { db } from "../src/db.ts";
 import { s3, storageConfig } from "../src/storage.ts";
 import { ok, type TestUser, test } from "./helpers.ts";
 import { png } from "./images.ts";
 import { startInstance } from "./instances.ts";
+
+const idOf = (gid: string) => Buffer.from(gid, "base64").toString().split(":")[1] as string;
 
 const CREATE_UPLOAD = `mutation ($input: CreateUploadInput!) {
   createUpload(input: $input) { ... on CreateUploadSuccess { photo { id } upload { url headers { name value } } } }
@@ -83,10 +86,17 @@ test("an upload is tagged pending until it is verified, so the lifecycle rule on
   expect(await put(upload.url, new Uint8Array(bytes))).toBe(200);
   const { bucket } = storageConfig();
   const key = decodeURIComponent(new URL(upload.url).pathname).slice(`/${bucket}/`.length);
-  const tags = async () => (await (await s3()).send(new GetObjectTaggingCommand({ Bucket: bucket, Key: key }))).TagSet;
-  expect(await tags()).toEqual([{ Key: "shutter-upload", Value: "pending" }]);
+  // An object with no tags: Ceph answers with no TagSet at all.
+  const tags = async (at: string) =>
+    (await (await s3()).send(new GetObjectTaggingCommand({ Bucket: bucket, Key: at }))).TagSet ?? [];
+  expect(await tags(key)).toEqual([{ Key: "shutter-upload", Value: "pending" }]);
   expect((await ok(CREATE_POST, { ids: [photo.id] }, { token: alice.token })).createPost.__typename).toBe(
     "CreatePostSuccess",
   );
-  expect(await tags()).toEqual([]);
+  // Verified, it was copied to the key the photo is served from, untagged; the upload key is gone (a PUT
+  // through the still-valid URL would recreate it there, tagged pending, for the lifecycle rule).
+  const published = await db().media.findUniqueOrThrow({ where: { id: idOf(photo.id) } });
+  expect(published.storageKey).toBe(key.replace(/^u\//, "p/"));
+  expect(await tags(published.storageKey)).toEqual([]);
+  await expect(tags(key)).rejects.toThrow();
 });

@@ -236,22 +236,59 @@ describe("rejections", () => {
     expect(await rowCounts()).toEqual(before);
   });
 
-  test("unused uploads are capped per person", async ({ alice }) => {
-    const instance = await startInstance({ UPLOAD_MAX_PENDING: "2" });
+  test("unused photos are capped per person, verified ones included, however many requests race", async ({ alice }) => {
+    const instance = await startInstance({ UPLOAD_MAX_PENDING: "3" });
     try {
+      // A verified photo in no post counts as much as an upload still pending.
+      const bytes = png();
+      const verified = await startUpload(alice, "image/png", bytes.length);
+      await put(verified, bytes);
+      expect((await ok(COMPLETE, { id: verified.photo.id }, { token: alice.token })).completeUpload.photo.status).toBe(
+        "READY",
+      );
       const ask = () =>
         instance.query(
           CREATE_UPLOAD,
           { input: { contentType: "image/png", byteSize: 10, purpose: "POST_PHOTO" } },
           alice.token,
         );
+      // Six at once against two places left: each takes its place under a lock, none slips past the count.
+      const results = await Promise.all(Array.from({ length: 6 }, ask));
+      const outcomes = results.map((r) => r.data.createUpload.__typename).sort();
+      expect(outcomes).toEqual([...Array(2).fill("CreateUploadSuccess"), ...Array(4).fill("QuotaExceededError")]);
+      expect(await db().media.count({ where: { ownerId: alice.id } })).toBe(3);
+      // Used in a post, it no longer counts.
+      await ok(CREATE_POST, { ids: [verified.photo.id] }, { token: alice.token });
       expect((await ask()).data.createUpload.__typename).toBe("CreateUploadSuccess");
-      expect((await ask()).data.createUpload.__typename).toBe("CreateUploadSuccess");
-      const third = await ask();
-      expect(third.data.createUpload).toMatchObject({ __typename: "QuotaExceededError", code: "QUOTA_EXCEEDED" });
     } finally {
       await instance.close();
     }
+  });
+
+  test("once verified, the upload URL can no longer change the photo", async ({ alice }) => {
+    const original = png(8, 6);
+    const started = await startUpload(alice, "image/png", original.length);
+    await put(started, original);
+    const done = await ok(COMPLETE, { id: started.photo.id }, { token: alice.token });
+    expect(done.completeUpload.photo.status).toBe("READY");
+    // The URL is still within its lifetime, and the bytes are what it was signed for (type, length):
+    // the storage takes them...
+    const swapped = Buffer.alloc(original.length, 0x41);
+    expect(await put(started, swapped)).toBe(200);
+    // ...but the photo is no longer at that key: it still serves what was verified.
+    const { url } = (
+      await ok(
+        `query ($id: ID!) { node(id: $id) { ... on Photo { url } } }`,
+        {
+          id: started.photo.id,
+        },
+        { token: alice.token },
+      )
+    ).node;
+    const served = Buffer.from(await (await fetch(url)).arrayBuffer());
+    expect(served).toEqual(original);
+    const { storageKey } = await db().media.findUniqueOrThrow({ where: { id: mediaId(started.photo.id) } });
+    expect(storageKey).toMatch(new RegExp(`^p/${alice.id}/`));
   });
 });
 
@@ -317,6 +354,47 @@ describe("abandoned uploads", () => {
     );
     const { handler } = await import("../functions/cleanup.ts");
     expect(await handler()).toEqual({ deleted: 0 });
+  });
+});
+
+describe("photos nothing uses", () => {
+  const setAvatar = (user: TestUser, id: string) =>
+    ok(
+      `mutation ($id: ID!) { updateProfile(input: { avatarPhotoId: $id }) { __typename } }`,
+      { id },
+      { token: user.token },
+    );
+
+  test("are deleted after UPLOAD_UNUSED_RETENTION_HOURS: photos never posted, replaced avatars", async ({ alice }) => {
+    const upload = async (purpose = "POST_PHOTO") => {
+      const bytes = png();
+      const started = await startUpload(alice, "image/png", bytes.length, purpose);
+      await put(started, bytes);
+      await ok(COMPLETE, { id: started.photo.id }, { token: alice.token });
+      return started.photo.id;
+    };
+    const neverPosted = await upload();
+    const posted = await upload();
+    await ok(CREATE_POST, { ids: [posted] }, { token: alice.token });
+    const firstAvatar = await upload("AVATAR");
+    await setAvatar(alice, firstAvatar);
+    const currentAvatar = await upload("AVATAR");
+    await setAvatar(alice, currentAvatar);
+    const ids = [neverPosted, posted, firstAvatar, currentAvatar].map(mediaId);
+    await db().media.updateMany({
+      where: { id: { in: ids } },
+      data: { createdAt: new Date(Date.now() - 25 * 3600_000) },
+    });
+    const keys = Object.fromEntries(
+      (await db().media.findMany({ where: { id: { in: ids } } })).map((m) => [m.id, m.storageKey]),
+    );
+
+    expect(await deleteOrphanedUploads()).toBe(2);
+    const left = (await db().media.findMany({ where: { id: { in: ids } } })).map((m) => m.id).sort();
+    expect(left).toEqual([mediaId(posted), mediaId(currentAvatar)].sort());
+    for (const gone of [neverPosted, firstAvatar])
+      expect(await objectExists(keys[mediaId(gone)] as string)).toBe(false);
+    expect(await objectExists(keys[mediaId(posted)] as string)).toBe(true);
   });
 });
 

@@ -11,12 +11,17 @@ vi.hoisted(() => {
 
 import { db } from "../src/db.ts";
 import { gql, ok, processPendingEvents, rowCounts, type TestUser, test, send as toFunction } from "./helpers.ts";
+import { type Instance, startInstance } from "./instances.ts";
 
 const SECRET = "ci-secret-0123456789abcdef";
 const EVENT = { type: "build.failed", title: "main #412 failed", url: "https://ci.example.com/412" };
 let delivery = 0;
 
 interface Send {
+  /** Another instance than the file's (other limits). */
+  instance?: Instance;
+  /** The sender's (loopback) address. */
+  from?: string;
   source?: string;
   body?: string;
   secret?: string;
@@ -25,17 +30,17 @@ interface Send {
   signature?: string;
 }
 
-/** POSTs to the webhook as a CI system would: signed over "<timestamp>.<body>" with the source's secret. */
+/** The v2 signature: hex HMAC-SHA256 of "<timestamp>.<delivery id>.<body>" with the source's secret. */
+const v2 = (secret: string, timestamp: number, deliveryId: string, body: string) =>
+  `v2=${createHmac("sha256", secret).update(`${timestamp}.${deliveryId}.${body}`).digest("hex")}`;
+
+/** POSTs to the webhook as a CI system would, signed with the source's secret. */
 async function send(options: Send = {}) {
   const body = options.body ?? JSON.stringify(EVENT);
   const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
-  const signature =
-    options.signature ??
-    `v1=${createHmac("sha256", options.secret ?? SECRET)
-      .update(`${timestamp}.${body}`)
-      .digest("hex")}`;
   const deliveryId = options.deliveryId === undefined ? `build-${++delivery}-${Date.now()}` : options.deliveryId;
-  const response = await toFunction(
+  const signature = options.signature ?? v2(options.secret ?? SECRET, timestamp, deliveryId ?? "", body);
+  const response = await (options.instance?.fetch ?? toFunction)(
     new Request(`http://shutter.test/webhooks/ops/${options.source ?? "ci"}`, {
       method: "POST",
       headers: {
@@ -46,8 +51,9 @@ async function send(options: Send = {}) {
       },
       body,
     }),
+    { from: options.from },
   );
-  return { status: response.status, body: (await response.json()) as any, deliveryId };
+  return { status: response.status, body: (await response.json()) as any, deliveryId, signature, timestamp };
 }
 
 const SUBSCRIBE = `mutation ($source: String!) { subscribeToSource(input: { source: $source }) {
@@ -119,6 +125,13 @@ describe("the operations webhook", () => {
     const replay = await send({ deliveryId: accepted.deliveryId });
     expect(replay.status).toBe(409);
     expect(replay.body.error).toMatchObject({ code: "REPLAYED" });
+    // A captured request replayed under a new delivery id: its signature does not cover that id.
+    const recaptured = await send({
+      deliveryId: `${accepted.deliveryId}-again`,
+      signature: accepted.signature,
+      timestamp: accepted.timestamp,
+    });
+    expect([recaptured.status, recaptured.body.error.code]).toEqual([401, "BAD_SIGNATURE"]);
     await processPendingEvents();
     expect(await rowCounts()).toEqual(before);
   });
@@ -128,21 +141,39 @@ describe("the operations webhook", () => {
     const body = JSON.stringify(EVENT);
     const cases: [Send, number, string][] = [
       [{ source: "jenkins" }, 404, "UNKNOWN_SOURCE"],
+      // Names of an object's properties, and broken percent-encoding, are unknown sources too (not a crash).
+      [{ source: "constructor" }, 404, "UNKNOWN_SOURCE"],
+      [{ source: "__proto__" }, 404, "UNKNOWN_SOURCE"],
+      [{ source: "toString" }, 404, "UNKNOWN_SOURCE"],
+      [{ source: "%E0%A4%A" }, 404, "UNKNOWN_SOURCE"],
+      [{ source: "ci%" }, 404, "UNKNOWN_SOURCE"],
       [{ secret: "monitoring-secret-0123456789" }, 401, "BAD_SIGNATURE"],
-      [{ signature: "v1=00" }, 401, "BAD_SIGNATURE"],
+      [{ signature: "v2=00" }, 401, "BAD_SIGNATURE"],
       [{ signature: "" }, 401, "BAD_SIGNATURE"],
       // Signed over a different body than the one sent.
       [
         {
           body: JSON.stringify({ ...EVENT, title: "all good" }),
-          signature: `v1=${createHmac("sha256", SECRET).update(`${now}.${body}`).digest("hex")}`,
+          signature: v2(SECRET, now, "d-1", body),
+          deliveryId: "d-1",
           timestamp: now,
         },
         401,
         "BAD_SIGNATURE",
       ],
-      [{ timestamp: now - 301 }, 400, "STALE_TIMESTAMP"],
-      [{ timestamp: now + 301 }, 400, "STALE_TIMESTAMP"],
+      // The v1 scheme signed no delivery id: a captured request could be replayed under any new id.
+      [
+        {
+          signature: `v1=${createHmac("sha256", SECRET).update(`${now}.${body}`).digest("hex")}`,
+          deliveryId: "d-2",
+          timestamp: now,
+        },
+        401,
+        "BAD_SIGNATURE",
+      ],
+      // Well outside the 300 s window, however long the requests before take.
+      [{ timestamp: now - 400 }, 400, "STALE_TIMESTAMP"],
+      [{ timestamp: now + 400 }, 400, "STALE_TIMESTAMP"],
       [{ deliveryId: null }, 400, "MISSING_DELIVERY_ID"],
       [{ deliveryId: "has spaces" }, 400, "MISSING_DELIVERY_ID"],
       [{ body: "{not json" }, 400, "INVALID_JSON"],
@@ -166,5 +197,37 @@ describe("the operations webhook", () => {
     ]);
     await processPendingEvents();
     expect(await rowCounts()).toEqual(before);
+  });
+});
+
+describe("the webhook's limits", () => {
+  test("every request is charged to its sender's address, signed or not", async () => {
+    const instance = await startInstance({ RATE_LIMIT_ANONYMOUS_POINTS: "30" });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) {
+      statuses.push((await send({ instance, from: "127.8.0.1", signature: "v2=00" })).status);
+    }
+    // 10 points each: three fit in 30.
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    expect((await send({ instance, from: "127.8.0.2", signature: "v2=00" })).status).toBe(401);
+    await instance.close();
+  });
+
+  test("accepted events are counted per source: a leaked secret cannot flood the subscribers", async () => {
+    // Counts of its own (the file's other tests accepted events from "ci" under the default limit).
+    const instance = await startInstance({
+      OPS_WEBHOOK_EVENTS_PER_MINUTE: "2",
+      REDIS_KEY_PREFIX: `${process.env.REDIS_KEY_PREFIX}-limits`,
+    });
+    const before = await rowCounts();
+    const results = [];
+    for (let i = 0; i < 3; i++) results.push(await send({ instance, from: `127.9.0.${i + 1}` }));
+    expect(results.map((r) => r.status)).toEqual([202, 202, 429]);
+    expect(results[2]?.body.error.code).toBe("RATE_LIMITED");
+    expect((await rowCounts()).events).toBe(before.events + 2);
+    // Another source has its own count.
+    const monitoring = await send({ instance, source: "monitoring", secret: "monitoring-secret-0123456789" });
+    expect(monitoring.status).toBe(202);
+    await instance.close();
   });
 });

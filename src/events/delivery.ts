@@ -10,13 +10,14 @@ import { logger } from "../logger.ts";
 import { sign } from "../webhook.ts";
 
 export interface NotificationSender {
-  send(notification: Notification): Promise<void>;
+  /** Sends a notification; `deliveryId` is the same on every retry, so the receiver can drop repeats. */
+  send(notification: Notification, deliveryId: string): Promise<void>;
 }
 
 /** POSTs the notification as JSON (global ids, as the API shows them); anything but a 2xx is a failure. */
 export function webhookSender(url: string, secret?: string): NotificationSender {
   return {
-    async send(notification) {
+    async send(notification, deliveryId) {
       const body = JSON.stringify({
         id: encodeGlobalID("Notification", notification.id),
         recipientId: encodeGlobalID("User", notification.recipientId),
@@ -33,7 +34,8 @@ export function webhookSender(url: string, secret?: string): NotificationSender 
         headers: {
           "content-type": "application/json",
           "x-shutter-timestamp": String(timestamp),
-          ...(secret ? { "x-shutter-signature": sign(secret, timestamp, body) } : {}),
+          "x-shutter-delivery": deliveryId,
+          ...(secret ? { "x-shutter-signature": sign(secret, timestamp, deliveryId, body) } : {}),
         },
         body,
         signal: AbortSignal.timeout(5_000),
@@ -70,7 +72,7 @@ export async function deliverDue(sender?: NotificationSender, limit = 50): Promi
   for (const delivery of due) {
     const notification = notifications.get(delivery.notificationId);
     try {
-      if (notification) await send.send(notification);
+      if (notification) await send.send(notification, delivery.id);
       await db().notificationDelivery.update({ where: { id: delivery.id }, data: { status: "SENT", lastError: null } });
       sent++;
     } catch (error) {

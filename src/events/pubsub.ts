@@ -7,7 +7,11 @@ import { config } from "../config.ts";
 import { logger } from "../logger.ts";
 import { publisherClient } from "./stream.ts";
 
-type Channels = { "notification:added": [recipientId: string, payload: { id: string }] };
+type Channels = {
+  "notification:added": [recipientId: string, payload: { id: string }];
+  /** A session was revoked (log-out, a replayed refresh token): streams opened with it end. */
+  "session:ended": [sessionId: string, payload: Record<string, never>];
+};
 
 type Listener = (event: CustomEvent) => void;
 
@@ -30,7 +34,7 @@ function redisEventTarget(redisUrl: string, prefix: string) {
   return {
     addEventListener(type: string, listener: Listener) {
       const set = listeners.get(type) ?? new Set();
-      if (set.size === 0) void connect().subscribe(channel(type));
+      if (set.size === 0) connect().subscribe(channel(type)).catch(unreachable);
       set.add(listener);
       listeners.set(type, set);
     },
@@ -38,7 +42,8 @@ function redisEventTarget(redisUrl: string, prefix: string) {
       const set = listeners.get(type);
       if (!set?.delete(listener) || set.size) return;
       listeners.delete(type);
-      void subscriber?.unsubscribe(channel(type));
+      // After close() (a stream ending as the instance shuts down) there is nothing left to unsubscribe from.
+      subscriber?.unsubscribe(channel(type)).catch(unreachable);
     },
     dispatchEvent(event: CustomEvent) {
       void publisherClient()
@@ -49,6 +54,9 @@ function redisEventTarget(redisUrl: string, prefix: string) {
     close: () => subscriber?.disconnect(),
   };
 }
+
+/** A (un)subscription Redis could not take: its error handler has logged the outage already. */
+const unreachable = () => {};
 
 let pubsub: (PubSub<Channels> & { close(): void }) | undefined;
 

@@ -17,7 +17,7 @@ import {
   UnauthenticatedError,
   ValidationError,
 } from "../errors.ts";
-import { assertLoginAllowed, clearLoginFailures, recordLoginFailure } from "../rate-limit.ts";
+import { chargeSignUp, loginSucceeded, reserveLoginAttempt } from "../rate-limit.ts";
 import { displayNameRule, emailRule, handleRule, passwordRule } from "../validation.ts";
 import { UserRef } from "./users.ts";
 
@@ -74,10 +74,12 @@ builder.mutationFields((t) => ({
     description: "Creates an account and signs it in.",
     skipTypeScopes: true,
     args: { input: t.arg({ type: SignUpInput, required: true }) },
-    errors: { types: [ConflictError], dataField: { name: "session" } },
+    errors: { types: [ConflictError, RateLimitedError], dataField: { name: "session" } },
     resolve: async (_root, { input }, context) => {
       const identity = context.externalIdentity;
       if (context.viewer) throw new ConflictError("You are already signed in to an account.");
+      // Every attempt counts, taken or not: creating accounts and probing for emails cost the same.
+      await chargeSignUp(context.clientAddress);
       if (!identity && !input.password) {
         throw ValidationError.field(["input", "password"], "Choose a password (at least 8 characters).");
       }
@@ -115,20 +117,18 @@ builder.mutationFields((t) => ({
     errors: { types: [InvalidCredentialsError, RateLimitedError], dataField: { name: "session" } },
     resolve: async (_root, { input }, context) => {
       const login = input.login.trim().replace(/^@/, "").toLowerCase().slice(0, 254);
-      // Guessing is throttled per account and per client address, before any password is checked.
-      await assertLoginAllowed(login, context.clientAddress);
       const user = await db().user.findFirst({
         where: login.includes("@") ? { email: login } : { handle: login },
         select: { id: true, passwordHash: true },
       });
+      // The attempt takes its place in the limits before any password is checked, counted on the account
+      // (its handle and its email are one account), from this address (see rate-limit.ts).
+      const reservation = await reserveLoginAttempt(user ? `user:${user.id}` : `login:${login}`, context.clientAddress);
       const valid = user?.passwordHash
         ? await verifyPassword(input.password, user.passwordHash)
         : await verifyAgainstDummy(input.password).then(() => false);
-      if (!user || !valid) {
-        await recordLoginFailure(login, context.clientAddress);
-        throw new InvalidCredentialsError();
-      }
-      await clearLoginFailures(login);
+      if (!user || !valid) throw new InvalidCredentialsError();
+      await loginSucceeded(reservation);
       return startSession(user.id);
     },
   }),

@@ -27,7 +27,10 @@ export const ErrorInterface = builder.interfaceRef<ShutterError>("Error").implem
 const FieldErrorRef = builder.objectRef<{ path: string[]; message: string }>("FieldError").implement({
   description: "What is wrong with one input field.",
   fields: (t) => ({
-    path: t.exposeStringList("path", { description: 'Path of the input, e.g. ["input", "handle"].' }),
+    path: t.exposeStringList("path", {
+      description: 'Path of the input, e.g. ["input", "handle"].',
+      extensions: { maxItems: 10 },
+    }),
     message: t.exposeString("message"),
   }),
 });
@@ -46,7 +49,12 @@ builder.objectType(ValidationError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof ValidationError,
   fields: (t) => ({
-    fieldErrors: t.field({ type: [FieldErrorRef], resolve: (error) => error.fieldErrors }),
+    // One per invalid input field: an input type has a handful of them.
+    fieldErrors: t.field({
+      type: [FieldErrorRef],
+      extensions: { maxItems: 20 },
+      resolve: (error) => error.fieldErrors,
+    }),
   }),
 });
 

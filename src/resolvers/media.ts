@@ -72,6 +72,7 @@ const UploadTargetRef = builder.objectRef<UploadTarget>("UploadTarget").implemen
     headers: t.field({
       type: [HttpHeaderRef],
       description: "Send exactly these headers with the PUT: they are part of the signature.",
+      extensions: { maxItems: 3 },
       resolve: (target) => target.headers,
     }),
     expiresAt: t.expose("expiresAt", { type: "DateTime" }),

@@ -5,6 +5,7 @@ import { notificationsPubSub } from "../events/pubsub.ts";
 import { type NotificationRecord, notificationsPage } from "../loaders/notifications.ts";
 import { byCreation, paginate } from "../pagination.ts";
 import { isUuid } from "../sql.ts";
+import { LIMITS } from "../validation.ts";
 import { CommentRef } from "./comments.ts";
 import { PostRef } from "./posts.ts";
 import { UserRef, ViewerRef } from "./users.ts";
@@ -76,7 +77,11 @@ builder.objectFields(ViewerRef, (t) => ({
 
 const MarkNotificationsReadInput = builder.inputType("MarkNotificationsReadInput", {
   fields: (t) => ({
-    ids: t.globalIDList({ for: NotificationRef, description: "These notifications; omit to mark all as read." }),
+    ids: t.globalIDList({
+      for: NotificationRef,
+      description: `These notifications (at most ${LIMITS.notificationIds.max}); omit to mark all as read.`,
+      extensions: { maxItems: LIMITS.notificationIds.max },
+    }),
   }),
 });
 

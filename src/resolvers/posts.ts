@@ -49,6 +49,7 @@ builder.node(PostRef, {
     photos: t.field({
       type: [PhotoRef],
       description: "In the order the author chose.",
+      extensions: { maxItems: LIMITS.photos.max },
       resolve: (post, _args, context) => context.loaders.photosByPost.load(post.id),
     }),
     likeCount: t.exposeInt("likeCount"),
@@ -99,7 +100,10 @@ builder.queryFields((t) => ({
             // A post deleted since the ranking was cached drops out.
             return posts.filter((post): post is PostRecord => post !== null && !(post instanceof Error));
           },
-          { key: (post) => ranks.get(post.id) ?? [post.likeCount, post.createdAt.getTime(), post.id], arity: 3 },
+          {
+            key: (post) => ranks.get(post.id) ?? [post.likeCount, post.createdAt.getTime(), post.id],
+            parts: ["count", "time", "uuid"],
+          },
         );
       },
     },
@@ -131,6 +135,7 @@ const CreatePostInput = builder.inputType("CreatePostInput", {
       required: true,
       for: PhotoRef,
       description: `${LIMITS.photos.min} to ${LIMITS.photos.max} of your READY photos, in display order.`,
+      extensions: { maxItems: LIMITS.photos.max },
     }),
   }),
 });

@@ -2,6 +2,7 @@ import { builder } from "../../schema/builder.ts";
 import { config } from "../config.ts";
 import { db } from "../db.ts";
 import { NotFoundError } from "../errors.ts";
+import { LIMITS } from "../validation.ts";
 import { ViewerRef } from "./users.ts";
 
 // Operations sources: systems (CI/CD, monitoring) that post events to the operations webhook. People subscribe
@@ -14,11 +15,12 @@ const SourceSubscriptionRef = builder.objectRef<{ source: string; createdAt: Dat
   }),
 });
 
-const sources = () => Object.keys(config().opsWebhook.secrets).sort();
+const sources = () => [...config().opsWebhook.secrets.keys()].sort();
 
 builder.queryField("notificationSources", (t) =>
   t.stringList({
     description: "The operations sources one can subscribe to (those the webhook accepts events from).",
+    extensions: { maxItems: LIMITS.sources.max },
     resolve: sources,
   }),
 );
@@ -27,6 +29,7 @@ builder.objectFields(ViewerRef, (t) => ({
   sourceSubscriptions: t.field({
     type: [SourceSubscriptionRef],
     description: "The operations sources the viewer is notified of, by name.",
+    extensions: { maxItems: LIMITS.sources.max },
     resolve: (viewer) => db().sourceSubscription.findMany({ where: { userId: viewer.id }, orderBy: { source: "asc" } }),
   }),
 }));

@@ -17,7 +17,7 @@ export const UserConnection = builder.connectionObject({ type: UserRef, name: "U
 /** Place of a user in a follow list: when the follow happened, then who. */
 const byFollow: Ordering<UserRecord & { followedAt: Date }> = {
   key: (user) => [user.followedAt.getTime(), user.id],
-  arity: 2,
+  parts: ["time", "uuid"],
 };
 
 builder.node(UserRef, {
@@ -124,7 +124,7 @@ builder.queryFields((t) => ({
           (page) => handleSearchPage(args.prefix, page).then((rows) => primed(context.loaders.user, rows)),
           {
             key: (user) => [user.handle],
-            arity: 1,
+            parts: ["handle"],
           },
         ),
     },

@@ -50,6 +50,7 @@ export type SignUpMutationVariables = Exact<{
 
 export type SignUpMutation = { signUp:
     | { __typename: 'ConflictError', code: ErrorCode, message: string }
+    | { __typename: 'RateLimitedError', code: ErrorCode, message: string }
     | { __typename: 'SignUpSuccess', session: { accessToken: string, accessTokenExpiresAt: unknown, refreshToken: string, refreshTokenExpiresAt: unknown, user: { id: string, handle: string, displayName: string, avatar: { id: string, url: string | null } | null } } }
     | { __typename: 'ValidationError', code: ErrorCode, message: string, fieldErrors: Array<{ path: Array<string>, message: string }> }
    };
