@@ -13,11 +13,9 @@ class Limiter {
   private readonly memory: RateLimiterMemory;
   private readonly redis?: RateLimiterRedis;
   private readonly store: CacheStore;
-  readonly points: number;
 
   constructor(store: CacheStore, name: string, points: number, durationSeconds: number) {
     this.store = store;
-    this.points = points;
     this.memory = new RateLimiterMemory({ keyPrefix: name, points, duration: durationSeconds });
     if (this.store instanceof RedisStore) {
       this.redis = new RateLimiterRedis({
@@ -112,8 +110,9 @@ const KNOWN_FOR_MS = 30 * 86_400_000;
  * - per address (LOGIN_MAX_FAILURES_PER_ADDRESS): one guesser, many accounts;
  * - per account from addresses that never signed in to it (LOGIN_MAX_FAILURES_PER_ACCOUNT_FROM_NEW_ADDRESSES):
  *   many guessers, one account.
- * An address the account signed in from within 30 days counts only in the first: guessers elsewhere, even
- * behind the same address, cannot lock its owner out. A successful login gives its reservation back.
+ * An address the account signed in from within 30 days counts only in the first: guessers elsewhere cannot
+ * lock its owner out (one sharing the owner's very address can hold that address back for the rest of the
+ * window, no longer). A successful login gives its reservation back.
  * @throws RateLimitedError when a limit is spent (nothing stays taken then).
  */
 export async function reserveLoginAttempt(account: string, address: string): Promise<LoginReservation> {

@@ -156,9 +156,9 @@ const VARIABLES = { maxDepth: 20, maxValues: 10_000 };
 
 /**
  * Walks a JSON value without recursion (a deeply nested one cannot overflow the stack), depth first.
- * @returns "deep" or "large" past the limits, "nul" if a string holds U+0000, else null.
+ * @returns "deep" or "large" past the limits, "nul" if a string holds U+0000 (when asked to look), else null.
  */
-function inspectVariables(value: unknown): "deep" | "large" | "nul" | null {
+function inspectVariables(value: unknown, lookForNul: boolean): "deep" | "large" | "nul" | null {
   const pending: [unknown, number][] = [[value, 0]];
   let seen = 0;
   while (pending.length) {
@@ -166,7 +166,7 @@ function inspectVariables(value: unknown): "deep" | "large" | "nul" | null {
     if (++seen > VARIABLES.maxValues) return "large";
     if (depth > VARIABLES.maxDepth) return "deep";
     if (typeof current === "string") {
-      if (current.includes(NUL)) return "nul";
+      if (lookForNul && current.includes(NUL)) return "nul";
     } else if (typeof current === "object" && current !== null) {
       for (const child of Object.values(current)) pending.push([child, depth + 1]);
     }
@@ -196,7 +196,7 @@ const noNulLiterals: ValidationRule = (context) => ({
 function useVariablesShape(): Plugin {
   return {
     onParams({ params }) {
-      const problem = inspectVariables(params.variables);
+      const problem = inspectVariables(params.variables, false);
       if (problem === "deep" || problem === "large") {
         throw createGraphQLError(
           problem === "deep"
@@ -214,7 +214,7 @@ const INTROSPECTION_FIELDS = new Set(["__schema", "__type"]);
 
 /**
  * How large a list is, declared where it is defined (the `extensions` of a Pothos field, argument or input
- * field): `maxItems`, or, for a list as long as an argument (`nodes(ids:)`), `listSize`. test/limits.test.ts
+ * field): `maxItems`, or, for a list as long as an argument (`nodes(ids:)`), `listSize`. test/schema.test.ts
  * fails when a list in the schema declares neither.
  */
 export interface ListSizeExtensions {
@@ -275,7 +275,7 @@ const estimateCost: ComplexityEstimator = ({ field, args, childComplexity, type 
   return self + childComplexity;
 };
 
-/** What a list that declares no size is priced at (none should: test/limits.test.ts). */
+/** What a list that declares no size is priced at (none should: test/schema.test.ts). */
 const UNDECLARED_LIST_SIZE = 100;
 
 /** Whether a document asks for the schema (`__schema` or `__type`: valid only at the root of a query). */
@@ -316,7 +316,7 @@ const refusal = (message: string, code: string) =>
  */
 async function admit(args: GateArgs): Promise<GraphQLError[] | null> {
   const context = args.contextValue as Context;
-  if (inspectVariables(args.variableValues) === "nul") return [refusal(NUL_MESSAGE, ErrorCode.BAD_USER_INPUT)];
+  if (inspectVariables(args.variableValues, true) === "nul") return [refusal(NUL_MESSAGE, ErrorCode.BAD_USER_INPUT)];
   const max = config().limits.complexity;
   let cost: number;
   try {

@@ -7,6 +7,9 @@ import { launchBrowser, uploadFromWebApp } from "./browser.ts";
 import { bareEnvironment, type Checkout, copyCheckout, type DevServer, startDev } from "./dev-server.ts";
 import { createUser, PASSWORD, type TestUser } from "./helpers.ts";
 
+/** How long the page may take to show something: GraphiQL's editor loads late, more so on a loaded machine. */
+const UI = { timeout: 20_000 };
+
 let checkout: Checkout;
 let dev: DevServer;
 let browser: Browser;
@@ -37,7 +40,7 @@ test("loads the schema: the docs explorer lists Query and its fields", async () 
   await docs.getByText("Query", { exact: true }).click();
   for (const field of ["explore", "feed", "post", "user", "viewer"]) {
     // biome-ignore lint/performance/useDomNodeTextContent: a Playwright locator: innerText is the text as shown
-    await expect.poll(() => docs.innerText()).toMatch(new RegExp(`\\b${field}\\b`));
+    await expect.poll(() => docs.innerText({ timeout: 1000 }), UI).toMatch(new RegExp(`\\b${field}\\b`));
   }
   await page.close();
 });
@@ -56,10 +59,12 @@ test("runs a query with an Authorization header and shows the result", async () 
   await page.goto(dev.url);
   const queryEditor = page.locator(".graphiql-query-editor").first();
   // The editor's text, as shown (Monaco renders spaces as no-break spaces).
-  // biome-ignore lint/performance/useDomNodeTextContent: a Playwright locator: innerText is the text as shown
-  const text = async () => (await queryEditor.locator(".view-lines").innerText()).replace(/\u00a0/g, " ");
+  const text = async () =>
+    // biome-ignore lint/performance/useDomNodeTextContent: a Playwright locator: innerText is the text as shown
+    (await queryEditor.locator(".view-lines").innerText({ timeout: 1000 })).replace(/\u00a0/g, " ");
   // The editor is ready when it shows the welcome query.
-  await expect.poll(text).toContain("query Explore");
+  await queryEditor.locator(".view-lines").waitFor({ timeout: UI.timeout });
+  await expect.poll(text, UI).toContain("query Explore");
   // As a developer does: the Headers tab, then the query editor (typed, so the editor closes brackets itself).
   await page.getByText("Headers", { exact: true }).click();
   await page.locator(".graphiql-editor-tool .graphiql-editor").last().click();
@@ -67,15 +72,15 @@ test("runs a query with an Authorization header and shows the result", async () 
   await queryEditor.click();
   await page.keyboard.press("Control+A");
   await page.keyboard.press("Backspace");
-  await expect.poll(text).not.toContain("Explore");
+  await expect.poll(text, UI).not.toContain("Explore");
   await page.keyboard.type("query Me { viewer { user { handle } } }");
-  await expect.poll(text).toMatch(/^query Me \{ viewer \{ user \{ handle \} \} \}\s*$/);
+  await expect.poll(text, UI).toMatch(/^query Me \{ viewer \{ user \{ handle \} \} \}\s*$/);
   // GraphiQL has read the operation when its tab is named after it.
-  await page.locator(".graphiql-tab").getByText("Me", { exact: true }).waitFor();
+  await page.locator(".graphiql-tab").getByText("Me", { exact: true }).waitFor({ timeout: UI.timeout });
   await page.getByLabel("Execute query (Ctrl-Enter)").click();
   await expect
     // biome-ignore lint/performance/useDomNodeTextContent: a Playwright locator: innerText is the text as shown
-    .poll(() => page.locator(".graphiql-response").innerText())
+    .poll(() => page.locator(".graphiql-response").innerText({ timeout: 1000 }), UI)
     .toMatch(new RegExp(`"handle":\\s*"${ana.handle}"`));
   await page.close();
 });

@@ -43,7 +43,7 @@ export interface Instance {
   invoke(event: GatewayEvent | Record<string, unknown>): Promise<GatewayResult>;
   /** The GraphQL endpoint over real HTTP, for real clients and browsers. */
   url(): Promise<string>;
-  /** The log records the instance wrote (bundled targets; the source target logs in this process). */
+  /** The log records the instance wrote (on the source target, only when started with a LOG_LEVEL). */
   readonly logs: Record<string, any>[];
   close(): Promise<void>;
 }
