@@ -61,6 +61,21 @@ export function countRoundTrip() {
 }
 
 /**
+ * A call's result, or a rejection once `ms` have passed — and the event loop has also handled the I/O that
+ * arrived meanwhile. A process running late (a CPU spike, a long GC pause, a busy machine) runs its overdue
+ * timers before it reads its sockets: a plain timeout would then blame Redis for the process's own lag, and open
+ * the breaker while the answer sat unread. The one extra turn (setImmediate runs after the I/O poll) lets an
+ * answer that did arrive in time win.
+ */
+function withinBudget<T>(call: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => setImmediate(() => reject(new Error("Command timed out"))), ms);
+  });
+  return Promise.race([call, expired]).finally(() => clearTimeout(timer));
+}
+
+/**
  * Redis, guarded: every call has a small time budget, and while Redis is unreachable, slow or failing the
  * store answers "nothing cached" immediately (a circuit breaker, re-probed every `cooldownMs`), so requests
  * are served from PostgreSQL. The outage and the recovery are each logged once.
@@ -71,13 +86,15 @@ export class RedisStore implements CacheStore {
   private readonly options: { commandTimeoutMs?: number; cooldownMs?: number };
   private openUntil = 0;
   private healthy = true;
+  private connecting?: Promise<void>;
 
   constructor(url: string, options: { commandTimeoutMs?: number; cooldownMs?: number } = {}) {
     this.options = options;
     this.client = new Redis(url, {
       lazyConnect: true,
       connectTimeout: 1_000,
-      commandTimeout: options.commandTimeoutMs ?? 150,
+      // A backstop only: each call's budget is kept by guard() (see withinBudget).
+      commandTimeout: 1_000,
       maxRetriesPerRequest: 0,
       // Keep reconnecting in the background, never faster than every 2 s.
       retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
@@ -95,8 +112,20 @@ export class RedisStore implements CacheStore {
   private async guard<T>(operation: () => Promise<T>, fallback: T): Promise<T> {
     if (Date.now() < this.openUntil) return fallback;
     try {
+      // The first connection (TCP, and TLS to ElastiCache) is no command: it has its own budget (connectTimeout).
+      // Counted against the command's 150 ms, a cold instance's first read would open the breaker.
+      if (this.client.status === "wait") {
+        this.connecting ??= this.client.connect().then(
+          () => undefined,
+          (error) => {
+            this.connecting = undefined;
+            throw error;
+          },
+        );
+      }
+      if (this.connecting) await this.connecting;
       countRoundTrip();
-      const result = await operation();
+      const result = await withinBudget(operation(), this.options.commandTimeoutMs ?? 150);
       if (!this.healthy) {
         this.healthy = true;
         logger().info("cache: Redis is reachable again, caching resumed");

@@ -81,3 +81,21 @@ test("Redis stopping mid-run and coming back: answers throughout, caching resume
     await proxy.close();
   }
 });
+
+test("a busy process does not mistake its own lag for a slow Redis", async () => {
+  const { RedisStore } = await import("../src/cache.ts");
+  const store = new RedisStore(process.env.REDIS_URL as string);
+  try {
+    await store.set(`${process.env.REDIS_KEY_PREFIX}:lag`, "answered", 10_000);
+    const read = store.mget([`${process.env.REDIS_KEY_PREFIX}:lag`]);
+    // Let the call start (its budget's timer set, the command written: a few microtask turns, no I/O)...
+    for (let turn = 0; turn < 5; turn++) await null;
+    // ...then the process is busy for twice the 150 ms budget (a GC pause, a CPU spike); Redis answers meanwhile.
+    const until = Date.now() + 300;
+    while (Date.now() < until) {}
+    expect(await read).toEqual(["answered"]);
+    expect(store.available).toBe(true);
+  } finally {
+    await store.close();
+  }
+});

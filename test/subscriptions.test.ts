@@ -99,15 +99,18 @@ test("a viewer holds at most SUBSCRIPTIONS_PER_VIEWER streams on an instance", a
   expect(bobs.response.status).toBe(200);
   await first.close();
   await expect
-    .poll(async () => {
-      const again = await openStream(limited, alice.token);
-      const refused = await Promise.race([
-        again.untilEnd().then((text) => text.includes("RATE_LIMITED")),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300)),
-      ]);
-      await again.close();
-      return refused;
-    })
+    .poll(
+      async () => {
+        const again = await openStream(limited, alice.token);
+        const refused = await Promise.race([
+          again.untilEnd().then((text) => text.includes("RATE_LIMITED")),
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300)),
+        ]);
+        await again.close();
+        return refused;
+      },
+      { timeout: 10_000 },
+    )
     .toBe(false);
   await Promise.all([second.close(), bobs.close()]);
   await limited.close();
