@@ -34,7 +34,7 @@ const EVERYWHERE = [
 /** API Gateway events: the Lambda handler's own concerns (payload shapes, authorizer claims). */
 const LAMBDA_ONLY = ["lambda"];
 /** Long-lived connections (Server-Sent Events): not on Lambda, which answers once per invocation. */
-const LONG_RUNNING_ONLY = ["subscriptions"];
+const LONG_RUNNING_ONLY = ["subscriptions", "subscriptions.redis"];
 const files = (names: string[]) => names.map((name) => `test/${name}.test.ts`);
 
 const bundled = (name: string, only: string[]): TestProjectInlineConfiguration => ({

@@ -11,6 +11,7 @@ import {
   BUNDLED,
   type Instance,
   operationBody,
+  queryThrough,
   type RequestOptions,
   serveOverHttp,
   startInstance,
@@ -30,13 +31,8 @@ let shared: Promise<Instance> | undefined;
 export function target(): Promise<Instance> {
   shared ??= entry
     ? Promise.resolve({
-        fetch: (input: string | Request, init?: RequestOptions) =>
-          entry.fetch(typeof input === "string" ? new Request(new URL(input, ENDPOINT), init) : input, {
-            remoteAddress: init?.from,
-          }),
-        query: async () => {
-          throw new Error("use gql()");
-        },
+        fetch: sourceFetch,
+        query: queryThrough(sourceFetch),
         invoke: (event) => entry.handler(event as never),
         url: () => (served ??= serveOverHttp(entry.fetch).then((server) => server.url)),
         logs: [],
@@ -47,6 +43,14 @@ export function target(): Promise<Instance> {
 }
 
 let served: Promise<string> | undefined;
+
+const sourceFetch = (input: string | Request, init?: RequestOptions) =>
+  (entry as NonNullable<typeof entry>).fetch(
+    typeof input === "string" ? new Request(new URL(input, ENDPOINT), init) : input,
+    {
+      remoteAddress: init?.from,
+    },
+  );
 
 /** Sends a request to the test file's function instance. */
 export async function send(input: string | Request, init?: RequestOptions): Promise<Response> {

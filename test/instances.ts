@@ -82,7 +82,7 @@ export function operationParams(query: string, variables?: Record<string, unknow
   return { query, ...(variables ? { variables: JSON.stringify(variables) } : {}) };
 }
 
-function queryThrough(fetch: Instance["fetch"]): Instance["query"] {
+export function queryThrough(fetch: Instance["fetch"]): Instance["query"] {
   return async (query, variables = {}, token) => {
     const response = await fetch("/graphql", {
       method: "POST",
@@ -344,5 +344,32 @@ function healthEvent() {
     headers: { host: "localhost" },
     requestContext: { http: { method: "GET", path: "/health", sourceIp: "127.0.0.1" }, requestId: "warm-up" },
     isBase64Encoded: false,
+  };
+}
+
+/**
+ * Opens a `notificationAdded` stream with a plain fetch (it resolves once the server has answered its headers,
+ * that is, started the subscription).
+ */
+export async function openStream(on: Instance, token: string) {
+  const response = await fetch(await on.url(), {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query: `subscription { notificationAdded { kind } }` }),
+  });
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  return {
+    response,
+    /** Reads until the server ends the stream; what it sent meanwhile. */
+    async untilEnd() {
+      let text = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return text;
+        text += decoder.decode(value, { stream: true });
+      }
+    },
+    close: () => reader.cancel(),
   };
 }
