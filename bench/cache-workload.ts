@@ -21,10 +21,10 @@ process.env.S3_ACCESS_KEY_ID ??= "bench";
 process.env.S3_SECRET_ACCESS_KEY ??= "bench";
 
 const { fetch } = await import("../functions/graphql.ts");
-const { startSession } = await import("../src/auth.ts");
+const { startSession } = await import("../src/domain/auth.ts");
 const { encodeGlobalID } = await import("@pothos/plugin-relay");
-const { closeCache } = await import("../src/cache.ts");
-const { disconnectDb } = await import("../src/db.ts");
+const { closeCache } = await import("../src/platform/cache.ts");
+const { disconnectDb } = await import("../src/platform/db.ts");
 
 const SCREENS = {
   feed: `query Feed { feed(first: 20) { edges { node { id caption createdAt likeCount commentCount viewerHasLiked

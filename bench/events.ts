@@ -59,7 +59,7 @@ const throughput = {
   notifications: Number(notifications),
 };
 step(`throughput: ${JSON.stringify(throughput)}`);
-const { disconnectDb } = await import("../src/db.ts");
+const { disconnectDb } = await import("../src/platform/db.ts");
 const { closePubSub } = await import("../src/events/pubsub.ts");
 closePubSub();
 await disconnectDb();
@@ -73,7 +73,7 @@ const server = await startServer("shutter", ["/tmp/shutter-bench-events-dist/ser
   ...env,
   EVENTS_RUNNER: "true",
 });
-const { signAccessToken } = await import("../src/auth.ts");
+const { signAccessToken } = await import("../src/domain/auth.ts");
 const { encodeGlobalID } = await import("@pothos/plugin-relay");
 // The author of the most posts, and someone who likes none of them yet: the like of each is a new notification
 // (and after its unlike, the next like of it is a new one again).

@@ -32,7 +32,7 @@ const env = await functionEnv(
   `${options.database}-profile`,
 );
 Object.assign(process.env, env);
-const { signAccessToken } = await import("../src/auth.ts");
+const { signAccessToken } = await import("../src/domain/auth.ts");
 const fixtures = await loadFixtures(
   databaseUrl,
   200,

@@ -66,7 +66,7 @@ const databaseUrl = smoke
 
 const env: Record<string, string> = await functionEnv(databaseUrl, redisUrl, database);
 Object.assign(process.env, env); // the tokens below are signed with the function's own code and key
-const { signAccessToken } = await import("../src/auth.ts");
+const { signAccessToken } = await import("../src/domain/auth.ts");
 const fixtures: Fixtures = await loadFixtures(
   databaseUrl,
   viewerCount,

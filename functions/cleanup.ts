@@ -2,8 +2,8 @@
 // or profile after UPLOAD_UNUSED_RETENTION_HOURS), objects and records.
 // Exported for a scheduler (an EventBridge schedule on AWS); `npm run cleanup` runs it locally. Safe to run
 // concurrently and repeatedly.
-import { createRequestScope, logger, requestScope } from "../src/logger.ts";
-import { deleteOrphanedUploads } from "../src/uploads.ts";
+import { createRequestScope, logger, requestScope } from "../src/platform/logger.ts";
+import { deleteOrphanedUploads } from "../src/services/media.ts";
 
 export async function handler(event?: {
   olderThanMinutes?: number;

@@ -8,7 +8,7 @@ import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { deliverDue } from "../src/events/delivery.ts";
 import { processEvents } from "../src/events/process.ts";
 import { prune, sweep } from "../src/events/runner.ts";
-import { loadSecrets } from "../src/secrets.ts";
+import { loadSecrets } from "../src/platform/secrets.ts";
 
 await loadSecrets();
 

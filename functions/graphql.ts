@@ -3,9 +3,9 @@
 // reused by every warm invocation. Per-request state lives in the GraphQL context only.
 import type { Context as LambdaContext } from "aws-lambda";
 import type { ServerContext } from "../src/context.ts";
-import { type GatewayEvent, type GatewayResult, toRequest, toResult } from "../src/lambda.ts";
-import { loadSecrets } from "../src/secrets.ts";
-import { createShutterYoga, handleRequest } from "../src/yoga.ts";
+import { type GatewayEvent, type GatewayResult, toRequest, toResult } from "../src/http/lambda.ts";
+import { createShutterYoga, handleRequest } from "../src/http/yoga.ts";
+import { loadSecrets } from "../src/platform/secrets.ts";
 
 // Secrets kept in Secrets Manager or SSM (SHUTTER_SECRET_ID, SHUTTER_SSM_PATH) become settings before the
 // configuration is read: once per instance, part of its init.

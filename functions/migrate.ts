@@ -5,8 +5,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createAdapterFactory, loadWasmEngine } from "../prisma/wasm-engine.mjs";
-import { logger } from "../src/logger.ts";
-import { loadSecrets } from "../src/secrets.ts";
+import { logger } from "../src/platform/logger.ts";
+import { loadSecrets } from "../src/platform/secrets.ts";
 
 // Bundled, the migrations and the engine's .wasm sit next to this file (scripts/build.ts copies them); from
 // source, they are the repository's and the package's.

@@ -5,12 +5,12 @@
 // connections, lets requests in flight finish (up to SHUTDOWN_DRAIN_MS), then closes its pools.
 import { createServer } from "node:http";
 import { createServerAdapter } from "@whatwg-node/server";
-import { closeCache } from "../src/cache.ts";
-import { config } from "../src/config.ts";
-import { db, disconnectDb } from "../src/db.ts";
 import { closePubSub } from "../src/events/pubsub.ts";
 import { closePublisher } from "../src/events/stream.ts";
-import { logger, logStartupFailure } from "../src/logger.ts";
+import { closeCache } from "../src/platform/cache.ts";
+import { config } from "../src/platform/config.ts";
+import { db, disconnectDb } from "../src/platform/db.ts";
+import { logger, logStartupFailure } from "../src/platform/logger.ts";
 
 // The function's module scope validates the configuration and reads secrets: a failure there is one clear
 // log line and exit code 1, not an uncaught exception printing a minified line of the bundle.

@@ -6,7 +6,7 @@
 // Rows go in with multi-row INSERT ... SELECT FROM unnest(...) batches: thousands of rows per statement.
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { hashPassword } from "../src/auth.ts";
+import { hashPassword } from "../src/domain/auth.ts";
 import { encodePng } from "./png.ts";
 
 const SIZES = {
@@ -608,7 +608,7 @@ async function seed(client: pg.Client, upload: boolean) {
 /** Puts a generated image at each media's storage key (a few concurrent PUTs at a time). */
 async function uploadImages(media: Row[], images: Buffer[]) {
   const { PutObjectCommand } = await import("@aws-sdk/client-s3");
-  const { s3, storageConfig } = await import("../src/storage.ts");
+  const { s3, storageConfig } = await import("../src/platform/storage.ts");
   const { bucket } = storageConfig();
   let done = 0;
   const queue = [...media];

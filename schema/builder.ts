@@ -3,10 +3,10 @@ import ErrorsPlugin from "@pothos/plugin-errors";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
 import ValidationPlugin from "@pothos/plugin-validation";
-import type { ExternalIdentity } from "../src/auth.ts";
+import type { ExternalIdentity } from "../src/domain/auth.ts";
+import { LIMITS } from "../src/domain/validation.ts";
 import { ForbiddenError, UnauthenticatedError, ValidationError } from "../src/errors.ts";
 import type { Loaders } from "../src/loaders/index.ts";
-import { LIMITS } from "../src/validation.ts";
 
 /** The signed-in person, as proven by a verified access token. */
 // Marks of the cold start (what `npm run bench` breaks init down by): defining the types starts here.

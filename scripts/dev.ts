@@ -105,7 +105,7 @@ async function embeddedStorage() {
 
 async function main() {
   // A bad setting is reported before anything starts (what the embedded services will provide stands in).
-  const { loadConfig } = await import("../src/config.ts");
+  const { loadConfig } = await import("../src/platform/config.ts");
   try {
     loadConfig({ DATABASE_URL: "postgresql://embedded", ...process.env });
   } catch (error) {
@@ -159,7 +159,7 @@ async function main() {
     server.close();
     events.abort();
     await runner;
-    const { disconnectDb } = await import("../src/db.ts");
+    const { disconnectDb } = await import("../src/platform/db.ts");
     await disconnectDb();
     await Promise.allSettled(closers.map((close) => close()));
     process.exit(0);

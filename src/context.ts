@@ -1,12 +1,18 @@
 import type { YogaInitialContext } from "graphql-yoga";
 import type { Context, Viewer } from "../schema/builder.ts";
-import { type ExternalIdentity, expiryOf, type TokenClaims, userIdForIdentity, verifyBearerToken } from "./auth.ts";
-import { resolveClientAddress } from "./client-address.ts";
-import { config } from "./config.ts";
+import {
+  type ExternalIdentity,
+  expiryOf,
+  type TokenClaims,
+  userIdForIdentity,
+  verifyBearerToken,
+} from "./domain/auth.ts";
 import { UnauthenticatedError } from "./errors.ts";
-import type { GatewayEvent } from "./lambda.ts";
+import { resolveClientAddress } from "./http/client-address.ts";
+import type { GatewayEvent } from "./http/lambda.ts";
 import { createLoaders } from "./loaders/index.ts";
-import { requestScope } from "./logger.ts";
+import { config } from "./platform/config.ts";
+import { requestScope } from "./platform/logger.ts";
 
 /** What the function entry passes along with the request. */
 export interface ServerContext {

@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { SignJWT } from "jose";
 import { describe, expect } from "vitest";
-import { hashPassword, verifyPassword } from "../src/auth.ts";
-import { db } from "../src/db.ts";
+import { hashPassword, verifyPassword } from "../src/domain/auth.ts";
+import { db } from "../src/platform/db.ts";
 import { gql, ok, PASSWORD, rowCounts, test } from "./helpers.ts";
 import { startInstance } from "./instances.ts";
 

@@ -1,10 +1,10 @@
 // Batching and caching, against the configured store (Redis in CI, the in-process store without REDIS_URL).
 // Statement counts come from the function itself (extensions.sqlStatements counts what reached PostgreSQL).
 import { beforeAll, describe, expect } from "vitest";
-import { cachedValue, cacheKeys, cacheStore, invalidate } from "../src/cache.ts";
-import { db } from "../src/db.ts";
 import { loadThroughCache } from "../src/loaders/cached.ts";
 import { postEntity } from "../src/loaders/posts.ts";
+import { cachedValue, cacheKeys, cacheStore, invalidate } from "../src/platform/cache.ts";
+import { db } from "../src/platform/db.ts";
 import { coldCache, createPhoto, createPost, createUser, gql, ok, type TestUser, test } from "./helpers.ts";
 
 const FEED = `query ($first: Int!) {

@@ -1,7 +1,7 @@
 // Configuration is validated as a whole at start: a bad deploy fails with every problem listed, each in words an
 // operator can act on, and good values come out typed, with the documented defaults.
 import { expect, test } from "vitest";
-import { ConfigError, loadConfig } from "../src/config.ts";
+import { ConfigError, loadConfig } from "../src/platform/config.ts";
 
 const base = { DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/shutter" };
 

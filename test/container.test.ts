@@ -6,7 +6,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { parse } from "yaml";
 import { migrate } from "../functions/migrate.ts";
-import { SETTING_NAMES } from "../src/config.ts";
+import { SETTING_NAMES } from "../src/platform/config.ts";
 import { bundleDir } from "./bundle.ts";
 import { type EmptyDatabase, emptyDatabase } from "./databases.ts";
 import { startProxy, type TcpProxy } from "./tcp-proxy.ts";

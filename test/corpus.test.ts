@@ -4,8 +4,8 @@
 import { createHash, randomUUID } from "node:crypto";
 import { importPKCS8, SignJWT } from "jose";
 import { beforeAll, describe, expect, test } from "vitest";
-import { db } from "../src/db.ts";
-import { encodeCursor } from "../src/pagination.ts";
+import { encodeCursor } from "../src/domain/pagination.ts";
+import { db } from "../src/platform/db.ts";
 import {
   createPhoto,
   createPost,

@@ -1,5 +1,5 @@
 import { describe, expect } from "vitest";
-import { db } from "../src/db.ts";
+import { db } from "../src/platform/db.ts";
 import { createPost, globalId, ok, processPendingEvents, rowCounts, test } from "./helpers.ts";
 
 const LIKE = `mutation ($id: ID!) {

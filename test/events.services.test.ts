@@ -14,11 +14,11 @@ vi.hoisted(() => {
   process.env.EVENTS_MAX_DELIVERIES = "3";
 });
 
-import { config } from "../src/config.ts";
-import { db } from "../src/db.ts";
 import { closePubSub } from "../src/events/pubsub.ts";
 import { runEvents } from "../src/events/runner.ts";
 import { announce, closePublisher, streamKeys } from "../src/events/stream.ts";
+import { config } from "../src/platform/config.ts";
+import { db } from "../src/platform/db.ts";
 import { createPost, createUser, gql, ok, test } from "./helpers.ts";
 import { startInstance } from "./instances.ts";
 

@@ -2,8 +2,8 @@
 // and the handler turns events into notifications exactly once — however often an event is delivered, in
 // whatever order, with aggregation ("Ana and 2 others liked your photo") and undo.
 import { expect } from "vitest";
-import { db } from "../src/db.ts";
 import { processEvents } from "../src/events/process.ts";
+import { db } from "../src/platform/db.ts";
 import { createPost, createUser, ok, processPendingEvents, type TestUser, test } from "./helpers.ts";
 
 const LIKE = `mutation ($id: ID!) { likePost(input: { postId: $id }) { __typename } }`;

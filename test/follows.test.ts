@@ -1,5 +1,5 @@
 import { describe, expect } from "vitest";
-import { db } from "../src/db.ts";
+import { db } from "../src/platform/db.ts";
 import { createUser, gql, ok, processPendingEvents, rowCounts, test } from "./helpers.ts";
 
 const FOLLOW = `mutation ($id: ID!) {

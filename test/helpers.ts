@@ -4,9 +4,9 @@
 import { randomUUID } from "node:crypto";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { test as base } from "vitest";
-import { hashPassword, startSession } from "../src/auth.ts";
-import { db } from "../src/db.ts";
+import { hashPassword, startSession } from "../src/domain/auth.ts";
 import { sweep } from "../src/events/runner.ts";
+import { db } from "../src/platform/db.ts";
 import {
   BUNDLED,
   type Instance,
@@ -224,7 +224,7 @@ export async function rowCounts() {
 
 /** Empties this test file's cache (its Redis key prefix, or the in-process store), for cold-cache measurements. */
 export async function coldCache(): Promise<void> {
-  const { cacheStore, closeCache, RedisStore } = await import("../src/cache.ts");
+  const { cacheStore, closeCache, RedisStore } = await import("../src/platform/cache.ts");
   const store = cacheStore();
   if (store instanceof RedisStore) {
     let cursor = "0";

@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
 import { createServerAdapter } from "@whatwg-node/server";
 import { inject, vi } from "vitest";
-import type { GatewayEvent, GatewayResult } from "../src/lambda.ts";
+import type { GatewayEvent, GatewayResult } from "../src/http/lambda.ts";
 
 export type TargetName = "source" | "lambda" | "lambda-v1" | "container";
 export const TARGET = (process.env.SHUTTER_TARGET ?? "source") as TargetName;
@@ -154,11 +154,11 @@ async function startSource(env: Record<string, string>): Promise<Instance> {
     }
   }
   const { fetch: entry, handler } = functionModule;
-  const { disconnectDb } = await import("../src/db.ts");
-  const { closeCache, cacheStore } = await import("../src/cache.ts");
+  const { disconnectDb } = await import("../src/platform/db.ts");
+  const { closeCache, cacheStore } = await import("../src/platform/cache.ts");
   const { closePubSub } = await import("../src/events/pubsub.ts");
   const { closePublisher } = await import("../src/events/stream.ts");
-  const { config } = await import("../src/config.ts");
+  const { config } = await import("../src/platform/config.ts");
   // Settle what this instance reads from the environment before restoring it.
   config();
   cacheStore();

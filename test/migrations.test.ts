@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { expect, test } from "vitest";
 import { migrate, readMigrations } from "../functions/migrate.ts";
-import { db } from "../src/db.ts";
+import { db } from "../src/platform/db.ts";
 import { emptyDatabase } from "./databases.ts";
 
 const root = new URL("..", import.meta.url).pathname;

@@ -28,8 +28,8 @@ const receiver = await vi.hoisted(async () => {
   return state;
 });
 
-import { db } from "../src/db.ts";
 import { deliverDue } from "../src/events/delivery.ts";
+import { db } from "../src/platform/db.ts";
 import { createPost, ok, processPendingEvents, test } from "./helpers.ts";
 
 afterAll(() => new Promise<void>((resolve) => receiver.server.close(() => resolve())));

@@ -2,7 +2,7 @@
 // or a managed PgBouncer sits in front of the database in production: each transaction may land on a different
 // server connection, and nothing prepared or set on one connection exists on the next.
 import { afterAll, beforeAll, expect } from "vitest";
-import { db } from "../src/db.ts";
+import { db } from "../src/platform/db.ts";
 import { createPost, createUser, test } from "./helpers.ts";
 import { type Instance, startInstance } from "./instances.ts";
 
@@ -90,7 +90,7 @@ test("with DATABASE_PREPARED_STATEMENTS on a direct connection, statements are p
       expect(read.data.post.author.handle).toBe(alice.handle);
     }
     // One connection in the pool: this runs in the session that prepared the statements above.
-    const { db: instanceDb } = await import("../src/db.ts");
+    const { db: instanceDb } = await import("../src/platform/db.ts");
     const prepared = await instanceDb().$queryRaw<{ name: string }[]>`
       SELECT name FROM pg_prepared_statements WHERE name LIKE 'shutter_%'`;
     expect(prepared.length).toBeGreaterThan(0);

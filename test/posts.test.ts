@@ -1,6 +1,6 @@
 import { describe, expect } from "vitest";
-import { db } from "../src/db.ts";
-import { encodeCursor } from "../src/pagination.ts";
+import { encodeCursor } from "../src/domain/pagination.ts";
+import { db } from "../src/platform/db.ts";
 import { createPhoto, createPost, globalId, gql, ok, rowCounts, test } from "./helpers.ts";
 
 const CREATE_POST = `mutation ($input: CreatePostInput!) {

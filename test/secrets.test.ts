@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { loadSecrets } from "../src/secrets.ts";
+import { loadSecrets } from "../src/platform/secrets.ts";
 
 const RDS_PASSWORD = "p@ss:w/rd%?#";
 const secrets: Record<string, unknown> = {

@@ -2,7 +2,7 @@
 import { createServer, type Server } from "node:http";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect } from "vitest";
-import { db } from "../src/db.ts";
+import { db } from "../src/platform/db.ts";
 import { createUser, PASSWORD, test } from "./helpers.ts";
 import { type Instance, operationBody, type RequestOptions, startInstance } from "./instances.ts";
 

@@ -38,8 +38,8 @@ if (serverUrl && template) {
   url.pathname = `/${name}`;
   process.env.DATABASE_URL = url.toString();
   afterAll(async () => {
-    const { disconnectDb } = await import("../src/db.ts");
-    const { closeCache } = await import("../src/cache.ts");
+    const { disconnectDb } = await import("../src/platform/db.ts");
+    const { closeCache } = await import("../src/platform/cache.ts");
     await Promise.all([disconnectDb(), closeCache()]);
   });
 } else {
@@ -58,7 +58,7 @@ if (serverUrl && template) {
   process.env.SHADOW_DATABASE_URL = server.shadowDatabase.connectionString;
   process.env.DATABASE_POOL_MAX = "1";
   afterAll(async () => {
-    const { disconnectDb } = await import("../src/db.ts");
+    const { disconnectDb } = await import("../src/platform/db.ts");
     await disconnectDb();
     await server.close();
   });

@@ -4,7 +4,7 @@
 // the CORS rule of the AWS stack (infra/bucket-cors.ts) for the app's origin only.
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, expect, inject } from "vitest";
-import { db } from "../src/db.ts";
+import { db } from "../src/platform/db.ts";
 import { launchBrowser, uploadFromWebApp } from "./browser.ts";
 import { PASSWORD, test } from "./helpers.ts";
 import { type Instance, startInstance } from "./instances.ts";

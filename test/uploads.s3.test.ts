@@ -2,8 +2,8 @@
 // scripts/ceph-s3.sh; the embedded dev server checks no signatures: see "Photo uploads" in the README).
 import { GetObjectTaggingCommand } from "@aws-sdk/client-s3";
 import { expect } from "vitest";
-import { db } from "../src/db.ts";
-import { s3, storageConfig } from "../src/storage.ts";
+import { db } from "../src/platform/db.ts";
+import { s3, storageConfig } from "../src/platform/storage.ts";
 import { ok, type TestUser, test } from "./helpers.ts";
 import { png } from "./images.ts";
 import { startInstance } from "./instances.ts";

@@ -3,9 +3,9 @@
 // PUT time is in uploads.s3.test.ts; everything here is enforced by Shutter itself.
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { describe, expect } from "vitest";
-import { db } from "../src/db.ts";
-import { s3, storageConfig } from "../src/storage.ts";
-import { deleteOrphanedUploads } from "../src/uploads.ts";
+import { db } from "../src/platform/db.ts";
+import { s3, storageConfig } from "../src/platform/storage.ts";
+import { deleteOrphanedUploads } from "../src/services/media.ts";
 import { createUser, gql, ok, rowCounts, type TestUser, test } from "./helpers.ts";
 import { heic, jpeg, png, webp } from "./images.ts";
 import { startInstance } from "./instances.ts";

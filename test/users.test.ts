@@ -1,5 +1,5 @@
 import { describe, expect } from "vitest";
-import { db } from "../src/db.ts";
+import { db } from "../src/platform/db.ts";
 import { createPhoto, createPost, createUser, globalId, ok, rowCounts, test } from "./helpers.ts";
 
 const UPDATE_PROFILE = `mutation ($input: UpdateProfileInput!) {

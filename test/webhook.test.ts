@@ -9,7 +9,7 @@ vi.hoisted(() => {
   process.env.OPS_WEBHOOK_MAX_BYTES = "1024";
 });
 
-import { db } from "../src/db.ts";
+import { db } from "../src/platform/db.ts";
 import { gql, ok, processPendingEvents, rowCounts, type TestUser, test, send as toFunction } from "./helpers.ts";
 import { type Instance, startInstance } from "./instances.ts";
 

@@ -3,11 +3,11 @@
 // NOTIFY_HOOK_MAX_ATTEMPTS the delivery is marked DEAD, its last error kept (the dead-letter record). A real
 // push provider plugs in as another `NotificationSender`.
 import { encodeGlobalID } from "@pothos/plugin-relay";
-import { config } from "../config.ts";
-import { db } from "../db.ts";
 import type { Notification } from "../generated/prisma/client.ts";
-import { logger } from "../logger.ts";
-import { sign } from "../webhook.ts";
+import { sign } from "../http/webhook.ts";
+import { config } from "../platform/config.ts";
+import { db } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
 
 export interface NotificationSender {
   /** Sends a notification; `deliveryId` is the same on every retry, so the receiver can drop repeats. */

@@ -3,7 +3,7 @@
 // events on the Redis stream (see stream.ts); whatever is not announced (Redis down, a crash in between) is
 // found by the events handler's sweep. The handler (process.ts) turns events into notifications exactly once.
 import type { Prisma } from "../generated/prisma/client.ts";
-import { requestScope } from "../logger.ts";
+import { requestScope } from "../platform/logger.ts";
 
 /** Every kind of event, with its payload. Ids are database ids (UUIDs), never global ids. */
 export interface DomainEvents {

@@ -4,11 +4,12 @@
 // first), so an unlike never overtakes its like. Likes of a post aggregate into one notification per
 // recipient ("Ana and 12 others liked your photo"); undoing the cause (unlike, unfollow, deleting a comment)
 // updates or removes it.
-import { config } from "../config.ts";
-import { db } from "../db.ts";
+
 import type { Prisma } from "../generated/prisma/client.ts";
-import { logger } from "../logger.ts";
-import { sql } from "../sql.ts";
+import { config } from "../platform/config.ts";
+import { db } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
+import { sql } from "../platform/sql.ts";
 import type { DomainEvents, EventKind } from "./outbox.ts";
 import { notificationsPubSub } from "./pubsub.ts";
 

@@ -3,8 +3,8 @@
 // @graphql-yoga/redis-event-target, written here because that package's peer range stops at ioredis 5.
 import { createPubSub, type PubSub } from "graphql-yoga";
 import { Redis } from "ioredis";
-import { config } from "../config.ts";
-import { logger } from "../logger.ts";
+import { config } from "../platform/config.ts";
+import { logger } from "../platform/logger.ts";
 import { publisherClient } from "./stream.ts";
 
 type Channels = {

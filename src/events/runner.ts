@@ -2,9 +2,9 @@
 // Redis stream as one member of the consumer group, sweeps the outbox for events nobody announced, and sends
 // due notification deliveries. Without Redis it sweeps every half second instead.
 import { hostname } from "node:os";
-import { config } from "../config.ts";
-import { db } from "../db.ts";
-import { logger } from "../logger.ts";
+import { config } from "../platform/config.ts";
+import { db } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
 import { deliverDue } from "./delivery.ts";
 import { processEvents, unprocessedEvents } from "./process.ts";
 import { consume } from "./stream.ts";

@@ -4,8 +4,8 @@
 // only says "look at event N": the outbox table stays the truth, so a lost or repeated message costs nothing
 // but a sweep or a no-op. (On AWS the same role is played by a managed queue; see functions/events.ts.)
 import { Redis } from "ioredis";
-import { config } from "../config.ts";
-import { logger } from "../logger.ts";
+import { config } from "../platform/config.ts";
+import { logger } from "../platform/logger.ts";
 
 const GROUP = "notifier";
 

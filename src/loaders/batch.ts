@@ -1,4 +1,4 @@
-import { isUuid } from "../sql.ts";
+import { isUuid } from "../platform/sql.ts";
 
 /**
  * Runs a by-id batch query for the well-formed ids only and returns one result per key, in key order:

@@ -1,6 +1,6 @@
-import { cacheKeys, cacheStore, type FillEntry, jitter, reviveDates } from "../cache.ts";
-import { requestScope } from "../logger.ts";
-import { isUuid } from "../sql.ts";
+import { cacheKeys, cacheStore, type FillEntry, jitter, reviveDates } from "../platform/cache.ts";
+import { requestScope } from "../platform/logger.ts";
+import { isUuid } from "../platform/sql.ts";
 
 /**
  * How an entity is cached. It may be split into parts that are invalidated separately: a post's caption

@@ -1,4 +1,4 @@
-import { db } from "../db.ts";
+import { db } from "../platform/db.ts";
 
 /** Whether the viewer has liked each of the given posts, in key order. */
 export async function viewerLikes(viewerId: string, postIds: readonly string[]): Promise<boolean[]> {

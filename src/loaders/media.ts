@@ -1,5 +1,5 @@
-import { db } from "../db.ts";
 import type { Media } from "../generated/prisma/client.ts";
+import { db } from "../platform/db.ts";
 import { type CachedEntity, loadThroughCache } from "./cached.ts";
 
 export type MediaRecord = Media;

@@ -1,7 +1,7 @@
-import { db } from "../db.ts";
+import type { PageRequest } from "../domain/pagination.ts";
 import type { Notification } from "../generated/prisma/client.ts";
-import type { PageRequest } from "../pagination.ts";
-import { createdAtAndId, keyset, sql } from "../sql.ts";
+import { db } from "../platform/db.ts";
+import { createdAtAndId, keyset, sql } from "../platform/sql.ts";
 import { byIds } from "./batch.ts";
 
 export type NotificationRecord = Notification;

@@ -1,7 +1,7 @@
-import { db } from "../db.ts";
+import type { PageRequest } from "../domain/pagination.ts";
 import type { User } from "../generated/prisma/client.ts";
-import type { PageRequest } from "../pagination.ts";
-import { createdAtAndId, keyset, raw, type Sql, sql } from "../sql.ts";
+import { db } from "../platform/db.ts";
+import { createdAtAndId, keyset, raw, type Sql, sql } from "../platform/sql.ts";
 import { type CachedEntity, loadThroughCache } from "./cached.ts";
 
 /** A user as other people may see it: the password hash and email never leave the auth paths. */

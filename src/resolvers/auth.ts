@@ -7,8 +7,9 @@ import {
   startSession,
   verifyAgainstDummy,
   verifyPassword,
-} from "../auth.ts";
-import { db } from "../db.ts";
+} from "../domain/auth.ts";
+import { chargeSignUp, loginSucceeded, reserveLoginAttempt } from "../domain/rate-limit.ts";
+import { displayNameRule, emailRule, handleRule, passwordRule } from "../domain/validation.ts";
 import {
   ConflictError,
   InvalidCredentialsError,
@@ -17,8 +18,7 @@ import {
   UnauthenticatedError,
   ValidationError,
 } from "../errors.ts";
-import { chargeSignUp, loginSucceeded, reserveLoginAttempt } from "../rate-limit.ts";
-import { displayNameRule, emailRule, handleRule, passwordRule } from "../validation.ts";
+import { db } from "../platform/db.ts";
 import { UserRef } from "./users.ts";
 
 const SessionRef = builder.objectRef<SessionTokens>("Session").implement({

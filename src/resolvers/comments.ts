@@ -1,12 +1,12 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { builder } from "../../schema/builder.ts";
-import { invalidate } from "../cache.ts";
-import { db } from "../db.ts";
+import { byCreation, paginate } from "../domain/pagination.ts";
+import { commentRule } from "../domain/validation.ts";
 import { ForbiddenError, NotFoundError, rethrowPrismaError } from "../errors.ts";
 import { notified, recordEvent } from "../events/outbox.ts";
 import { type CommentRecord, postCommentsPage } from "../loaders/comments.ts";
-import { byCreation, paginate } from "../pagination.ts";
-import { commentRule } from "../validation.ts";
+import { invalidate } from "../platform/cache.ts";
+import { db } from "../platform/db.ts";
 import { PostRef } from "./posts.ts";
 import { UserRef } from "./users.ts";
 

@@ -1,10 +1,10 @@
 import { builder } from "../../schema/builder.ts";
-import { invalidate } from "../cache.ts";
-import { db } from "../db.ts";
 import { NotFoundError, rethrowPrismaError, ValidationError } from "../errors.ts";
 import { recordEvent } from "../events/outbox.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
 import type { UserRecord } from "../loaders/users.ts";
+import { invalidate } from "../platform/cache.ts";
+import { db } from "../platform/db.ts";
 import { UserRef } from "./users.ts";
 
 const FollowInput = builder.inputType("FollowInput", {

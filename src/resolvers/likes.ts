@@ -1,8 +1,8 @@
 import { builder } from "../../schema/builder.ts";
-import { invalidate } from "../cache.ts";
-import { db } from "../db.ts";
 import { NotFoundError, rethrowPrismaError } from "../errors.ts";
 import { notified, recordEvent } from "../events/outbox.ts";
+import { invalidate } from "../platform/cache.ts";
+import { db } from "../platform/db.ts";
 import { PostRef } from "./posts.ts";
 
 const LikeInput = builder.inputType("LikeInput", {

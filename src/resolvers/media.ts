@@ -1,9 +1,9 @@
 import * as z from "zod/mini";
 import { builder, type Context } from "../../schema/builder.ts";
-import { config } from "../config.ts";
 import { ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
 import type { MediaRecord } from "../loaders/media.ts";
-import { photoUrl } from "../storage.ts";
+import { config } from "../platform/config.ts";
+import { photoUrl } from "../platform/storage.ts";
 import {
   isPhotoType,
   PHOTO_TYPES,
@@ -13,7 +13,7 @@ import {
   UploadError,
   type UploadTarget,
   verifyUpload,
-} from "../uploads.ts";
+} from "../services/media.ts";
 import { ErrorInterface } from "./errors.ts";
 
 export const PhotoRef = builder.objectRef<MediaRecord>("Photo");

@@ -1,11 +1,11 @@
 import { builder } from "../../schema/builder.ts";
-import { db } from "../db.ts";
+import { byCreation, paginate } from "../domain/pagination.ts";
+import { LIMITS } from "../domain/validation.ts";
 import { UnauthenticatedError, ValidationError } from "../errors.ts";
 import { notificationsPubSub } from "../events/pubsub.ts";
 import { type NotificationRecord, notificationsPage } from "../loaders/notifications.ts";
-import { byCreation, paginate } from "../pagination.ts";
-import { isUuid } from "../sql.ts";
-import { LIMITS } from "../validation.ts";
+import { db } from "../platform/db.ts";
+import { isUuid } from "../platform/sql.ts";
 import { CommentRef } from "./comments.ts";
 import { PostRef } from "./posts.ts";
 import { UserRef, ViewerRef } from "./users.ts";

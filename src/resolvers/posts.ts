@@ -1,17 +1,17 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { builder, type Context } from "../../schema/builder.ts";
-import { cachedValue, invalidate } from "../cache.ts";
-import { db } from "../db.ts";
+import { byCreation, type ConnectionArgs, type CursorKey, type PageRequest, paginate } from "../domain/pagination.ts";
+import { captionRule, LIMITS } from "../domain/validation.ts";
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
 import { recordEvent } from "../events/outbox.ts";
 import { primed } from "../loaders/index.ts";
 import type { MediaRecord } from "../loaders/media.ts";
 import { authorPostsPage, explorePage, feedPage, type PostRecord } from "../loaders/posts.ts";
-import { logger } from "../logger.ts";
-import { byCreation, type ConnectionArgs, type CursorKey, type PageRequest, paginate } from "../pagination.ts";
-import { deleteObjects } from "../storage.ts";
-import { UploadError, verifyUpload } from "../uploads.ts";
-import { captionRule, LIMITS } from "../validation.ts";
+import { cachedValue, invalidate } from "../platform/cache.ts";
+import { db } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
+import { deleteObjects } from "../platform/storage.ts";
+import { UploadError, verifyUpload } from "../services/media.ts";
 import { PhotoRef } from "./media.ts";
 import { UserRef } from "./users.ts";
 

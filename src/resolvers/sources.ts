@@ -1,8 +1,8 @@
 import { builder } from "../../schema/builder.ts";
-import { config } from "../config.ts";
-import { db } from "../db.ts";
+import { LIMITS } from "../domain/validation.ts";
 import { NotFoundError } from "../errors.ts";
-import { LIMITS } from "../validation.ts";
+import { config } from "../platform/config.ts";
+import { db } from "../platform/db.ts";
 import { ViewerRef } from "./users.ts";
 
 // Operations sources: systems (CI/CD, monitoring) that post events to the operations webhook. People subscribe

@@ -1,12 +1,12 @@
 import { builder, type Viewer } from "../../schema/builder.ts";
-import { invalidate } from "../cache.ts";
-import { db } from "../db.ts";
+import { type Ordering, paginate } from "../domain/pagination.ts";
+import { bioRule, displayNameRule, handleRule, searchPrefixRule } from "../domain/validation.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
 import { primed } from "../loaders/index.ts";
 import { followPage, handleSearchPage, type UserRecord } from "../loaders/users.ts";
-import { type Ordering, paginate } from "../pagination.ts";
-import { UploadError, verifyUpload } from "../uploads.ts";
-import { bioRule, displayNameRule, handleRule, searchPrefixRule } from "../validation.ts";
+import { invalidate } from "../platform/cache.ts";
+import { db } from "../platform/db.ts";
+import { UploadError, verifyUpload } from "../services/media.ts";
 import { ownMedia, PhotoRef, readyMedia } from "./media.ts";
 import { PostConnection, PostRef, postsOfAuthor } from "./posts.ts";
 

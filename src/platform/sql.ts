@@ -1,5 +1,5 @@
-import { Prisma } from "./generated/prisma/client.ts";
-import type { CursorKey, PageRequest } from "./pagination.ts";
+import type { CursorKey, PageRequest } from "../domain/pagination.ts";
+import { Prisma } from "../generated/prisma/client.ts";
 
 const { sql, raw, join, empty } = Prisma;
 

@@ -1,6 +1,6 @@
 import * as z from "zod/mini";
-import { parseTrustedProxies, type TrustedProxies } from "./client-address.ts";
-import { LIMITS } from "./validation.ts";
+import { LIMITS } from "../domain/validation.ts";
+import { parseTrustedProxies, type TrustedProxies } from "../http/client-address.ts";
 
 /**
  * Shutter's configuration, read from environment variables once per process (module scope, reused by warm

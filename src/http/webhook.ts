@@ -7,13 +7,13 @@
 // source's subscribers. A refused request gets a JSON error with a stable code and changes nothing.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import * as z from "zod/mini";
-import { config } from "./config.ts";
-import { db } from "./db.ts";
-import { RateLimitedError } from "./errors.ts";
-import { recordEvent } from "./events/outbox.ts";
-import { logger } from "./logger.ts";
-import { chargeOperation, chargeOpsEvent } from "./rate-limit.ts";
-import { deceptiveText } from "./validation.ts";
+import { chargeOperation, chargeOpsEvent } from "../domain/rate-limit.ts";
+import { deceptiveText } from "../domain/validation.ts";
+import { RateLimitedError } from "../errors.ts";
+import { recordEvent } from "../events/outbox.ts";
+import { config } from "../platform/config.ts";
+import { db } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
 
 export const OPS_EVENT_TYPES = ["build.succeeded", "build.failed", "deployment.finished", "server.restarted"] as const;
 

@@ -15,13 +15,13 @@ import {
 } from "graphql";
 import { type ComplexityEstimator, getComplexity } from "graphql-query-complexity";
 import { createGraphQLError, type Plugin } from "graphql-yoga";
-import type { Context } from "../schema/builder.ts";
-import { config } from "./config.ts";
-import { ErrorCode, RateLimitedError, RequestErrorCode } from "./errors.ts";
-import { requestScope } from "./logger.ts";
-import { DEFAULT_PAGE_SIZE } from "./pagination.ts";
-import { registerAdmittedDocument } from "./persisted.ts";
-import { chargeOperation } from "./rate-limit.ts";
+import type { Context } from "../../schema/builder.ts";
+import { DEFAULT_PAGE_SIZE } from "../domain/pagination.ts";
+import { chargeOperation } from "../domain/rate-limit.ts";
+import { ErrorCode, RateLimitedError, RequestErrorCode } from "../errors.ts";
+import { config } from "../platform/config.ts";
+import { requestScope } from "../platform/logger.ts";
+import { registerAdmittedDocument } from "./plugins/use-persisted-documents.ts";
 
 /** Request headers browser clients may send (CORS lets them through a preflight): Apollo's and Yoga's. */
 export const CLIENT_HEADERS = [

@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
 import { createGraphQLError, type Plugin } from "graphql-yoga";
-import mobile from "../clients/mobile/generated/persisted-documents.json" with { type: "json" };
-import web from "../clients/web/generated/persisted-documents.json" with { type: "json" };
-import { cacheStore } from "./cache.ts";
-import { config } from "./config.ts";
-import { RequestErrorCode } from "./errors.ts";
-import { requestScope } from "./logger.ts";
-import { chargeRegistration } from "./rate-limit.ts";
+import mobile from "../../../clients/mobile/generated/persisted-documents.json" with { type: "json" };
+import web from "../../../clients/web/generated/persisted-documents.json" with { type: "json" };
+import { chargeRegistration } from "../../domain/rate-limit.ts";
+import { RequestErrorCode } from "../../errors.ts";
+import { cacheStore } from "../../platform/cache.ts";
+import { config } from "../../platform/config.ts";
+import { requestScope } from "../../platform/logger.ts";
 
 /**
  * Who may run which documents:

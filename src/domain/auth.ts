@@ -11,12 +11,12 @@ import {
   type KeyObject,
   SignJWT,
 } from "jose";
-import { config } from "./config.ts";
-import { db } from "./db.ts";
-import { UnauthenticatedError } from "./errors.ts";
-import { notificationsPubSub } from "./events/pubsub.ts";
-import { type CachedEntity, loadThroughCache } from "./loaders/cached.ts";
-import { logger } from "./logger.ts";
+import { UnauthenticatedError } from "../errors.ts";
+import { notificationsPubSub } from "../events/pubsub.ts";
+import { type CachedEntity, loadThroughCache } from "../loaders/cached.ts";
+import { config } from "../platform/config.ts";
+import { db } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
 
 // Passwords: argon2id with OWASP's minimum memory-hard parameters (19 MiB, 2 passes), by Node's own argon2
 // (node:crypto, Node 24.7+). It runs on libuv's thread pool, off the event loop: a burst of sign-ups or

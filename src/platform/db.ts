@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { PrismaPg } from "@prisma/adapter-pg";
 import type { SqlDriverAdapter, SqlDriverAdapterFactory, SqlQueryable } from "@prisma/driver-adapter-utils";
+import { PrismaClient } from "../generated/prisma/client.ts";
 import { type Config, config } from "./config.ts";
-import { PrismaClient } from "./generated/prisma/client.ts";
 import { requestScope } from "./logger.ts";
 
 let client: PrismaClient | undefined;

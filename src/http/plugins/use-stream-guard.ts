@@ -4,10 +4,10 @@
 // of them on an instance. The gate (security.ts) has costed and charged the subscription before it starts.
 import type { ExecutionResult } from "graphql";
 import { isAsyncIterable, type Plugin, Repeater } from "graphql-yoga";
-import type { Context, Viewer } from "../schema/builder.ts";
-import { config } from "./config.ts";
-import { RateLimitedError } from "./errors.ts";
-import { notificationsPubSub } from "./events/pubsub.ts";
+import type { Context, Viewer } from "../../../schema/builder.ts";
+import { RateLimitedError } from "../../errors.ts";
+import { notificationsPubSub } from "../../events/pubsub.ts";
+import { config } from "../../platform/config.ts";
 
 /** Open streams per viewer on this instance. */
 const open = new Map<string, number>();

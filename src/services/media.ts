@@ -1,14 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { imageSize } from "image-size";
-import { invalidate } from "./cache.ts";
-import { config } from "./config.ts";
-import { db } from "./db.ts";
-import { ErrorCode, ShutterError } from "./errors.ts";
-import { recordEvent } from "./events/outbox.ts";
-import type { MediaPurpose } from "./generated/prisma/client.ts";
-import type { MediaRecord } from "./loaders/media.ts";
-import { logger } from "./logger.ts";
-import { awsPresigner, awsS3, deleteObjects, s3, storageConfig } from "./storage.ts";
+import { ErrorCode, ShutterError } from "../errors.ts";
+import { recordEvent } from "../events/outbox.ts";
+import type { MediaPurpose } from "../generated/prisma/client.ts";
+import type { MediaRecord } from "../loaders/media.ts";
+import { invalidate } from "../platform/cache.ts";
+import { config } from "../platform/config.ts";
+import { db } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
+import { awsPresigner, awsS3, deleteObjects, s3, storageConfig } from "../platform/storage.ts";
 
 /** Photo formats apps may upload, by MIME type, with the extension their objects get. */
 export const PHOTO_TYPES = {

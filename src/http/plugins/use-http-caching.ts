@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { type DocumentNode, type GraphQLSchema, getOperationAST, TypeInfo, visit, visitWithTypeInfo } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import type { Context } from "../schema/builder.ts";
-import { config } from "./config.ts";
-import { requestScope } from "./logger.ts";
+import type { Context } from "../../../schema/builder.ts";
+import { config } from "../../platform/config.ts";
+import { requestScope } from "../../platform/logger.ts";
 
 /**
  * Whether an operation selects anything whose answer depends on who asks: fields and types marked

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
-import { type CacheStore, cacheStore, countRoundTrip, RedisStore } from "./cache.ts";
-import { config } from "./config.ts";
-import { RateLimitedError } from "./errors.ts";
+import { RateLimitedError } from "../errors.ts";
+import { type CacheStore, cacheStore, countRoundTrip, RedisStore } from "../platform/cache.ts";
+import { config } from "../platform/config.ts";
 
 /**
  * A budget of points per key per window, kept in Redis so every function instance draws on the same budget;

@@ -1,6 +1,6 @@
 import { resolveCursorConnection } from "@pothos/plugin-relay";
-import { config } from "./config.ts";
-import { ValidationError } from "./errors.ts";
+import { ValidationError } from "../errors.ts";
+import { config } from "../platform/config.ts";
 
 /** Relay connection arguments as every connection field receives them. */
 export interface ConnectionArgs {

@@ -4,8 +4,8 @@
 // received the request from, so everything left of the last trusted proxy was written by whoever sent the
 // request, the client included: the left-most X-Forwarded-For entry is never trusted as such.
 import { BlockList, isIP } from "node:net";
-import { config } from "./config.ts";
-import { logger } from "./logger.ts";
+import { config } from "../platform/config.ts";
+import { logger } from "../platform/logger.ts";
 
 /**
  * Trusted proxies (TRUSTED_PROXIES): a number of hops (like Express's `trust proxy`: 1 trusts the proxy that
