@@ -1,9 +1,8 @@
 // Shutter's GraphQL function. Module scope runs once per function instance (a Lambda cold start, a
 // container start): configuration is validated and the schema and Yoga instance are built here, then
 // reused by every warm invocation. Per-request state lives in the GraphQL context only.
-import type { Context as LambdaContext } from "aws-lambda";
 import type { ServerContext } from "../src/context.ts";
-import { type GatewayEvent, type GatewayResult, toRequest, toResult } from "../src/http/lambda.ts";
+import { type GatewayEvent, type GatewayResult, serverContextOf, toRequest, toResult } from "../src/http/lambda.ts";
 import { createShutterYoga, handleRequest } from "../src/http/yoga.ts";
 import { loadSecrets } from "../src/platform/secrets.ts";
 
@@ -19,13 +18,8 @@ export function fetch(request: Request, serverContext: ServerContext = {}): Prom
 }
 
 /** AWS Lambda handler behind API Gateway: HTTP API (payload 2.0) and REST API (payload 1.0) proxy events. */
-export async function handler(event: GatewayEvent, context?: LambdaContext): Promise<GatewayResult> {
+export async function handler(event: GatewayEvent): Promise<GatewayResult> {
   const request = toRequest(event);
-  const response = await handleRequest(
-    yoga,
-    request,
-    { event, lambdaContext: context },
-    event.requestContext.requestId,
-  );
+  const response = await handleRequest(yoga, request, serverContextOf(event), event.requestContext.requestId);
   return toResult(response, event, request);
 }

@@ -3,34 +3,12 @@ import ErrorsPlugin from "@pothos/plugin-errors";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
 import ValidationPlugin from "@pothos/plugin-validation";
-import type { ExternalIdentity } from "../src/domain/auth.ts";
+import type { Context } from "../src/context.ts";
 import { LIMITS } from "../src/domain/validation.ts";
 import { ForbiddenError, UnauthenticatedError, ValidationError } from "../src/errors.ts";
-import type { Loaders } from "../src/loaders/index.ts";
 
-/** The signed-in person, as proven by a verified access token. */
 // Marks of the cold start (what `npm run bench` breaks init down by): defining the types starts here.
 performance.mark("shutter:schema:define");
-
-export interface Viewer {
-  id: string;
-  /** The Shutter session (null when signed in with an external issuer's token). */
-  sessionId: string | null;
-  /** When the credentials of the request expire (long-lived streams end then); null when they don't say. */
-  expiresAt: Date | null;
-}
-
-/** Per-request state. Built by `createContext` (src/context.ts), the only place that reads credentials. */
-export interface Context {
-  requestId: string;
-  viewer: Viewer | null;
-  /** A verified external identity (OIDC_ISSUER), also when it is not linked to an account yet. */
-  externalIdentity: ExternalIdentity | null;
-  /** The caller's address, for per-address limits. */
-  clientAddress: string;
-  loaders: Loaders;
-  request: Request;
-}
 
 export const builder = new SchemaBuilder<{
   Context: Context;
@@ -73,7 +51,7 @@ export const builder = new SchemaBuilder<{
     nodeQueryOptions: { nullable: true, extensions: { personal: true } },
     nodesQueryOptions: {
       nullable: { list: false, items: true },
-      // As many nodes as distinct ids asked for, at most LIMITS.nodeIds.max (security.ts prices and caps it).
+      // As many nodes as distinct ids asked for, at most LIMITS.nodeIds.max (http/cost.ts prices and caps it).
       extensions: { personal: true, listSize: { argument: "ids", maxItems: LIMITS.nodeIds.max } },
     },
   },

@@ -1,54 +1,76 @@
 import type { YogaInitialContext } from "graphql-yoga";
-import type { Context, Viewer } from "../schema/builder.ts";
-import {
-  type ExternalIdentity,
-  expiryOf,
-  type TokenClaims,
-  userIdForIdentity,
-  verifyBearerToken,
-} from "./domain/auth.ts";
+import { type ExternalIdentity, expiryOf, type TokenClaims, type Viewer, verifyBearerToken } from "./domain/auth.ts";
 import { UnauthenticatedError } from "./errors.ts";
 import { resolveClientAddress } from "./http/client-address.ts";
-import type { GatewayEvent } from "./http/lambda.ts";
-import { createLoaders } from "./loaders/index.ts";
+import { userIdForIdentity } from "./loaders/identities.ts";
+import { createLoaders, type Loaders } from "./loaders/index.ts";
+import type { Change } from "./platform/changes.ts";
 import { config } from "./platform/config.ts";
 import { requestScope } from "./platform/logger.ts";
 
-/** What the function entry passes along with the request. */
+export type { Viewer } from "./domain/auth.ts";
+
+/**
+ * What an entry knows about a request beyond the request itself, as neutral values: the Lambda adapter reads
+ * them off the API Gateway event (http/lambda.ts), the container entry off its socket. Nothing below the entries
+ * knows API Gateway's shapes.
+ */
 export interface ServerContext {
-  /** The API Gateway event, when invoked through Lambda. */
-  event?: GatewayEvent;
-  /** The Lambda invocation context. */
-  lambdaContext?: unknown;
-  /** The TCP peer, when served by the Node HTTP entry. */
+  /** The address the request came from: the TCP peer, or the address API Gateway saw (its `sourceIp`). */
   remoteAddress?: string;
+  /** Claims an API gateway's authorizer verified (trusted only in trust-the-gateway mode). */
+  gatewayClaims?: Record<string, unknown>;
+  /** The platform answers each invocation once (Lambda): no response can stream. */
+  answersOnce?: boolean;
+}
+
+/** Per-request state, built by `createContext`: the only place that reads credentials. */
+export interface Context {
+  requestId: string;
+  viewer: Viewer | null;
+  /** A verified external identity (OIDC_ISSUER), also when it is not linked to an account yet. */
+  externalIdentity: ExternalIdentity | null;
+  /** The caller's address, for per-address limits. */
+  clientAddress: string;
+  loaders: Loaders;
+  request: Request;
 }
 
 /**
  * Builds the per-request context. This is the only place that reads credentials: a bearer token is verified
- * once here (or, in trust-the-gateway mode, the claims the gateway's authorizer verified are read from the
- * event), and resolvers only ever see `viewer`.
+ * once here (or, in trust-the-gateway mode, the claims the gateway's authorizer verified are taken), and
+ * resolvers only ever see `viewer`. The request's loaders forget what its writes change (see changes.ts).
  * @throws UnauthenticatedError (HTTP 401) when credentials are present but invalid or expired: the client must
  * refresh or sign in, rather than silently browse as someone signed out.
  */
 export async function createContext(initial: YogaInitialContext & ServerContext): Promise<Context> {
-  const { request, event } = initial;
-  const { viewer, externalIdentity } = await authenticate(request, event);
+  const { request } = initial;
+  const { viewer, externalIdentity } = await authenticate(request, initial.gatewayClaims);
+  const loaders = createLoaders(viewer?.id ?? null);
+  const scope = requestScope.getStore();
+  if (scope) scope.onChanges = (changes) => forget(loaders, changes);
   return {
-    requestId: requestScope.getStore()?.requestId ?? "unknown",
+    requestId: scope?.requestId ?? "unknown",
     viewer,
     externalIdentity,
     clientAddress: clientAddress(request, initial),
-    loaders: createLoaders(viewer?.id ?? null),
+    loaders,
     request,
   };
 }
 
+/** Clears what changed from the request's loaders, so the rest of the operation reads it anew. */
+function forget(loaders: Loaders, changes: readonly Change[]): void {
+  for (const change of changes) {
+    if (change.loader) (loaders[change.loader as keyof Loaders] as { clear(id: string): unknown }).clear(change.id);
+  }
+}
+
 async function authenticate(
   request: Request,
-  event: GatewayEvent | undefined,
+  fromGateway: Record<string, unknown> | undefined,
 ): Promise<{ viewer: Viewer | null; externalIdentity: ExternalIdentity | null }> {
-  const gatewayClaims = config().auth.trustGateway ? claimsFromGateway(event) : undefined;
+  const gatewayClaims = config().auth.trustGateway && fromGateway ? claimsFromGateway(fromGateway) : undefined;
   let claims: TokenClaims;
   if (gatewayClaims) {
     claims = gatewayClaims;
@@ -79,11 +101,8 @@ async function authenticate(
  * Claims verified by an API Gateway JWT authorizer (HTTP API) or Cognito authorizer (REST API). Read only in
  * trust-the-gateway mode: otherwise anyone able to invoke the function could pass claims of their choosing.
  */
-function claimsFromGateway(event: GatewayEvent | undefined): TokenClaims | undefined {
-  const authorizer = (event?.requestContext as { authorizer?: { jwt?: { claims?: Claims }; claims?: Claims } })
-    ?.authorizer;
-  const raw = authorizer?.jwt?.claims ?? authorizer?.claims;
-  if (!raw || typeof raw.sub !== "string" || typeof raw.iss !== "string") return undefined;
+function claimsFromGateway(raw: Record<string, unknown>): TokenClaims | undefined {
+  if (typeof raw.sub !== "string" || typeof raw.iss !== "string") return undefined;
   const { auth } = config();
   // HTTP API authorizers pass numeric claims as strings.
   const expiresAt = expiryOf(Number(raw.exp) || undefined);
@@ -94,18 +113,12 @@ function claimsFromGateway(event: GatewayEvent | undefined): TokenClaims | undef
   throw withStatus(new UnauthenticatedError("Your session token is not valid."));
 }
 
-type Claims = Record<string, string | number | boolean | undefined>;
-
 /**
- * The caller's address, for per-address limits: from API Gateway's sourceIp on Lambda or the TCP peer, and the
- * X-Forwarded-For hops that trusted proxies appended (TRUSTED_PROXIES; see client-address.ts).
+ * The caller's address, for per-address limits: the address the entry saw (API Gateway's sourceIp, the TCP
+ * peer) and the X-Forwarded-For hops that trusted proxies appended (TRUSTED_PROXIES; see client-address.ts).
  */
 export function clientAddress(request: Request, server: ServerContext): string {
-  const context = server.event?.requestContext as
-    | { http?: { sourceIp?: string }; identity?: { sourceIp?: string } }
-    | undefined;
-  const peer = context?.http?.sourceIp ?? context?.identity?.sourceIp ?? server.remoteAddress;
-  return resolveClientAddress(peer, request.headers.get("x-forwarded-for"));
+  return resolveClientAddress(server.remoteAddress, request.headers.get("x-forwarded-for"));
 }
 
 function withStatus(error: UnauthenticatedError): UnauthenticatedError {

@@ -4,10 +4,12 @@
 import { randomUUID } from "node:crypto";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { test as base } from "vitest";
-import { hashPassword, startSession } from "../src/domain/auth.ts";
+import { hashPassword } from "../src/domain/auth.ts";
 import { sweep } from "../src/events/runner.ts";
 import { db } from "../src/platform/db.ts";
+import { startSession } from "../src/services/auth.ts";
 import {
+  assertChangesDeclared,
   BUNDLED,
   type Instance,
   operationBody,
@@ -90,6 +92,7 @@ export async function gql<T = Record<string, any>>(
     }),
   );
   const body = (await response.json()) as { data?: T; errors?: GraphQLResponse["errors"]; extensions?: any };
+  assertChangesDeclared(body);
   return {
     status: response.status,
     headers: response.headers,

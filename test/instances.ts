@@ -90,8 +90,20 @@ export function queryThrough(fetch: Instance["fetch"]): Instance["query"] {
       body: JSON.stringify(operationBody(query, variables)),
     });
     const result = (await response.json()) as GraphQLResult;
+    assertChangesDeclared(result);
     return Object.assign(result, { requestId: response.headers.get("x-request-id") ?? "" });
   };
+}
+
+/**
+ * Fails the test when the function reports that a write changed a cached entity no service declared (outside
+ * production every response says so: see platform/changes.ts). Every operation the tests send is checked.
+ */
+export function assertChangesDeclared(body: { extensions?: Record<string, unknown> }): void {
+  const undeclared = body.extensions?.undeclaredChanges;
+  if (Array.isArray(undeclared) && undeclared.length) {
+    throw new Error(`A write changed rows of ${undeclared.join(", ")} without declaring it (commitChanges).`);
+  }
 }
 
 export interface OperationStats {

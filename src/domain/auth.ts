@@ -1,4 +1,4 @@
-import { argon2, createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import { argon2, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import {
   calculateJwkThumbprint,
   createRemoteJWKSet,
@@ -12,10 +12,7 @@ import {
   SignJWT,
 } from "jose";
 import { UnauthenticatedError } from "../errors.ts";
-import { notificationsPubSub } from "../events/pubsub.ts";
-import { type CachedEntity, loadThroughCache } from "../loaders/cached.ts";
 import { config } from "../platform/config.ts";
-import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
 
 // Passwords: argon2id with OWASP's minimum memory-hard parameters (19 MiB, 2 passes), by Node's own argon2
@@ -125,6 +122,15 @@ export async function signAccessToken(claims: AccessTokenClaims): Promise<{ toke
   return { token, expiresAt };
 }
 
+/** The signed-in person, as proven by a verified access token. */
+export interface Viewer {
+  id: string;
+  /** The Shutter session (null when signed in with an external issuer's token). */
+  sessionId: string | null;
+  /** When the credentials of the request expire (long-lived streams end then); null when they don't say. */
+  expiresAt: Date | null;
+}
+
 /** A person as an external OpenID Connect issuer knows them. */
 export interface ExternalIdentity {
   issuer: string;
@@ -194,107 +200,4 @@ export async function verifyBearerToken(token: string): Promise<TokenClaims> {
   } catch (error) {
     throw invalidToken(error);
   }
-}
-
-/** The Shutter user an external identity is linked to (cached: links never change), or null. */
-export async function userIdForIdentity(identity: ExternalIdentity): Promise<string | null> {
-  const [entry] = await loadThroughCache(identityEntity, [JSON.stringify([identity.issuer, identity.subject])]);
-  return entry?.userId ?? null;
-}
-
-const identityEntity: CachedEntity<{ id: string; userId: string }> = {
-  parts: [{ kind: "identity", ttlSeconds: 3600, fields: ["userId"] }],
-  isValidId: (id) => id.length <= 600,
-  load: async (ids) => {
-    const pairs = ids.map((id) => JSON.parse(id) as [string, string]);
-    const rows = await db().identity.findMany({
-      where: { OR: pairs.map(([issuer, subject]) => ({ issuer, subject })) },
-    });
-    return rows.map((row) => ({ id: JSON.stringify([row.issuer, row.subject]), userId: row.userId }));
-  },
-};
-
-const hashToken = (token: string) => createHash("sha256").update(token).digest("hex");
-
-export interface SessionTokens {
-  userId: string;
-  accessToken: string;
-  accessTokenExpiresAt: Date;
-  refreshToken: string;
-  refreshTokenExpiresAt: Date;
-}
-
-function refreshTokenExpiry(): Date {
-  return new Date(Date.now() + config().auth.refreshTokenTtlDays * 86_400_000);
-}
-
-async function tokensFor(userId: string, sessionId: string, expiresAt: Date, refreshToken: string) {
-  const access = await signAccessToken({ userId, sessionId });
-  return {
-    userId,
-    accessToken: access.token,
-    accessTokenExpiresAt: access.expiresAt,
-    refreshToken,
-    refreshTokenExpiresAt: expiresAt,
-  };
-}
-
-/** Starts a session (one device) and returns its first access and refresh tokens. */
-export async function startSession(userId: string): Promise<SessionTokens> {
-  const refreshToken = randomBytes(32).toString("base64url");
-  const expiresAt = refreshTokenExpiry();
-  const session = await db().session.create({
-    data: { userId, expiresAt, refreshTokens: { create: { tokenHash: hashToken(refreshToken) } } },
-  });
-  return tokensFor(userId, session.id, expiresAt, refreshToken);
-}
-
-/**
- * Exchanges a refresh token for new tokens. Each refresh token works once: presenting a spent one means it
- * was stolen or replayed, so the whole session (every token descended from the same sign-in) is revoked.
- * @throws UnauthenticatedError for unknown, spent, expired or revoked tokens.
- */
-export async function rotateRefreshToken(refreshToken: string): Promise<SessionTokens> {
-  const tokenHash = hashToken(refreshToken);
-  const invalid = new UnauthenticatedError("This refresh token is not valid. Sign in again.");
-  const next = randomBytes(32).toString("base64url");
-  const expiresAt = refreshTokenExpiry();
-  const outcome = await db().$transaction(async (tx) => {
-    const stored = await tx.refreshToken.findUnique({ where: { tokenHash }, include: { session: true } });
-    if (!stored) return { kind: "unknown" as const };
-    const { session } = stored;
-    if (session.revokedAt || session.expiresAt < new Date()) return { kind: "invalid" as const };
-    // Only one of two concurrent uses can flip used_at: the loser is treated as a replay.
-    const spent = await tx.refreshToken.updateMany({
-      where: { id: stored.id, usedAt: null },
-      data: { usedAt: new Date() },
-    });
-    if (spent.count === 0) {
-      await tx.session.update({ where: { id: session.id }, data: { revokedAt: new Date() } });
-      return { kind: "reused" as const, sessionId: session.id };
-    }
-    await tx.refreshToken.create({ data: { sessionId: session.id, tokenHash: hashToken(next) } });
-    await tx.session.update({ where: { id: session.id }, data: { lastUsedAt: new Date(), expiresAt } });
-    return { kind: "rotated" as const, userId: session.userId, sessionId: session.id };
-  });
-  if (outcome.kind === "reused") {
-    logger().warn({ sessionId: outcome.sessionId }, "refresh token reused: session revoked");
-    sessionEnded(outcome.sessionId);
-  }
-  if (outcome.kind !== "rotated") throw invalid;
-  return tokensFor(outcome.userId, outcome.sessionId, expiresAt, next);
-}
-
-/**
- * Ends a session: its refresh tokens stop working, its open streams close (on every instance), and its access
- * tokens lapse within their short lifetime.
- */
-export async function revokeSession(sessionId: string): Promise<void> {
-  await db().session.updateMany({ where: { id: sessionId, revokedAt: null }, data: { revokedAt: new Date() } });
-  sessionEnded(sessionId);
-}
-
-/** Tells every instance that a session ended (after it is recorded): streams opened with it close. */
-function sessionEnded(sessionId: string): void {
-  notificationsPubSub().publish("session:ended", sessionId, {});
 }

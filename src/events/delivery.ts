@@ -3,8 +3,8 @@
 // NOTIFY_HOOK_MAX_ATTEMPTS the delivery is marked DEAD, its last error kept (the dead-letter record). A real
 // push provider plugs in as another `NotificationSender`.
 import { encodeGlobalID } from "@pothos/plugin-relay";
+import { sign } from "../domain/webhook-signature.ts";
 import type { Notification } from "../generated/prisma/client.ts";
-import { sign } from "../http/webhook.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";

@@ -33,7 +33,7 @@ export async function recordEvent<K extends EventKind>(
     data: { kind, recipientId, payload: payload as Prisma.InputJsonValue },
     select: { id: true },
   });
-  // Announced once the operation is done (yoga.ts); an id whose transaction rolls back is announced for nothing.
+  // Announced once the operation is done (http/yoga.ts); an id whose transaction rolls back is announced for nothing.
   requestScope.getStore()?.events.push(id);
   return id;
 }

@@ -5,6 +5,7 @@ import type {
   APIGatewayProxyResult,
   APIGatewayProxyStructuredResultV2,
 } from "aws-lambda";
+import type { ServerContext } from "../context.ts";
 
 export type GatewayEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2;
 export type GatewayResult = APIGatewayProxyResult | APIGatewayProxyStructuredResultV2;
@@ -62,6 +63,24 @@ export function toRequest(event: GatewayEvent): Request {
         ? Buffer.from(event.body, "base64")
         : event.body;
   return new Request(`https://${host}${path}${search}`, { method, headers, body });
+}
+
+/**
+ * What the rest of Shutter needs to know of an API Gateway event besides the request, as neutral values: the
+ * address the gateway saw, the claims its authorizer verified (HTTP API JWT authorizer, REST API Cognito
+ * authorizer), and that a Lambda invocation answers once.
+ */
+export function serverContextOf(event: GatewayEvent): ServerContext {
+  const context = event.requestContext as {
+    http?: { sourceIp?: string };
+    identity?: { sourceIp?: string };
+    authorizer?: { jwt?: { claims?: Record<string, unknown> }; claims?: Record<string, unknown> };
+  };
+  return {
+    remoteAddress: context.http?.sourceIp ?? context.identity?.sourceIp,
+    gatewayClaims: context.authorizer?.jwt?.claims ?? context.authorizer?.claims,
+    answersOnce: true,
+  };
 }
 
 const TEXT = /^(text\/|application\/(json|graphql-response\+json|javascript|xml)|image\/svg)/;

@@ -5,15 +5,14 @@
 // new (its delivery id never seen), small (OPS_WEBHOOK_MAX_BYTES) and well-formed. An accepted event becomes
 // an outbox event in the same transaction that records its delivery id, and the events handler notifies the
 // source's subscribers. A refused request gets a JSON error with a stable code and changes nothing.
-import { createHmac, timingSafeEqual } from "node:crypto";
 import * as z from "zod/mini";
 import { chargeOperation, chargeOpsEvent } from "../domain/rate-limit.ts";
 import { deceptiveText } from "../domain/validation.ts";
+import { signatureMatches } from "../domain/webhook-signature.ts";
 import { RateLimitedError } from "../errors.ts";
-import { recordEvent } from "../events/outbox.ts";
 import { config } from "../platform/config.ts";
-import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
+import { acceptOpsEvent } from "../services/sources.ts";
 
 export const OPS_EVENT_TYPES = ["build.succeeded", "build.failed", "deployment.finished", "server.restarted"] as const;
 
@@ -80,24 +79,6 @@ async function readBody(request: Request, max: number): Promise<string | null> {
     chunks.push(read.value);
   }
   return Buffer.concat(chunks).toString("utf8");
-}
-
-/**
- * The signature of both webhooks, inbound and outbound: `x-shutter-signature: v2=<hex HMAC-SHA256 of
- * "<timestamp>.<delivery id>.<body>">` with the shared secret. (v1 signed no delivery id: a captured request
- * could be replayed under fresh ids. It is no longer accepted.)
- */
-export function sign(secret: string, timestamp: number | string, deliveryId: string, body: string): string {
-  return `v2=${createHmac("sha256", secret).update(`${timestamp}.${deliveryId}.${body}`).digest("hex")}`;
-}
-
-function signatureMatches(secret: string, timestamp: string, deliveryId: string, body: string, given: string) {
-  const expected = Buffer.from(sign(secret, timestamp, deliveryId, body));
-  // Several signatures may be sent while a secret is rotated: any one of them may match.
-  return given
-    .split(",")
-    .map((part) => Buffer.from(part.trim()))
-    .some((candidate) => candidate.length === expected.length && timingSafeEqual(candidate, expected));
 }
 
 /** What a webhook request costs the sender's address (signed or not), in rate-limit points. */
@@ -170,12 +151,7 @@ export async function handleOpsWebhook(
     if (!(error instanceof RateLimitedError)) throw error;
     return rateLimited(error, requestId);
   }
-  const accepted = await db().$transaction(async (tx) => {
-    const { count } = await tx.webhookDelivery.createMany({ data: [{ source, deliveryId }], skipDuplicates: true });
-    if (count === 0) return null;
-    return recordEvent(tx, "ops.event", null, { source, deliveryId, ...parsed.data });
-  });
-  if (accepted === null) {
+  if (!(await acceptOpsEvent(source, deliveryId, parsed.data))) {
     const message = `Delivery ${deliveryId} was accepted before: it is not processed twice.`;
     return refuse({ status: 409, code: "REPLAYED", message }, requestId);
   }

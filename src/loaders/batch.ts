@@ -59,3 +59,8 @@ export async function firstPages<T>(
   );
   return keys.map((key) => results.get(firstPageCacheKey(key)) ?? []);
 }
+
+/** What a by-id batch function returns for one id (null when absent): a service's single read. */
+export async function one<T>(batch: (ids: readonly string[]) => Promise<(T | null)[]>, id: string): Promise<T | null> {
+  return (await batch([id]))[0] ?? null;
+}

@@ -1,17 +1,51 @@
 import { cacheKeys, cacheStore, type FillEntry, jitter, reviveDates } from "../platform/cache.ts";
+import { CACHED_TABLES, type Change } from "../platform/changes.ts";
 import { requestScope } from "../platform/logger.ts";
 import { isUuid } from "../platform/sql.ts";
+import type { Loaders } from "./index.ts";
+
+/** One separately invalidated part of a cached entity: its fields, kept for `ttlSeconds` at most. */
+export interface EntityPart<T> {
+  ttlSeconds: number;
+  fields: readonly (keyof T & string)[];
+}
 
 /**
- * How an entity is cached. It may be split into parts that are invalidated separately: a post's caption
- * rarely changes, its like count changes all the time, so a like drops only the counters.
+ * How an entity is cached, and the one way to say it changed. It may be split into parts that are invalidated
+ * separately: a post's caption rarely changes, its like count changes all the time, so a like drops only the
+ * counters. The part names are the cache's key kinds: they are spelled here and nowhere else.
  */
-export interface CachedEntity<T extends { id: string }> {
-  parts: { kind: string; ttlSeconds: number; fields: readonly (keyof T & string)[] }[];
+export interface CachedEntity<T extends { id: string }, P extends string = string> {
+  name: string;
+  /** The table whose rows it caches (checked against what writes touched: see platform/changes.ts). */
+  table: string;
+  /** The per-request loader holding it, which a change clears (see loaders/index.ts). */
+  loader?: keyof Loaders;
+  parts: Record<P, EntityPart<T>>;
   /** Full rows for the ids from PostgreSQL, in any order; absent ids are simply missing. */
   load(ids: string[]): Promise<T[]>;
   /** Which keys may be looked up at all (default: UUIDs); others resolve to null without a query. */
   isValidId?: (id: string) => boolean;
+  /** What a write changed, for `commitChanges`: the named parts of the entity `id` (all parts if none named). */
+  changed(id: string, ...parts: P[]): Change;
+}
+
+/** Defines a cached entity (see CachedEntity); its table joins the ones the undeclared-change check watches. */
+export function defineEntity<T extends { id: string }, P extends string>(
+  definition: Omit<CachedEntity<T, P>, "changed">,
+): CachedEntity<T, P> {
+  CACHED_TABLES.add(definition.table);
+  const all = Object.keys(definition.parts) as P[];
+  return {
+    ...definition,
+    changed: (id, ...parts) => ({
+      entity: definition.name,
+      id,
+      parts: parts.length ? parts : all,
+      table: definition.table,
+      loader: definition.loader,
+    }),
+  };
 }
 
 // Database reads in progress in this process, keyed by entity and the versions seen before reading:
@@ -24,15 +58,15 @@ const inFlight = new Map<string, Promise<unknown>>();
  * query for the misses, one atomic fill that is skipped for any entity written in the meantime. Results are
  * in key order; ids that don't exist (or aren't valid ids) are null.
  */
-export async function loadThroughCache<T extends { id: string }>(
-  entity: CachedEntity<T>,
+export async function loadThroughCache<T extends { id: string }, P extends string>(
+  entity: CachedEntity<T, P>,
   ids: readonly string[],
 ): Promise<(T | null)[]> {
   const valid = entity.isValidId ?? isUuid;
   const unique = [...new Set(ids.filter(valid))];
   if (unique.length === 0) return ids.map(() => null);
   const store = cacheStore();
-  const { parts } = entity;
+  const parts = Object.entries<EntityPart<T>>(entity.parts).map(([kind, part]) => ({ kind, ...part }));
   const keys = unique.map((id) => parts.map((part) => cacheKeys(part.kind, id)));
   const raw = await store.mget(keys.flat().flatMap((k) => [k.valueKey, k.versionKey]));
 

@@ -1,6 +1,6 @@
 import type { Media } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
-import { type CachedEntity, loadThroughCache } from "./cached.ts";
+import { defineEntity, loadThroughCache } from "./cached.ts";
 
 export type MediaRecord = Media;
 
@@ -19,18 +19,24 @@ const MEDIA_FIELDS = [
   "createdAt",
 ] as const satisfies readonly (keyof MediaRecord)[];
 
-const mediaEntity: CachedEntity<MediaRecord> = {
-  parts: [{ kind: "media", ttlSeconds: 600, fields: MEDIA_FIELDS }],
-  load: (ids) => db().media.findMany({ where: { id: { in: ids } } }),
-};
+export const mediaEntity = defineEntity({
+  name: "media",
+  table: "media",
+  loader: "media",
+  parts: { media: { ttlSeconds: 600, fields: MEDIA_FIELDS } },
+  load: (ids): Promise<MediaRecord[]> => db().media.findMany({ where: { id: { in: ids } } }),
+});
 
 export function mediaById(ids: readonly string[]): Promise<(MediaRecord | null)[]> {
   return loadThroughCache(mediaEntity, ids);
 }
 
 /** A post's photos, in order. They are fixed when the post is created and go when it is deleted. */
-const photosEntity: CachedEntity<{ id: string; photos: MediaRecord[] }> = {
-  parts: [{ kind: "post-photos", ttlSeconds: 600, fields: ["photos"] }],
+export const postPhotosEntity = defineEntity<{ id: string; photos: MediaRecord[] }, "post-photos">({
+  name: "post-photos",
+  table: "media",
+  loader: "photosByPost",
+  parts: { "post-photos": { ttlSeconds: 600, fields: ["photos"] } },
   load: async (postIds) => {
     const rows = await db().media.findMany({
       where: { postId: { in: postIds }, status: "READY" },
@@ -38,9 +44,9 @@ const photosEntity: CachedEntity<{ id: string; photos: MediaRecord[] }> = {
     });
     return postIds.map((id) => ({ id, photos: rows.filter((row) => row.postId === id) }));
   },
-};
+});
 
 /** The photos of each post, in their order. */
 export async function photosByPost(postIds: readonly string[]): Promise<MediaRecord[][]> {
-  return (await loadThroughCache(photosEntity, postIds)).map((entry) => entry?.photos ?? []);
+  return (await loadThroughCache(postPhotosEntity, postIds)).map((entry) => entry?.photos ?? []);
 }

@@ -21,3 +21,8 @@ export function notificationsPage(recipientId: string, page: PageRequest): Promi
     WHERE n.recipient_id = ${recipientId}::uuid AND ${where}
     ORDER BY n.created_at ${direction}, n.id ${direction} LIMIT ${page.limit}`;
 }
+
+/** How many of a recipient's notifications are unread (cheap to poll: an index-only count). */
+export function unreadCount(recipientId: string): Promise<number> {
+  return db().notification.count({ where: { recipientId, readAt: null } });
+}

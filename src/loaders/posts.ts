@@ -1,9 +1,10 @@
 import type { PageRequest } from "../domain/pagination.ts";
 import type { Post } from "../generated/prisma/client.ts";
+import { cachedValue } from "../platform/cache.ts";
 import { db } from "../platform/db.ts";
 import { createdAtAndId, keyset, raw, type Sql, sql } from "../platform/sql.ts";
 import { type FirstPageKey, firstPages } from "./batch.ts";
-import { type CachedEntity, loadThroughCache } from "./cached.ts";
+import { defineEntity, loadThroughCache } from "./cached.ts";
 
 export type PostRecord = Post;
 
@@ -15,13 +16,16 @@ export const POST_COLUMNS = (alias: string): Sql =>
   );
 
 /** Posts are cached in two parts: the post, and its counters (a like invalidates only those). */
-export const postEntity: CachedEntity<PostRecord> = {
-  parts: [
-    { kind: "post", ttlSeconds: 600, fields: ["id", "authorId", "caption", "createdAt", "updatedAt"] },
-    { kind: "post-counts", ttlSeconds: 60, fields: ["likeCount", "commentCount"] },
-  ],
-  load: (ids) => db().post.findMany({ where: { id: { in: ids } } }),
-};
+export const postEntity = defineEntity({
+  name: "post",
+  table: "posts",
+  loader: "post",
+  parts: {
+    post: { ttlSeconds: 600, fields: ["id", "authorId", "caption", "createdAt", "updatedAt"] },
+    "post-counts": { ttlSeconds: 60, fields: ["likeCount", "commentCount"] },
+  },
+  load: (ids): Promise<PostRecord[]> => db().post.findMany({ where: { id: { in: ids } } }),
+});
 
 export function postsById(ids: readonly string[]): Promise<(PostRecord | null)[]> {
   return loadThroughCache(postEntity, ids);
@@ -92,4 +96,21 @@ export function explorePage(page: PageRequest): Promise<PostRecord[]> {
     )
     SELECT * FROM recent p WHERE ${where}
     ORDER BY p."likeCount" ${direction}, p."createdAt" ${direction}, p.id ${direction} LIMIT ${page.limit}`;
+}
+
+/** Where a post stands in explore: what ranks it (and places a cursor). */
+export type Ranked = Pick<PostRecord, "id" | "likeCount" | "createdAt">;
+
+export const rankOf = (rows: PostRecord[]): Ranked[] =>
+  rows.map(({ id, likeCount, createdAt }) => ({ id, likeCount, createdAt }));
+
+/** How long everyone shares the first explore page's ranking; the posts' counters are never older than a write. */
+const EXPLORE_TTL_SECONDS = 15;
+
+/**
+ * The first explore page's ranking, computed once and shared by everyone for a few seconds. Only the ranking:
+ * its posts then come through the entity cache, so every later request for it is served without PostgreSQL.
+ */
+export function exploreFirstPageRanking(page: PageRequest): Promise<Ranked[]> {
+  return cachedValue(`explore:first:${page.limit}`, EXPLORE_TTL_SECONDS, async () => rankOf(await explorePage(page)));
 }

@@ -2,7 +2,7 @@ import type { PageRequest } from "../domain/pagination.ts";
 import type { User } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
 import { createdAtAndId, keyset, raw, type Sql, sql } from "../platform/sql.ts";
-import { type CachedEntity, loadThroughCache } from "./cached.ts";
+import { defineEntity, loadThroughCache } from "./cached.ts";
 
 /** A user as other people may see it: the password hash and email never leave the auth paths. */
 export type UserRecord = Omit<User, "passwordHash" | "email">;
@@ -10,32 +10,33 @@ export type UserRecord = Omit<User, "passwordHash" | "email">;
 const omitPrivate = { passwordHash: true, email: true } as const;
 
 /** Users are cached in two parts: the profile, and the counters that follows and posts change. */
-export const userEntity: CachedEntity<UserRecord> = {
-  parts: [
-    {
-      kind: "user",
-      ttlSeconds: 300,
-      fields: ["id", "handle", "displayName", "bio", "avatarId", "createdAt", "updatedAt"],
-    },
-    { kind: "user-counts", ttlSeconds: 120, fields: ["followerCount", "followingCount", "postCount"] },
-  ],
-  load: (ids) => db().user.findMany({ where: { id: { in: ids } }, omit: omitPrivate }),
-};
+export const userEntity = defineEntity({
+  name: "user",
+  table: "users",
+  loader: "user",
+  parts: {
+    user: { ttlSeconds: 300, fields: ["id", "handle", "displayName", "bio", "avatarId", "createdAt", "updatedAt"] },
+    "user-counts": { ttlSeconds: 120, fields: ["followerCount", "followingCount", "postCount"] },
+  },
+  load: (ids): Promise<UserRecord[]> => db().user.findMany({ where: { id: { in: ids } }, omit: omitPrivate }),
+});
 
 export function usersById(ids: readonly string[]): Promise<(UserRecord | null)[]> {
   return loadThroughCache(userEntity, ids);
 }
 
 /** Handle → user id. Handles never change, so this mapping is cached for long and never invalidated. */
-const handleEntity: CachedEntity<{ id: string; userId: string }> = {
-  parts: [{ kind: "handle", ttlSeconds: 3600, fields: ["userId"] }],
+const handleEntity = defineEntity<{ id: string; userId: string }, "handle">({
+  name: "handle",
+  table: "users",
+  parts: { handle: { ttlSeconds: 3600, fields: ["userId"] } },
   load: async (handles) =>
     (await db().user.findMany({ where: { handle: { in: handles } }, select: { id: true, handle: true } })).map((u) => ({
       id: u.handle,
       userId: u.id,
     })),
   isValidId: (handle) => /^[a-z0-9_.]{3,30}$/.test(handle),
-};
+});
 
 /** The user ids of the given handles (null for unknown handles), in key order. */
 export async function userIdsByHandle(handles: readonly string[]): Promise<(string | null)[]> {
@@ -85,4 +86,9 @@ export function followPage(
     FROM follows f JOIN users u ON u.id = f.${raw(other)}
     WHERE f.${raw(match)} = ${userId}::uuid AND ${where}
     ORDER BY f.created_at ${direction}, f.${raw(other)} ${direction} LIMIT ${page.limit}`;
+}
+
+/** A user's email: private, so read apart from the cached public profile, for its owner only. */
+export async function emailOf(userId: string): Promise<string> {
+  return (await db().user.findUniqueOrThrow({ where: { id: userId }, select: { email: true } })).email;
 }

@@ -20,7 +20,7 @@ export interface CacheStore {
   mget(keys: string[]): Promise<(string | null)[]>;
   /** Stores each value only if its version key still holds the version seen before the database read. */
   fillIfUnchanged(entries: FillEntry[]): Promise<void>;
-  /** Bumps the versions and drops the values of entities that changed (after the commit). */
+  /** Bumps the versions and drops the values of entities that changed (after the commit: see changes.ts). */
   invalidate(entities: { versionKey: string; valueKeys: string[] }[]): Promise<void>;
   /** Stores a value (no version), e.g. a lock or a precomputed page. */
   set(key: string, value: string, ttlMs: number): Promise<void>;
@@ -327,17 +327,4 @@ export async function cachedValue<T>(name: string, ttlSeconds: number, compute: 
 /** A TTL with ±10% jitter, so entries cached together do not all expire together. */
 export function jitter(ttlSeconds: number): number {
   return Math.round(ttlSeconds * 1000 * (0.9 + Math.random() * 0.2));
-}
-
-/**
- * Invalidates cached parts of entities after a write has committed, e.g. `invalidate(["post-counts", id])`.
- * Call it after the transaction, never inside: a concurrent reader could otherwise re-read the old row.
- */
-export async function invalidate(...parts: [kind: string, id: string][]): Promise<void> {
-  await cacheStore().invalidate(
-    parts.map(([kind, id]) => {
-      const keys = cacheKeys(kind, id);
-      return { versionKey: keys.versionKey, valueKeys: keys.allValueKeys };
-    }),
-  );
 }

@@ -41,7 +41,7 @@ export function createPrismaClient(options: Config["database"]): PrismaClient {
     // connection does not exist on the next. Named statements save the parse on direct connections.
     options.preparedStatements ? { statementNameGenerator: statementName } : undefined,
   );
-  return new PrismaClient({ adapter: countingStatements(factory) });
+  return new PrismaClient({ adapter: countingStatements(factory, !config().production) });
 }
 
 const statementNames = new Map<string, string>();
@@ -55,11 +55,16 @@ function statementName(query: { sql: string }): string {
   return name;
 }
 
+/** The table a statement updates or deletes rows of (Prisma's SQL and ours), or null for anything else. */
+const WRITE = /^\s*(?:update|delete\s+from)\s+(?:"?public"?\.)?"?(\w+)"?/i;
+
 /**
  * Counts every statement sent through the adapter into the current request's scope. The count is the
- * "SQL statements per operation" that tests assert on and dev responses report.
+ * "SQL statements per operation" that tests assert on and dev responses report. Outside production it also
+ * notes the tables whose rows committed statements updated or deleted (a transaction's, once it commits), which
+ * the undeclared-change check compares with what the request's services declared (platform/changes.ts).
  */
-function countingStatements(factory: SqlDriverAdapterFactory): SqlDriverAdapterFactory {
+function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boolean): SqlDriverAdapterFactory {
   const count = () => {
     const scope = requestScope.getStore();
     if (scope) scope.sqlStatements++;
@@ -72,16 +77,24 @@ function countingStatements(factory: SqlDriverAdapterFactory): SqlDriverAdapterF
     performance.mark("shutter:db:first-statement");
     return run().finally(() => performance.mark("shutter:db:first-result"));
   };
-  const instrument = <T extends SqlQueryable>(queryable: T): T => {
+  /** Runs a statement; once it succeeded, the table it wrote goes to `written` (the scope's, or a transaction's). */
+  const tracked = async <R>(sql: string, written: Set<string> | undefined, run: () => Promise<R>): Promise<R> => {
+    const result = await timeFirst(run);
+    const table = written && WRITE.exec(sql)?.[1];
+    if (table) written.add(table.toLowerCase());
+    return result;
+  };
+  const instrument = <T extends SqlQueryable>(queryable: T, pending?: Set<string>): T => {
     const queryRaw = queryable.queryRaw.bind(queryable);
     const executeRaw = queryable.executeRaw.bind(queryable);
+    const written = () => (trackWrites ? (pending ?? requestScope.getStore()?.writtenTables) : undefined);
     queryable.queryRaw = (query) => {
       count();
-      return timeFirst(() => queryRaw(query));
+      return tracked(query.sql, written(), () => queryRaw(query));
     };
     queryable.executeRaw = (query) => {
       count();
-      return timeFirst(() => executeRaw(query));
+      return tracked(query.sql, written(), () => executeRaw(query));
     };
     return queryable;
   };
@@ -93,7 +106,21 @@ function countingStatements(factory: SqlDriverAdapterFactory): SqlDriverAdapterF
       const startTransaction = adapter.startTransaction.bind(adapter);
       adapter.startTransaction = async (isolationLevel) => {
         count(); // BEGIN
-        return instrument(await startTransaction(isolationLevel));
+        // A transaction's writes count once it commits: a rolled-back one changed nothing.
+        const pending = new Set<string>();
+        const scope = requestScope.getStore();
+        const transaction = instrument(await startTransaction(isolationLevel), pending);
+        const commit = transaction.commit.bind(transaction);
+        const rollback = transaction.rollback.bind(transaction);
+        transaction.commit = async () => {
+          await commit();
+          if (scope) for (const table of pending) scope.writtenTables.add(table);
+        };
+        transaction.rollback = async () => {
+          pending.clear();
+          await rollback();
+        };
+        return transaction;
       };
       return adapter;
     },

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { type Logger, type LoggerOptions, pino } from "pino";
+import type { Change } from "./changes.ts";
 import { config } from "./config.ts";
 
 /** What every log line and error of one request carries. */
@@ -14,12 +15,18 @@ export interface RequestScope {
   /** Cached entity parts found and not found. */
   cacheHits: number;
   cacheMisses: number;
-  /** Whether the response may be cached by anyone ("public") or only by the viewer ("private"); see http-cache.ts. */
+  /** Whether the response may be cached by anyone ("public") or only by the viewer ("private"); see use-http-caching.ts. */
   httpCache?: "public" | "private";
   /** Outbox events written while serving the request, announced once it is done (see events/outbox.ts). */
   events: bigint[];
-  /** A document the request registers (APQ), stored once its operation passed the gate (see persisted.ts). */
+  /** A document the request registers (APQ), stored once its operation passed the gate (see use-gate.ts). */
   registration?: { hash: string; document: string };
+  /** Tables whose rows committed statements updated or deleted (counted outside production; see db.ts). */
+  writtenTables: Set<string>;
+  /** Tables of the entities the request's writes declared as changed (see changes.ts). */
+  declaredTables: Set<string>;
+  /** Called with each commit's changes: the request's loaders forget those entities (set by createContext). */
+  onChanges?: (changes: readonly Change[]) => void;
 }
 
 /** A fresh scope for one request. */
@@ -32,6 +39,8 @@ export function createRequestScope(requestId: string): RequestScope {
     cacheHits: 0,
     cacheMisses: 0,
     events: [],
+    writtenTables: new Set(),
+    declaredTables: new Set(),
   };
 }
 

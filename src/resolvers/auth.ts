@@ -1,24 +1,7 @@
 import { builder } from "../../schema/builder.ts";
-import {
-  hashPassword,
-  revokeSession,
-  rotateRefreshToken,
-  type SessionTokens,
-  startSession,
-  verifyAgainstDummy,
-  verifyPassword,
-} from "../domain/auth.ts";
-import { chargeSignUp, loginSucceeded, reserveLoginAttempt } from "../domain/rate-limit.ts";
 import { displayNameRule, emailRule, handleRule, passwordRule } from "../domain/validation.ts";
-import {
-  ConflictError,
-  InvalidCredentialsError,
-  RateLimitedError,
-  rethrowPrismaError,
-  UnauthenticatedError,
-  ValidationError,
-} from "../errors.ts";
-import { db } from "../platform/db.ts";
+import { ConflictError, InvalidCredentialsError, RateLimitedError, UnauthenticatedError } from "../errors.ts";
+import { logIn, logOut, rotateRefreshToken, type SessionTokens, signUp } from "../services/auth.ts";
 import { UserRef } from "./users.ts";
 
 const SessionRef = builder.objectRef<SessionTokens>("Session").implement({
@@ -75,39 +58,7 @@ builder.mutationFields((t) => ({
     skipTypeScopes: true,
     args: { input: t.arg({ type: SignUpInput, required: true }) },
     errors: { types: [ConflictError, RateLimitedError], dataField: { name: "session" } },
-    resolve: async (_root, { input }, context) => {
-      const identity = context.externalIdentity;
-      if (context.viewer) throw new ConflictError("You are already signed in to an account.");
-      // Every attempt counts, taken or not: creating accounts and probing for emails cost the same.
-      await chargeSignUp(context.clientAddress);
-      if (!identity && !input.password) {
-        throw ValidationError.field(["input", "password"], "Choose a password (at least 8 characters).");
-      }
-      const taken = await db().user.findFirst({
-        where: { OR: [{ handle: input.handle }, { email: input.email }] },
-        select: { handle: true },
-      });
-      if (taken) {
-        throw new ConflictError(
-          taken.handle === input.handle
-            ? `The handle @${input.handle} is taken. Try another one.`
-            : "An account with that email already exists. Log in instead.",
-        );
-      }
-      const user = await db()
-        .user.create({
-          data: {
-            handle: input.handle,
-            displayName: input.displayName,
-            email: input.email,
-            passwordHash: input.password ? await hashPassword(input.password) : null,
-            identities: identity ? { create: { issuer: identity.issuer, subject: identity.subject } } : undefined,
-          },
-        })
-        // Two sign-ups racing for the same handle: the unique index decides.
-        .catch((error) => rethrowPrismaError(error, { conflict: "That handle or email was just taken. Try again." }));
-      return startSession(user.id);
-    },
+    resolve: (_root, { input }, context) => signUp(context, input),
   }),
   logIn: t.field({
     type: SessionRef,
@@ -115,22 +66,7 @@ builder.mutationFields((t) => ({
     skipTypeScopes: true,
     args: { input: t.arg({ type: LogInInput, required: true }) },
     errors: { types: [InvalidCredentialsError, RateLimitedError], dataField: { name: "session" } },
-    resolve: async (_root, { input }, context) => {
-      const login = input.login.trim().replace(/^@/, "").toLowerCase().slice(0, 254);
-      const user = await db().user.findFirst({
-        where: login.includes("@") ? { email: login } : { handle: login },
-        select: { id: true, passwordHash: true },
-      });
-      // The attempt takes its place in the limits before any password is checked, counted on the account
-      // (its handle and its email are one account), from this address (see rate-limit.ts).
-      const reservation = await reserveLoginAttempt(user ? `user:${user.id}` : `login:${login}`, context.clientAddress);
-      const valid = user?.passwordHash
-        ? await verifyPassword(input.password, user.passwordHash)
-        : await verifyAgainstDummy(input.password).then(() => false);
-      if (!user || !valid) throw new InvalidCredentialsError();
-      await loginSucceeded(reservation);
-      return startSession(user.id);
-    },
+    resolve: (_root, { input }, context) => logIn(context, input),
   }),
   refreshSession: t.field({
     type: SessionRef,
@@ -144,9 +80,7 @@ builder.mutationFields((t) => ({
     description: "Ends the viewer's current session: its refresh token stops working.",
     errors: { dataField: { name: "loggedOut" } },
     resolve: async (_root, _args, context) => {
-      // Signed in with an external issuer's token: there is no Shutter session to end (sign out there).
-      const { sessionId } = context.viewer!;
-      if (sessionId) await revokeSession(sessionId);
+      await logOut(context.viewer!);
       return true;
     },
   }),

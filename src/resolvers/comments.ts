@@ -2,11 +2,9 @@ import { encodeGlobalID } from "@pothos/plugin-relay";
 import { builder } from "../../schema/builder.ts";
 import { byCreation, paginate } from "../domain/pagination.ts";
 import { commentRule } from "../domain/validation.ts";
-import { ForbiddenError, NotFoundError, rethrowPrismaError } from "../errors.ts";
-import { notified, recordEvent } from "../events/outbox.ts";
+import { ForbiddenError, NotFoundError } from "../errors.ts";
 import { type CommentRecord, postCommentsPage } from "../loaders/comments.ts";
-import { invalidate } from "../platform/cache.ts";
-import { db } from "../platform/db.ts";
+import { addComment, deleteComment } from "../services/comments.ts";
 import { PostRef } from "./posts.ts";
 import { UserRef } from "./users.ts";
 
@@ -71,23 +69,8 @@ builder.mutationField("addComment", (t) =>
     args: { input: t.arg({ type: AddCommentInput, required: true }) },
     errors: { types: [NotFoundError], dataField: { name: "comment" } },
     resolve: async (_root, { input }, context) => {
-      const viewerId = context.viewer!.id;
-      const post = await context.loaders.post.load(input.postId.id);
-      if (!post) throw new NotFoundError("That post doesn't exist.");
-      const { comment, updated } = await db()
-        .$transaction(async (tx) => {
-          const comment = await tx.comment.create({ data: { postId: post.id, authorId: viewerId, body: input.body } });
-          const updated = await tx.post.update({ where: { id: post.id }, data: { commentCount: { increment: 1 } } });
-          await recordEvent(tx, "comment.added", notified(post.authorId, viewerId), {
-            postId: post.id,
-            commentId: comment.id,
-            actorId: viewerId,
-          });
-          return { comment, updated };
-        })
-        .catch((error) => rethrowPrismaError(error, { notFound: "That post doesn't exist." }));
-      await invalidate(["post-counts", post.id]);
-      context.loaders.post.clear(post.id).prime(post.id, updated);
+      const { comment, post } = await addComment(context.viewer!, { postId: input.postId.id, body: input.body });
+      context.loaders.post.clear(post.id).prime(post.id, post);
       return comment;
     },
   }),
@@ -104,27 +87,8 @@ builder.mutationField("deleteComment", (t) =>
     args: { input: t.arg({ type: DeleteCommentInput, required: true }) },
     errors: { types: [NotFoundError, ForbiddenError], dataField: { name: "deletedCommentId" } },
     resolve: async (_root, { input }, context) => {
-      const viewerId = context.viewer!.id;
-      const comment = await context.loaders.comment.load(input.commentId.id);
-      if (!comment) throw new NotFoundError("That comment doesn't exist.");
-      const post = await context.loaders.post.load(comment.postId);
-      if (comment.authorId !== viewerId && post?.authorId !== viewerId) {
-        throw new ForbiddenError("Only the comment's author or the post's author can delete it.");
-      }
-      await db().$transaction(async (tx) => {
-        // Its notification goes with it (foreign key cascade). Counted only by the request that deleted it.
-        const deleted = await tx.comment.deleteMany({ where: { id: comment.id } });
-        if (deleted.count === 0) throw new NotFoundError("That comment doesn't exist.");
-        await tx.post.updateMany({ where: { id: comment.postId }, data: { commentCount: { decrement: 1 } } });
-        await recordEvent(tx, "comment.deleted", post ? notified(post.authorId, comment.authorId) : null, {
-          postId: comment.postId,
-          commentId: comment.id,
-          actorId: viewerId,
-        });
-      });
-      await invalidate(["post-counts", comment.postId]);
-      context.loaders.post.clear(comment.postId);
-      return encodeGlobalID("Comment", comment.id);
+      await deleteComment(context.viewer!, input.commentId.id);
+      return encodeGlobalID("Comment", input.commentId.id);
     },
   }),
 );

@@ -1,10 +1,10 @@
 import * as z from "zod/mini";
-import { builder, type Context } from "../../schema/builder.ts";
-import { ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
+import { builder } from "../../schema/builder.ts";
+import { ForbiddenError, NotFoundError } from "../errors.ts";
 import type { MediaRecord } from "../loaders/media.ts";
-import { config } from "../platform/config.ts";
 import { photoUrl } from "../platform/storage.ts";
 import {
+  completeUpload,
   isPhotoType,
   PHOTO_TYPES,
   type PhotoType,
@@ -12,7 +12,6 @@ import {
   startUpload,
   UploadError,
   type UploadTarget,
-  verifyUpload,
 } from "../services/media.ts";
 import { ErrorInterface } from "./errors.ts";
 
@@ -130,20 +129,12 @@ builder.mutationField("createUpload", (t) =>
       "updateProfile (or call completeUpload to check it first).",
     args: { input: t.arg({ type: CreateUploadInput, required: true }) },
     errors: { types: [QuotaExceededError], directResult: true },
-    resolve: (_root, { input }, context) => {
-      const { maxBytes } = config().uploads;
-      if (input.byteSize < 1 || input.byteSize > maxBytes) {
-        throw ValidationError.field(
-          ["input", "byteSize"],
-          `A photo can be at most ${(maxBytes / 1024 / 1024).toFixed(0)} MB; this one is ${(input.byteSize / 1024 / 1024).toFixed(1)} MB.`,
-        );
-      }
-      return startUpload(context.viewer!.id, {
+    resolve: (_root, { input }, context) =>
+      startUpload(context.viewer!, {
         contentType: input.contentType as PhotoType,
         byteSize: input.byteSize,
         purpose: input.purpose,
-      });
-    },
+      }),
   }),
 );
 
@@ -158,18 +149,9 @@ builder.mutationField("completeUpload", (t) =>
     args: { input: t.arg({ type: CompleteUploadInput, required: true }) },
     errors: { types: [NotFoundError, ForbiddenError, UploadError], dataField: { name: "photo" } },
     resolve: async (_root, { input }, context) => {
-      const media = await ownMedia(context, input.photoId.id);
-      const ready = await verifyUpload(media);
-      context.loaders.media.clear(media.id).prime(media.id, ready);
+      const ready = await completeUpload(context.viewer!, input.photoId.id);
+      context.loaders.media.clear(ready.id).prime(ready.id, ready);
       return ready;
     },
   }),
 );
-
-/** The viewer's own media. @throws NotFoundError, ForbiddenError */
-export async function ownMedia(context: Context, id: string): Promise<MediaRecord> {
-  const media = await context.loaders.media.load(id);
-  if (!media) throw new NotFoundError("That photo doesn't exist.");
-  if (media.ownerId !== context.viewer!.id) throw new ForbiddenError("That photo belongs to someone else.");
-  return media;
-}

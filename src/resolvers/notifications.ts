@@ -1,11 +1,10 @@
 import { builder } from "../../schema/builder.ts";
 import { byCreation, paginate } from "../domain/pagination.ts";
 import { LIMITS } from "../domain/validation.ts";
-import { UnauthenticatedError, ValidationError } from "../errors.ts";
+import { UnauthenticatedError } from "../errors.ts";
 import { notificationsPubSub } from "../events/pubsub.ts";
-import { type NotificationRecord, notificationsPage } from "../loaders/notifications.ts";
-import { db } from "../platform/db.ts";
-import { isUuid } from "../platform/sql.ts";
+import { type NotificationRecord, notificationsPage, unreadCount } from "../loaders/notifications.ts";
+import { markNotificationsRead } from "../services/notifications.ts";
 import { CommentRef } from "./comments.ts";
 import { PostRef } from "./posts.ts";
 import { UserRef, ViewerRef } from "./users.ts";
@@ -71,7 +70,7 @@ builder.objectFields(ViewerRef, (t) => ({
   ),
   unreadNotificationCount: t.int({
     description: "Cheap to poll: clients of pure functions refresh their badge with it.",
-    resolve: (viewer) => db().notification.count({ where: { recipientId: viewer.id, readAt: null } }),
+    resolve: (viewer) => unreadCount(viewer.id),
   }),
 }));
 
@@ -91,17 +90,11 @@ builder.mutationField("markNotificationsRead", (t) =>
     args: { input: t.arg({ type: MarkNotificationsReadInput, required: true }) },
     errors: { dataField: { name: "viewer" } },
     resolve: async (_root, { input }, context) => {
-      const viewer = context.viewer!;
-      const ids = input.ids?.map((id) => id.id).filter(isUuid);
-      if (input.ids && input.ids.length > 100) {
-        throw ValidationError.field(["input", "ids"], "Mark at most 100 notifications at once, or omit ids for all.");
-      }
-      // Scoped to the viewer: ids of other people's notifications simply match nothing.
-      await db().notification.updateMany({
-        where: { recipientId: viewer.id, readAt: null, ...(ids ? { id: { in: ids } } : {}) },
-        data: { readAt: new Date() },
-      });
-      return viewer;
+      await markNotificationsRead(
+        context.viewer!,
+        input.ids?.map((id) => id.id),
+      );
+      return context.viewer!;
     },
   }),
 );

@@ -1,17 +1,21 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
-import { builder, type Context } from "../../schema/builder.ts";
+import { builder } from "../../schema/builder.ts";
+import type { Context } from "../context.ts";
 import { byCreation, type ConnectionArgs, type CursorKey, type PageRequest, paginate } from "../domain/pagination.ts";
 import { captionRule, LIMITS } from "../domain/validation.ts";
-import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
-import { recordEvent } from "../events/outbox.ts";
+import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
 import { primed } from "../loaders/index.ts";
-import type { MediaRecord } from "../loaders/media.ts";
-import { authorPostsPage, explorePage, feedPage, type PostRecord } from "../loaders/posts.ts";
-import { cachedValue, invalidate } from "../platform/cache.ts";
-import { db } from "../platform/db.ts";
-import { logger } from "../platform/logger.ts";
-import { deleteObjects } from "../platform/storage.ts";
-import { UploadError, verifyUpload } from "../services/media.ts";
+import {
+  authorPostsPage,
+  exploreFirstPageRanking,
+  explorePage,
+  feedPage,
+  type PostRecord,
+  type Ranked,
+  rankOf,
+} from "../loaders/posts.ts";
+import { UploadError } from "../services/media.ts";
+import { createPost, deletePost } from "../services/posts.ts";
 import { PhotoRef } from "./media.ts";
 import { UserRef } from "./users.ts";
 
@@ -20,7 +24,7 @@ export const PostRef = builder.objectRef<PostRecord>("Post");
 export const PostConnection = builder.connectionObject({ type: PostRef, name: "PostConnection" });
 
 /** A user's posts; the first page comes through a loader, so a list of users batches into one statement. */
-export function postsOfAuthor(authorId: string, args: ConnectionArgs, context: Context) {
+function postsOfAuthor(authorId: string, args: ConnectionArgs, context: Context) {
   return paginate<PostRecord>(
     args,
     (page) =>
@@ -111,21 +115,10 @@ builder.queryFields((t) => ({
   ),
 }));
 
-/** How long everyone shares the first explore page's ranking; the posts' counters are never older than a write. */
-const EXPLORE_TTL_SECONDS = 15;
-
-type Ranked = Pick<PostRecord, "id" | "likeCount" | "createdAt">;
-
-/**
- * The posts of an explore page in rank order. The first page's ranking is computed once and shared, and its
- * posts then come through the entity cache (not primed from the ranking query), so every later request for it
- * is served without touching PostgreSQL.
- */
+/** The posts of an explore page in rank order: the first page's ranking is shared (see exploreFirstPageRanking). */
 async function exploreRanking(page: PageRequest, context: Context): Promise<Ranked[]> {
-  const rank = (rows: PostRecord[]): Ranked[] =>
-    rows.map(({ id, likeCount, createdAt }) => ({ id, likeCount, createdAt }));
-  if (page.after || page.before || page.inverted) return rank(primed(context.loaders.post, await explorePage(page)));
-  return cachedValue(`explore:first:${page.limit}`, EXPLORE_TTL_SECONDS, async () => rank(await explorePage(page)));
+  if (page.after || page.before || page.inverted) return rankOf(primed(context.loaders.post, await explorePage(page)));
+  return exploreFirstPageRanking(page);
 }
 
 const CreatePostInput = builder.inputType("CreatePostInput", {
@@ -146,50 +139,12 @@ builder.mutationField("createPost", (t) =>
     args: { input: t.arg({ type: CreatePostInput, required: true }) },
     errors: { types: [NotFoundError, ForbiddenError, ConflictError, UploadError], dataField: { name: "post" } },
     resolve: async (_root, { input }, context) => {
-      const viewerId = context.viewer!.id;
-      const photoIds = input.photoIds.map((id) => id.id);
-      if (photoIds.length < LIMITS.photos.min || photoIds.length > LIMITS.photos.max) {
-        throw ValidationError.field(
-          ["input", "photoIds"],
-          `A post has ${LIMITS.photos.min} to ${LIMITS.photos.max} photos; you sent ${photoIds.length}.`,
-        );
-      }
-      if (new Set(photoIds).size !== photoIds.length) {
-        throw ValidationError.field(["input", "photoIds"], "Each photo can appear only once in a post.");
-      }
-      const found = await context.loaders.media.loadMany(photoIds);
-      for (const media of found) {
-        if (!media || media instanceof Error) throw new NotFoundError("One of those photos doesn't exist.");
-        if (media.ownerId !== viewerId) throw new ForbiddenError("You can only post your own photos.");
-        if (media.purpose !== "POST_PHOTO") throw new ConflictError("That photo was uploaded as an avatar.");
-      }
-      // Uploads not verified yet are checked now (what arrived in storage, before anyone sees it).
-      for (const ready of await Promise.all(found.map((media) => verifyUpload(media as MediaRecord)))) {
-        context.loaders.media.clear(ready.id).prime(ready.id, ready);
-      }
-      const created = await db().$transaction(async (tx) => {
-        // Lock the photos, then re-check what another request could have changed since they were loaded.
-        const locked = await tx.$queryRaw<{ id: string; status: string; post_id: string | null }[]>`
-          SELECT id, status, post_id FROM media WHERE id = ANY(${photoIds}::uuid[]) FOR UPDATE`;
-        if (locked.length !== photoIds.length) throw new NotFoundError("One of those photos doesn't exist.");
-        if (locked.some((m) => m.status !== "READY")) throw new ConflictError("A photo hasn't finished uploading yet.");
-        if (locked.some((m) => m.post_id !== null)) throw new ConflictError("A photo is already part of a post.");
-        const post = await tx.post.create({ data: { authorId: viewerId, caption: input.caption ?? "" } });
-        await tx.$executeRaw`
-          UPDATE media SET post_id = ${post.id}::uuid, position = v.ord - 1
-          FROM unnest(${photoIds}::uuid[]) WITH ORDINALITY AS v(id, ord) WHERE media.id = v.id`;
-        await tx.user.update({ where: { id: viewerId }, data: { postCount: { increment: 1 } } });
-        await recordEvent(tx, "post.created", null, { postId: post.id, actorId: viewerId });
-        return post;
+      const { post, photos } = await createPost(context.viewer!, {
+        caption: input.caption,
+        photoIds: input.photoIds.map((id) => id.id),
       });
-      await invalidate(
-        ["user-counts", viewerId],
-        ["post-photos", created.id],
-        ...photoIds.map((id): [string, string] => ["media", id]),
-      );
-      context.loaders.user.clear(viewerId);
-      for (const id of photoIds) context.loaders.media.clear(id);
-      return created;
+      context.loaders.photosByPost.prime(post.id, photos);
+      return post;
     },
   }),
 );
@@ -203,33 +158,20 @@ builder.mutationField("deletePost", (t) =>
     type: "ID",
     args: { input: t.arg({ type: DeletePostInput, required: true }) },
     errors: { types: [NotFoundError, ForbiddenError], dataField: { name: "deletedPostId" } },
-    resolve: async (_root, { input }, context) => {
-      const post = await context.loaders.post.load(input.postId.id);
-      if (!post) throw new NotFoundError("That post doesn't exist.");
-      if (post.authorId !== context.viewer!.id) throw new ForbiddenError("Only its author can delete a post.");
-      const photos = await db().$transaction(async (tx) => {
-        const photos = await tx.media.findMany({ where: { postId: post.id }, select: { id: true, storageKey: true } });
-        // Counted only if this request is the one that deleted it (two deletes may race).
-        const deleted = await tx.post.deleteMany({ where: { id: post.id } });
-        if (deleted.count === 0) throw new NotFoundError("That post doesn't exist.");
-        await tx.user.update({ where: { id: post.authorId }, data: { postCount: { decrement: 1 } } });
-        return photos;
-      });
-      await invalidate(
-        ["post", post.id],
-        ["post-counts", post.id],
-        ["post-photos", post.id],
-        ["user-counts", post.authorId],
-        ...photos.map((photo): [string, string] => ["media", photo.id]),
-      );
-      const keys = photos.map((photo) => photo.storageKey);
-      context.loaders.post.clear(post.id);
-      context.loaders.user.clear(post.authorId);
-      // After commit: the rows are gone either way; an object left behind is logged for cleanup, not an error.
-      await deleteObjects(keys).catch((error) =>
-        logger().error({ err: error, keys }, "could not delete the photos of a deleted post"),
-      );
-      return encodeGlobalID("Post", post.id);
-    },
+    resolve: async (_root, { input }, context) =>
+      encodeGlobalID("Post", await deletePost(context.viewer!, input.postId.id)),
   }),
 );
+
+// A user's posts are added from here, the module that owns posts: users.ts need not know about posts (Pothos's
+// patterns guide), so the two modules import in one direction only.
+builder.objectFields(UserRef, (t) => ({
+  posts: t.connection(
+    {
+      type: PostRef,
+      description: "Newest first.",
+      resolve: (user, args, context) => postsOfAuthor(user.id, args, context),
+    },
+    PostConnection,
+  ),
+}));

@@ -1,12 +1,12 @@
 import { builder } from "../../schema/builder.ts";
 import { LIMITS } from "../domain/validation.ts";
 import { NotFoundError } from "../errors.ts";
-import { config } from "../platform/config.ts";
-import { db } from "../platform/db.ts";
+import { sourceSubscriptionsOf } from "../loaders/sources.ts";
+import { sources, subscribeToSource, unsubscribeFromSource } from "../services/sources.ts";
 import { ViewerRef } from "./users.ts";
 
-// Operations sources: systems (CI/CD, monitoring) that post events to the operations webhook. People subscribe
-// to a source and get each of its events as a SYSTEM notification.
+// Operations sources (see services/sources.ts): people subscribe to a source and get each of its events as a
+// SYSTEM notification.
 
 const SourceSubscriptionRef = builder.objectRef<{ source: string; createdAt: Date }>("SourceSubscription").implement({
   fields: (t) => ({
@@ -14,8 +14,6 @@ const SourceSubscriptionRef = builder.objectRef<{ source: string; createdAt: Dat
     subscribedAt: t.expose("createdAt", { type: "DateTime" }),
   }),
 });
-
-const sources = () => [...config().opsWebhook.secrets.keys()].sort();
 
 builder.queryField("notificationSources", (t) =>
   t.stringList({
@@ -30,7 +28,7 @@ builder.objectFields(ViewerRef, (t) => ({
     type: [SourceSubscriptionRef],
     description: "The operations sources the viewer is notified of, by name.",
     extensions: { maxItems: LIMITS.sources.max },
-    resolve: (viewer) => db().sourceSubscription.findMany({ where: { userId: viewer.id }, orderBy: { source: "asc" } }),
+    resolve: (viewer) => sourceSubscriptionsOf(viewer.id),
   }),
 }));
 
@@ -45,13 +43,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: SourceInput, required: true }) },
     errors: { types: [NotFoundError], dataField: { name: "viewer" } },
     resolve: async (_root, { input }, context) => {
-      if (!sources().includes(input.source)) {
-        throw new NotFoundError(`There is no source "${input.source}": choose one of notificationSources.`);
-      }
-      await db().sourceSubscription.createMany({
-        data: [{ userId: context.viewer!.id, source: input.source }],
-        skipDuplicates: true,
-      });
+      await subscribeToSource(context.viewer!, input.source);
       return context.viewer!;
     },
   }),
@@ -61,7 +53,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: SourceInput, required: true }) },
     errors: { dataField: { name: "viewer" } },
     resolve: async (_root, { input }, context) => {
-      await db().sourceSubscription.deleteMany({ where: { userId: context.viewer!.id, source: input.source } });
+      await unsubscribeFromSource(context.viewer!, input.source);
       return context.viewer!;
     },
   }),

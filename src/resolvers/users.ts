@@ -1,14 +1,13 @@
-import { builder, type Viewer } from "../../schema/builder.ts";
+import { builder } from "../../schema/builder.ts";
+import type { Viewer } from "../context.ts";
 import { type Ordering, paginate } from "../domain/pagination.ts";
 import { bioRule, displayNameRule, handleRule, searchPrefixRule } from "../domain/validation.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
 import { primed } from "../loaders/index.ts";
-import { followPage, handleSearchPage, type UserRecord } from "../loaders/users.ts";
-import { invalidate } from "../platform/cache.ts";
-import { db } from "../platform/db.ts";
-import { UploadError, verifyUpload } from "../services/media.ts";
-import { ownMedia, PhotoRef, readyMedia } from "./media.ts";
-import { PostConnection, PostRef, postsOfAuthor } from "./posts.ts";
+import { emailOf, followPage, handleSearchPage, type UserRecord } from "../loaders/users.ts";
+import { UploadError } from "../services/media.ts";
+import { updateProfile } from "../services/profile.ts";
+import { PhotoRef, readyMedia } from "./media.ts";
 
 export const UserRef = builder.objectRef<UserRecord>("User");
 
@@ -43,14 +42,6 @@ builder.node(UserRef, {
       description: "Whether the signed-in viewer follows this user (false when signed out).",
       resolve: (user, _args, context) => (context.viewer ? context.loaders.viewerIsFollowing.load(user.id) : false),
     }),
-    posts: t.connection(
-      {
-        type: PostRef,
-        description: "Newest first.",
-        resolve: (user, args, context) => postsOfAuthor(user.id, args, context),
-      },
-      PostConnection,
-    ),
     followers: t.connection(
       {
         type: UserRef,
@@ -92,10 +83,7 @@ export const ViewerRef = builder.objectRef<Viewer>("Viewer").implement({
         return user;
       },
     }),
-    email: t.string({
-      resolve: async (viewer) =>
-        (await db().user.findUniqueOrThrow({ where: { id: viewer.id }, select: { email: true } })).email,
-    }),
+    email: t.string({ resolve: (viewer) => emailOf(viewer.id) }),
   }),
 });
 
@@ -150,31 +138,13 @@ builder.mutationField("updateProfile", (t) =>
     args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
     errors: { types: [NotFoundError, ForbiddenError, ConflictError, UploadError], dataField: { name: "user" } },
     resolve: async (_root, { input }, context) => {
-      const viewer = context.viewer!;
-      let avatarId: string | null | undefined;
-      if (input.avatarPhotoId === null) avatarId = null;
-      else if (input.avatarPhotoId) {
-        const media = await ownMedia(context, input.avatarPhotoId.id);
-        if (media.purpose !== "AVATAR")
-          throw new ConflictError("That photo was uploaded for a post, not as an avatar.");
-        const ready = await verifyUpload(media);
-        context.loaders.media.clear(ready.id).prime(ready.id, ready);
-        avatarId = ready.id;
-      }
-      const {
-        passwordHash: _hash,
-        email: _email,
-        ...user
-      } = await db().user.update({
-        where: { id: viewer.id },
-        data: {
-          displayName: input.displayName ?? undefined,
-          bio: input.bio ?? undefined,
-          avatarId,
-        },
+      const { user, avatar } = await updateProfile(context.viewer!, {
+        displayName: input.displayName,
+        bio: input.bio,
+        avatarPhotoId: input.avatarPhotoId === null ? null : input.avatarPhotoId?.id,
       });
-      await invalidate(["user", viewer.id]);
-      context.loaders.user.clear(viewer.id).prime(viewer.id, user);
+      if (avatar) context.loaders.media.prime(avatar.id, avatar);
+      context.loaders.user.prime(user.id, user);
       return user;
     },
   }),

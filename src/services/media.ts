@@ -1,10 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { imageSize } from "image-size";
-import { ErrorCode, ShutterError } from "../errors.ts";
+import type { Viewer } from "../domain/auth.ts";
+import { ErrorCode, ForbiddenError, NotFoundError, ShutterError, ValidationError } from "../errors.ts";
 import { recordEvent } from "../events/outbox.ts";
 import type { MediaPurpose } from "../generated/prisma/client.ts";
-import type { MediaRecord } from "../loaders/media.ts";
-import { invalidate } from "../platform/cache.ts";
+import { one } from "../loaders/batch.ts";
+import { type MediaRecord, mediaById, mediaEntity } from "../loaders/media.ts";
+import { commitChanges } from "../platform/changes.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
@@ -72,13 +74,20 @@ export interface UploadTarget {
  * Starts an upload: a PENDING media record and a presigned PUT for a key the server chose. The signature binds
  * the bucket, the key, Content-Type and Content-Length, and expires within minutes, so the app can upload
  * exactly the file it announced there and nothing else.
- * @throws QuotaExceededError when the viewer has too many unused uploads.
+ * @throws ValidationError (a size out of bounds), QuotaExceededError (too many unused uploads)
  */
 export async function startUpload(
-  ownerId: string,
+  viewer: Viewer,
   input: { contentType: PhotoType; byteSize: number; purpose: MediaPurpose },
 ): Promise<{ media: MediaRecord; upload: UploadTarget }> {
-  const { maxPending, urlTtlSeconds } = config().uploads;
+  const { maxPending, urlTtlSeconds, maxBytes } = config().uploads;
+  if (input.byteSize < 1 || input.byteSize > maxBytes) {
+    throw ValidationError.field(
+      ["input", "byteSize"],
+      `A photo can be at most ${(maxBytes / 1024 / 1024).toFixed(0)} MB; this one is ${(input.byteSize / 1024 / 1024).toFixed(1)} MB.`,
+    );
+  }
+  const ownerId = viewer.id;
   const id = randomUUID();
   const storageKey = `u/${ownerId}/${id}.${PHOTO_TYPES[input.contentType]}`;
   const media = await db().$transaction(async (tx) => {
@@ -148,6 +157,19 @@ async function countUnused(tx: Pick<ReturnType<typeof db>, "$queryRaw">, ownerId
 
 const uploadExpiry = (media: Pick<MediaRecord, "createdAt">) =>
   new Date(media.createdAt.getTime() + config().uploads.urlTtlSeconds * 1000);
+
+/** The viewer's own media. @throws NotFoundError, ForbiddenError */
+export async function ownMedia(viewer: Viewer, id: string): Promise<MediaRecord> {
+  const media = await one(mediaById, id);
+  if (!media) throw new NotFoundError("That photo doesn't exist.");
+  if (media.ownerId !== viewer.id) throw new ForbiddenError("That photo belongs to someone else.");
+  return media;
+}
+
+/** Verifies one of the viewer's uploads and makes it READY (see verifyUpload). @throws NotFoundError, ForbiddenError, UploadError */
+export async function completeUpload(viewer: Viewer, photoId: string): Promise<MediaRecord> {
+  return verifyUpload(await ownMedia(viewer, photoId));
+}
 
 /** Bytes read from the start of an object to recognise its format and dimensions. */
 const HEAD_BYTES = 256 * 1024;
@@ -231,7 +253,7 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
       WHERE id = ${media.id}::uuid AND status = 'PENDING' RETURNING id`;
     if (ready) await recordEvent(tx, "media.ready", null, { mediaId: media.id, actorId: media.ownerId });
   });
-  await invalidate(["media", media.id]);
+  await commitChanges(mediaEntity.changed(media.id));
   // The uploaded copy is no longer anyone's: a PUT still arriving through the URL recreates it, tagged pending,
   // for the bucket's lifecycle rule (and nothing points at it).
   await deleteObjects([media.storageKey]);
@@ -255,7 +277,7 @@ async function reject(media: MediaRecord, problem: UploadProblem): Promise<never
   logger().info({ mediaId: media.id, problem }, "upload rejected");
   await deleteObjects([media.storageKey]);
   await db().media.deleteMany({ where: { id: media.id, status: "PENDING" } });
-  await invalidate(["media", media.id]);
+  await commitChanges(mediaEntity.changed(media.id));
   throw new UploadError(problem);
 }
 
@@ -291,7 +313,7 @@ export async function deleteOrphanedUploads(
       return rows;
     });
     if (batch.length === 0) break;
-    await invalidate(...batch.map((row): [string, string] => ["media", row.id]));
+    await commitChanges(batch.map((row) => mediaEntity.changed(row.id)));
     deleted += batch.length;
   }
   return deleted;

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { type DocumentNode, type GraphQLSchema, getOperationAST, TypeInfo, visit, visitWithTypeInfo } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import type { Context } from "../../../schema/builder.ts";
+import type { Context } from "../../context.ts";
 import { config } from "../../platform/config.ts";
 import { requestScope } from "../../platform/logger.ts";
 

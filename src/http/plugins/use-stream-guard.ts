@@ -1,10 +1,10 @@
 // Long-lived streams (subscriptions over Server-Sent Events) live no longer than what opened them, and are
 // counted: each ends when the credentials that opened it expire, when its session ends (log-out, a replayed
 // refresh token: on whichever instance holds the stream), and a viewer holds at most SUBSCRIPTIONS_PER_VIEWER
-// of them on an instance. The gate (security.ts) has costed and charged the subscription before it starts.
+// of them on an instance. The gate (use-gate.ts) has costed and charged the subscription before it starts.
 import type { ExecutionResult } from "graphql";
 import { isAsyncIterable, type Plugin, Repeater } from "graphql-yoga";
-import type { Context, Viewer } from "../../../schema/builder.ts";
+import type { Context, Viewer } from "../../context.ts";
 import { RateLimitedError } from "../../errors.ts";
 import { notificationsPubSub } from "../../events/pubsub.ts";
 import { config } from "../../platform/config.ts";

@@ -1,0 +1,128 @@
+import { type ExecutionResult, GraphQLError } from "graphql";
+import type { Plugin } from "graphql-yoga";
+import { ErrorCode, RequestErrorCode } from "../../errors.ts";
+import { undeclaredChanges } from "../../platform/changes.ts";
+import { config } from "../../platform/config.ts";
+import { logger, requestScope } from "../../platform/logger.ts";
+
+/**
+ * Stamps every error with the request id (also sent as the `x-request-id` header and present in every log line
+ * of the request), reports SQL statements per operation in dev, and writes one access log line per request.
+ * Outside production it also reports writes to cached entities that no service declared (see
+ * platform/changes.ts): `extensions.undeclaredChanges`, and an error in the log.
+ */
+export function useRequestScope(): Plugin {
+  return {
+    onParams({ params }) {
+      const scope = requestScope.getStore();
+      if (scope) scope.operationName = params.operationName ?? undefined;
+    },
+    onResultProcess({ result, setResult }) {
+      const scope = requestScope.getStore();
+      if (!scope || isAsyncIterable(result)) return;
+      const undeclared = config().production ? [] : undeclaredChanges(scope);
+      if (undeclared.length) {
+        logger().error({ tables: undeclared }, "a write changed cached entities without declaring them");
+      }
+      const stamp = (single: ExecutionResult) => ({
+        ...single,
+        errors: single.errors?.map((error) => normalizeError(error, scope.requestId, !("data" in single))),
+        extensions: config().production
+          ? single.extensions
+          : {
+              ...single.extensions,
+              requestId: scope.requestId,
+              sqlStatements: scope.sqlStatements,
+              cache: { roundTrips: scope.cacheRoundTrips, hits: scope.cacheHits, misses: scope.cacheMisses },
+              ...(undeclared.length ? { undeclaredChanges: undeclared } : {}),
+            },
+      });
+      setResult(Array.isArray(result) ? result.map(stamp) : stamp(result as ExecutionResult));
+    },
+    onResponse({ response, request, setResponse, fetchAPI }) {
+      const scope = requestScope.getStore();
+      if (!scope) return;
+      // Yoga answers some refusals (415) with an empty body: give every error response a GraphQL error.
+      if (response.status >= 400 && !response.headers.get("content-type")) {
+        const code = STATUS_CODES[response.status] ?? RequestErrorCode.BAD_REQUEST;
+        const message =
+          response.status === 415
+            ? "Send the operation as application/json (or application/graphql-response+json), or use GET."
+            : "The request was refused.";
+        response = new fetchAPI.Response(
+          JSON.stringify({ errors: [{ message, extensions: { code, requestId: scope.requestId } }] }),
+          {
+            status: response.status,
+            headers: { ...Object.fromEntries(response.headers), "content-type": "application/json" },
+          },
+        );
+        setResponse(response);
+      }
+      response.headers.set("x-request-id", scope.requestId);
+      logger().info(
+        {
+          method: request.method,
+          path: new URL(request.url).pathname,
+          status: response.status,
+          operationName: scope.operationName,
+          sqlStatements: scope.sqlStatements,
+          cacheRoundTrips: scope.cacheRoundTrips,
+          cacheHits: scope.cacheHits,
+          cacheMisses: scope.cacheMisses,
+          durationMs: Math.round(performance.now() - scope.startedAt),
+        },
+        "request",
+      );
+    },
+  };
+}
+
+const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
+  typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+
+/** Codes of refusals that come with an HTTP status but no code of their own. */
+const STATUS_CODES: Record<number, string> = {
+  400: RequestErrorCode.BAD_REQUEST,
+  401: ErrorCode.UNAUTHENTICATED,
+  403: ErrorCode.FORBIDDEN,
+  405: RequestErrorCode.METHOD_NOT_ALLOWED,
+  413: RequestErrorCode.PAYLOAD_TOO_LARGE,
+  415: RequestErrorCode.UNSUPPORTED_MEDIA_TYPE,
+  429: ErrorCode.RATE_LIMITED,
+};
+
+/**
+ * Every error leaves with a stable `extensions.code` and the request id, and without internals: Yoga attaches
+ * the underlying exception as `originalError` to some HTTP-level errors (a JSON parse error quotes the body).
+ */
+function normalizeError(error: GraphQLError, requestId: string, beforeExecution: boolean): GraphQLError {
+  if (!(error instanceof GraphQLError)) return error;
+  const { originalError: _internal, ...extensions } = error.extensions as Record<string, unknown>;
+  const { message } = error;
+  const status = (extensions.http as { status?: number } | undefined)?.status;
+  // A refusal before execution is a request error (HTTP 400 with application/graphql-response+json), also
+  // when it comes from a validation rule that set no status (GraphQL Armor's).
+  if (beforeExecution && !status) extensions.http = { spec: true, status: 400 };
+  // These statuses say precisely what was wrong; Yoga labels them all BAD_REQUEST.
+  if ((status === 405 || status === 413 || status === 415) && extensions.code === RequestErrorCode.BAD_REQUEST) {
+    extensions.code = STATUS_CODES[status];
+  }
+  // A malformed HTTP request (bad JSON, wrong parameter types: no place in a document to point at) is a 400
+  // whatever media type was asked for, as the GraphQL-over-HTTP audit expects.
+  const http = extensions.http as { spec?: boolean; status?: number } | undefined;
+  if (http?.spec && extensions.code === RequestErrorCode.BAD_REQUEST && !error.locations?.length) {
+    extensions.http = { ...http, spec: false };
+  }
+  if (!extensions.code) {
+    // Without a status these are Armor's limits (depth, aliases, tokens, directives), found while validating.
+    extensions.code = (status && STATUS_CODES[status]) ?? RequestErrorCode.GRAPHQL_VALIDATION_FAILED;
+  }
+  return new GraphQLError(message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    originalError: error.originalError,
+    extensions: { ...extensions, requestId },
+  });
+}

@@ -1,0 +1,79 @@
+import { cacheKeys, cacheStore } from "./cache.ts";
+import { logger, type RequestScope, requestScope } from "./logger.ts";
+
+/**
+ * What a committed write changed: parts of one cached entity. Made only by an entity definition
+ * (`postEntity.changed(id, "post-counts")`, see loaders/cached.ts), so no cache key is spelled anywhere else.
+ */
+export interface Change {
+  /** The entity (`post`, `user`, `media` …). */
+  entity: string;
+  /** Its id. */
+  id: string;
+  /** The cached parts that changed (each is one cache key). */
+  parts: readonly string[];
+  /** The table whose rows the entity caches: what the undeclared-change check compares writes with. */
+  table: string;
+  /** The per-request DataLoader that holds the entity (`post`, `photosByPost` …), if any. */
+  loader?: string;
+}
+
+export type ChangeListener = (changes: readonly Change[]) => void | Promise<void>;
+
+const listeners = new Set<ChangeListener>();
+
+/**
+ * Subscribes to every commit's changes, in this process (later work — a response cache, CDN purges — hangs
+ * here). A listener that throws is logged; it never fails the write, which has already committed.
+ * @returns a function that unsubscribes.
+ */
+export function onChanges(listener: ChangeListener): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/**
+ * Runs after a transaction committed, with what it changed: the entity cache's versions are bumped (a reader
+ * racing the write can no longer store the old value, on any instance), the current request's loaders forget
+ * those entities, and the listeners hear of it. Never call it inside a transaction: a concurrent reader could
+ * re-read the old row before the commit and cache it under the new version.
+ */
+export async function commitChanges(...changes: (Change | readonly Change[])[]): Promise<void> {
+  const all = changes.flat();
+  if (all.length === 0) return;
+  await cacheStore().invalidate(
+    all.flatMap((change) =>
+      change.parts.map((part) => {
+        const keys = cacheKeys(part, change.id);
+        return { versionKey: keys.versionKey, valueKeys: keys.allValueKeys };
+      }),
+    ),
+  );
+  const scope = requestScope.getStore();
+  if (scope) {
+    for (const change of all) scope.declaredTables.add(change.table);
+    scope.onChanges?.(all);
+  }
+  await Promise.all(
+    [...listeners].map(async (listener) => {
+      try {
+        await listener(all);
+      } catch (error) {
+        logger().error({ err: error }, "a change listener failed");
+      }
+    }),
+  );
+}
+
+/** Tables whose rows some entity caches (filled in by the entity definitions). */
+export const CACHED_TABLES = new Set<string>();
+
+/**
+ * Cached tables the request updated or deleted rows of (in committed statements) without declaring a change of
+ * any entity of that table: a stale read nobody would see. Outside production, every response reports them
+ * (`extensions.undeclaredChanges`) and the tests fail on it. Inserts need no declaration: a row that did not
+ * exist was never cached (misses are not stored).
+ */
+export function undeclaredChanges(scope: RequestScope): string[] {
+  return [...scope.writtenTables].filter((table) => CACHED_TABLES.has(table) && !scope.declaredTables.has(table));
+}

@@ -1,0 +1,192 @@
+import { createHash, randomBytes } from "node:crypto";
+import {
+  type ExternalIdentity,
+  hashPassword,
+  signAccessToken,
+  type Viewer,
+  verifyAgainstDummy,
+  verifyPassword,
+} from "../domain/auth.ts";
+import { chargeSignUp, loginSucceeded, reserveLoginAttempt } from "../domain/rate-limit.ts";
+import {
+  ConflictError,
+  InvalidCredentialsError,
+  rethrowPrismaError,
+  UnauthenticatedError,
+  ValidationError,
+} from "../errors.ts";
+import { notificationsPubSub } from "../events/pubsub.ts";
+import { config } from "../platform/config.ts";
+import { db } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
+
+// Accounts and sessions: signing up, logging in and out, and the refresh tokens of each signed-in device.
+
+/** Whoever sends a request, signed in or not: what signing up and logging in decide on. */
+export interface Visitor {
+  viewer: Viewer | null;
+  /** A verified token of the external issuer (OIDC_ISSUER), also when no account is linked to it yet. */
+  externalIdentity: ExternalIdentity | null;
+  /** The caller's address, for per-address limits. */
+  clientAddress: string;
+}
+
+export interface SignUpInput {
+  handle: string;
+  displayName: string;
+  email: string;
+  /** Required, unless the visitor carries an external identity (the account is then linked to it). */
+  password?: string | null;
+}
+
+/**
+ * Creates an account and signs it in. Every attempt is charged to the address, taken or not: creating accounts
+ * and probing for emails cost the same.
+ * @throws ConflictError (signed in already; handle or email taken), RateLimitedError, ValidationError
+ */
+export async function signUp(visitor: Visitor, input: SignUpInput): Promise<SessionTokens> {
+  const identity = visitor.externalIdentity;
+  if (visitor.viewer) throw new ConflictError("You are already signed in to an account.");
+  await chargeSignUp(visitor.clientAddress);
+  if (!identity && !input.password) {
+    throw ValidationError.field(["input", "password"], "Choose a password (at least 8 characters).");
+  }
+  const taken = await db().user.findFirst({
+    where: { OR: [{ handle: input.handle }, { email: input.email }] },
+    select: { handle: true },
+  });
+  if (taken) {
+    throw new ConflictError(
+      taken.handle === input.handle
+        ? `The handle @${input.handle} is taken. Try another one.`
+        : "An account with that email already exists. Log in instead.",
+    );
+  }
+  const user = await db()
+    .user.create({
+      data: {
+        handle: input.handle,
+        displayName: input.displayName,
+        email: input.email,
+        passwordHash: input.password ? await hashPassword(input.password) : null,
+        identities: identity ? { create: { issuer: identity.issuer, subject: identity.subject } } : undefined,
+      },
+    })
+    // Two sign-ups racing for the same handle: the unique index decides.
+    .catch((error) => rethrowPrismaError(error, { conflict: "That handle or email was just taken. Try again." }));
+  return startSession(user.id);
+}
+
+/**
+ * Signs in with a handle or email and a password. The attempt takes its place in the limits before any
+ * password is checked, counted on the account (its handle and its email are one account) and on the address
+ * (see domain/rate-limit.ts); an unknown account costs the same time as a wrong password.
+ * @throws InvalidCredentialsError, RateLimitedError
+ */
+export async function logIn(visitor: Visitor, input: { login: string; password: string }): Promise<SessionTokens> {
+  const login = input.login.trim().replace(/^@/, "").toLowerCase().slice(0, 254);
+  const user = await db().user.findFirst({
+    where: login.includes("@") ? { email: login } : { handle: login },
+    select: { id: true, passwordHash: true },
+  });
+  const reservation = await reserveLoginAttempt(user ? `user:${user.id}` : `login:${login}`, visitor.clientAddress);
+  const valid = user?.passwordHash
+    ? await verifyPassword(input.password, user.passwordHash)
+    : await verifyAgainstDummy(input.password).then(() => false);
+  if (!user || !valid) throw new InvalidCredentialsError();
+  await loginSucceeded(reservation);
+  return startSession(user.id);
+}
+
+/**
+ * Ends the viewer's current session. Signed in with an external issuer's token, there is no Shutter session to
+ * end (one signs out there).
+ */
+export async function logOut(viewer: Viewer): Promise<void> {
+  if (viewer.sessionId) await revokeSession(viewer.sessionId);
+}
+
+const hashToken = (token: string) => createHash("sha256").update(token).digest("hex");
+
+export interface SessionTokens {
+  userId: string;
+  accessToken: string;
+  accessTokenExpiresAt: Date;
+  refreshToken: string;
+  refreshTokenExpiresAt: Date;
+}
+
+function refreshTokenExpiry(): Date {
+  return new Date(Date.now() + config().auth.refreshTokenTtlDays * 86_400_000);
+}
+
+async function tokensFor(userId: string, sessionId: string, expiresAt: Date, refreshToken: string) {
+  const access = await signAccessToken({ userId, sessionId });
+  return {
+    userId,
+    accessToken: access.token,
+    accessTokenExpiresAt: access.expiresAt,
+    refreshToken,
+    refreshTokenExpiresAt: expiresAt,
+  };
+}
+
+/** Starts a session (one device) and returns its first access and refresh tokens. */
+export async function startSession(userId: string): Promise<SessionTokens> {
+  const refreshToken = randomBytes(32).toString("base64url");
+  const expiresAt = refreshTokenExpiry();
+  const session = await db().session.create({
+    data: { userId, expiresAt, refreshTokens: { create: { tokenHash: hashToken(refreshToken) } } },
+  });
+  return tokensFor(userId, session.id, expiresAt, refreshToken);
+}
+
+/**
+ * Exchanges a refresh token for new tokens. Each refresh token works once: presenting a spent one means it
+ * was stolen or replayed, so the whole session (every token descended from the same sign-in) is revoked.
+ * @throws UnauthenticatedError for unknown, spent, expired or revoked tokens.
+ */
+export async function rotateRefreshToken(refreshToken: string): Promise<SessionTokens> {
+  const tokenHash = hashToken(refreshToken);
+  const invalid = new UnauthenticatedError("This refresh token is not valid. Sign in again.");
+  const next = randomBytes(32).toString("base64url");
+  const expiresAt = refreshTokenExpiry();
+  const outcome = await db().$transaction(async (tx) => {
+    const stored = await tx.refreshToken.findUnique({ where: { tokenHash }, include: { session: true } });
+    if (!stored) return { kind: "unknown" as const };
+    const { session } = stored;
+    if (session.revokedAt || session.expiresAt < new Date()) return { kind: "invalid" as const };
+    // Only one of two concurrent uses can flip used_at: the loser is treated as a replay.
+    const spent = await tx.refreshToken.updateMany({
+      where: { id: stored.id, usedAt: null },
+      data: { usedAt: new Date() },
+    });
+    if (spent.count === 0) {
+      await tx.session.update({ where: { id: session.id }, data: { revokedAt: new Date() } });
+      return { kind: "reused" as const, sessionId: session.id };
+    }
+    await tx.refreshToken.create({ data: { sessionId: session.id, tokenHash: hashToken(next) } });
+    await tx.session.update({ where: { id: session.id }, data: { lastUsedAt: new Date(), expiresAt } });
+    return { kind: "rotated" as const, userId: session.userId, sessionId: session.id };
+  });
+  if (outcome.kind === "reused") {
+    logger().warn({ sessionId: outcome.sessionId }, "refresh token reused: session revoked");
+    sessionEnded(outcome.sessionId);
+  }
+  if (outcome.kind !== "rotated") throw invalid;
+  return tokensFor(outcome.userId, outcome.sessionId, expiresAt, next);
+}
+
+/**
+ * Ends a session: its refresh tokens stop working, its open streams close (on every instance), and its access
+ * tokens lapse within their short lifetime.
+ */
+export async function revokeSession(sessionId: string): Promise<void> {
+  await db().session.updateMany({ where: { id: sessionId, revokedAt: null }, data: { revokedAt: new Date() } });
+  sessionEnded(sessionId);
+}
+
+/** Tells every instance that a session ended (after it is recorded): streams opened with it close. */
+function sessionEnded(sessionId: string): void {
+  notificationsPubSub().publish("session:ended", sessionId, {});
+}

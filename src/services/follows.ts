@@ -1,0 +1,61 @@
+import type { Viewer } from "../domain/auth.ts";
+import { NotFoundError, rethrowPrismaError, ValidationError } from "../errors.ts";
+import { recordEvent } from "../events/outbox.ts";
+import type { Prisma } from "../generated/prisma/client.ts";
+import { one } from "../loaders/batch.ts";
+import { type UserRecord, userEntity, usersById } from "../loaders/users.ts";
+import { commitChanges } from "../platform/changes.ts";
+import { db } from "../platform/db.ts";
+
+/** The person followed or unfollowed, as they are now, and whether the viewer now follows them. */
+export interface FollowOutcome {
+  user: UserRecord;
+  following: boolean;
+}
+
+/** Follows someone: their posts join the viewer's feed. Following twice is following once. @throws NotFoundError, ValidationError */
+export function follow(viewer: Viewer, userId: string): Promise<FollowOutcome> {
+  return toggleFollow(viewer, userId, true);
+}
+
+/** Stops following someone. Unfollowing someone not followed does nothing. @throws NotFoundError */
+export function unfollow(viewer: Viewer, userId: string): Promise<FollowOutcome> {
+  return toggleFollow(viewer, userId, false);
+}
+
+const omitPrivate = { passwordHash: true, email: true } as const;
+
+async function toggleFollow(viewer: Viewer, userId: string, start: boolean): Promise<FollowOutcome> {
+  const target = await one(usersById, userId);
+  if (!target) throw new NotFoundError("That person doesn't exist.");
+  if (start && target.id === viewer.id) throw ValidationError.field(["input", "userId"], "You can't follow yourself.");
+  const { user, changed } = await db()
+    .$transaction(async (tx) => {
+      const { count } = start
+        ? await tx.follow.createMany({ data: [{ followerId: viewer.id, followeeId: target.id }], skipDuplicates: true })
+        : await tx.follow.deleteMany({ where: { followerId: viewer.id, followeeId: target.id } });
+      if (count === 1) {
+        await adjustFollowCounts(tx, viewer.id, target.id, start ? 1 : -1);
+        await recordEvent(tx, start ? "user.followed" : "user.unfollowed", target.id, { actorId: viewer.id });
+      }
+      const user: UserRecord = await tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });
+      return { user, changed: count === 1 };
+    })
+    .catch((error) => rethrowPrismaError(error, { notFound: "That person doesn't exist." }));
+  if (changed) {
+    await commitChanges(userEntity.changed(viewer.id, "user-counts"), userEntity.changed(target.id, "user-counts"));
+  }
+  return { user, following: start };
+}
+
+/**
+ * Adjusts both follow counters in one statement: its row locks are taken in index order, so two people
+ * following each other at the same moment cannot deadlock.
+ */
+async function adjustFollowCounts(tx: Prisma.TransactionClient, followerId: string, followeeId: string, delta: 1 | -1) {
+  await tx.$executeRaw`
+    UPDATE users SET
+      following_count = following_count + CASE WHEN id = ${followerId}::uuid THEN ${delta}::int ELSE 0 END,
+      follower_count = follower_count + CASE WHEN id = ${followeeId}::uuid THEN ${delta}::int ELSE 0 END
+    WHERE id IN (${followerId}::uuid, ${followeeId}::uuid)`;
+}

@@ -1,0 +1,92 @@
+import type { Viewer } from "../domain/auth.ts";
+import { LIMITS } from "../domain/validation.ts";
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
+import { recordEvent } from "../events/outbox.ts";
+import { one } from "../loaders/batch.ts";
+import { type MediaRecord, mediaById, mediaEntity, postPhotosEntity } from "../loaders/media.ts";
+import { type PostRecord, postEntity, postsById } from "../loaders/posts.ts";
+import { userEntity } from "../loaders/users.ts";
+import { commitChanges } from "../platform/changes.ts";
+import { db } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
+import { deleteObjects } from "../platform/storage.ts";
+import { verifyUpload } from "./media.ts";
+
+/**
+ * Publishes a post: one to ten of the viewer's own post photos (uploads not verified yet are verified now, before
+ * anyone sees them), in the order given, with a caption (validated at the input).
+ * @throws ValidationError, NotFoundError, ForbiddenError, ConflictError, UploadError
+ */
+export async function createPost(
+  viewer: Viewer,
+  input: { caption?: string | null; photoIds: string[] },
+): Promise<{ post: PostRecord; photos: MediaRecord[] }> {
+  const { photoIds } = input;
+  if (photoIds.length < LIMITS.photos.min || photoIds.length > LIMITS.photos.max) {
+    throw ValidationError.field(
+      ["input", "photoIds"],
+      `A post has ${LIMITS.photos.min} to ${LIMITS.photos.max} photos; you sent ${photoIds.length}.`,
+    );
+  }
+  if (new Set(photoIds).size !== photoIds.length) {
+    throw ValidationError.field(["input", "photoIds"], "Each photo can appear only once in a post.");
+  }
+  const found = await mediaById(photoIds);
+  for (const media of found) {
+    if (!media) throw new NotFoundError("One of those photos doesn't exist.");
+    if (media.ownerId !== viewer.id) throw new ForbiddenError("You can only post your own photos.");
+    if (media.purpose !== "POST_PHOTO") throw new ConflictError("That photo was uploaded as an avatar.");
+  }
+  const photos = await Promise.all(found.map((media) => verifyUpload(media as MediaRecord)));
+  const post = await db().$transaction(async (tx) => {
+    // Lock the photos, then re-check what another request could have changed since they were loaded.
+    const locked = await tx.$queryRaw<{ id: string; status: string; post_id: string | null }[]>`
+      SELECT id, status, post_id FROM media WHERE id = ANY(${photoIds}::uuid[]) FOR UPDATE`;
+    if (locked.length !== photoIds.length) throw new NotFoundError("One of those photos doesn't exist.");
+    if (locked.some((m) => m.status !== "READY")) throw new ConflictError("A photo hasn't finished uploading yet.");
+    if (locked.some((m) => m.post_id !== null)) throw new ConflictError("A photo is already part of a post.");
+    const post = await tx.post.create({ data: { authorId: viewer.id, caption: input.caption ?? "" } });
+    await tx.$executeRaw`
+      UPDATE media SET post_id = ${post.id}::uuid, position = v.ord - 1
+      FROM unnest(${photoIds}::uuid[]) WITH ORDINALITY AS v(id, ord) WHERE media.id = v.id`;
+    await tx.user.update({ where: { id: viewer.id }, data: { postCount: { increment: 1 } } });
+    await recordEvent(tx, "post.created", null, { postId: post.id, actorId: viewer.id });
+    return post;
+  });
+  await commitChanges(
+    userEntity.changed(viewer.id, "user-counts"),
+    postPhotosEntity.changed(post.id),
+    photoIds.map((id) => mediaEntity.changed(id)),
+  );
+  return { post, photos: photos.map((photo, position) => ({ ...photo, postId: post.id, position })) };
+}
+
+/**
+ * Deletes one of the viewer's posts, its photos' records with it (foreign key cascade) and, after the commit,
+ * their objects. @returns the id of the deleted post. @throws NotFoundError, ForbiddenError
+ */
+export async function deletePost(viewer: Viewer, postId: string): Promise<string> {
+  const post = await one(postsById, postId);
+  if (!post) throw new NotFoundError("That post doesn't exist.");
+  if (post.authorId !== viewer.id) throw new ForbiddenError("Only its author can delete a post.");
+  const photos = await db().$transaction(async (tx) => {
+    const photos = await tx.media.findMany({ where: { postId: post.id }, select: { id: true, storageKey: true } });
+    // Counted only if this request is the one that deleted it (two deletes may race).
+    const deleted = await tx.post.deleteMany({ where: { id: post.id } });
+    if (deleted.count === 0) throw new NotFoundError("That post doesn't exist.");
+    await tx.user.update({ where: { id: post.authorId }, data: { postCount: { decrement: 1 } } });
+    return photos;
+  });
+  await commitChanges(
+    postEntity.changed(post.id),
+    postPhotosEntity.changed(post.id),
+    userEntity.changed(post.authorId, "user-counts"),
+    photos.map((photo) => mediaEntity.changed(photo.id)),
+  );
+  const keys = photos.map((photo) => photo.storageKey);
+  // After commit: the rows are gone either way; an object left behind is logged for cleanup, not an error.
+  await deleteObjects(keys).catch((error) =>
+    logger().error({ err: error, keys }, "could not delete the photos of a deleted post"),
+  );
+  return post.id;
+}
