@@ -1,7 +1,8 @@
 // Two function instances sharing PostgreSQL and Redis: a write through one is never followed by a stale read
 // through the other, however warm its cache.
 import { afterAll, beforeAll, expect } from "vitest";
-import { createPost, createUser, type TestUser, test } from "./helpers.ts";
+import { db } from "../src/platform/db.ts";
+import { createPost, createUser, globalId, type TestUser, test } from "./helpers.ts";
 import { type Instance, startInstance, statsOf } from "./instances.ts";
 
 let a: Instance;
@@ -64,14 +65,16 @@ test("reads racing writes on both instances settle on the database's truth", asy
 
 test("the first explore page is computed once for both instances", async ({ alice }) => {
   for (let i = 0; i < 3; i++) await createPost(alice);
+  // The posts themselves are in the entity cache already, so what each request costs is the ranking alone.
+  // (Cold, which request first loads the posts, and on which instance, is a race: the ranking request may find
+  // them loaded by one that waited for it.)
+  const ids = (await db().post.findMany({ select: { id: true } })).map((post) => globalId("Post", post.id));
+  await a.query(`query ($ids: [ID!]!) { nodes(ids: $ids) { id } }`, { ids });
   const query = `{ explore(first: 7) { edges { node { id } } } }`;
   const results = await Promise.all([a.query(query), b.query(query), a.query(query), b.query(query)]);
   const statements = await Promise.all(results.map(async (r, i) => (await statsOf(i % 2 ? b : a, r)).sqlStatements));
-  // One request ranked the posts (2 statements); the others waited for its result.
-  expect(
-    statements.filter((n) => n === 2),
-    `statements: ${statements}`,
-  ).toHaveLength(1);
+  // One request ranked the posts (1 statement); the others waited for its result.
+  expect(statements.toSorted(), `statements: ${statements}`).toEqual([0, 0, 0, 1]);
   expect(new Set(results.map((r) => JSON.stringify(r.data))).size).toBe(1);
 });
 
