@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import autocannon from "autocannon";
 import * as hdr from "hdr-histogram-js";
 import type { Fixtures } from "./data.ts";
-import { type Documents, requestsFor, type Scenario } from "./scenarios.ts";
+import { type Documents, peerRequestsFor, requestsFor, type Scenario } from "./scenarios.ts";
 
 export interface LoadSpec {
   url: string;
@@ -16,6 +16,8 @@ export interface LoadSpec {
   connections: number;
   fixtures: Fixtures;
   documents: Documents;
+  /** Drive PostGraphile (bench/peer.ts) with the same screens instead of Shutter. */
+  peer?: boolean;
 }
 
 export interface LoadResult {
@@ -28,7 +30,9 @@ export interface LoadResult {
 }
 
 const spec: LoadSpec = JSON.parse(readFileSync(process.argv[2] as string, "utf8"));
-const next = requestsFor(spec.scenario, spec.fixtures, spec.documents);
+const next = spec.peer
+  ? peerRequestsFor(spec.scenario, spec.fixtures)
+  : requestsFor(spec.scenario, spec.fixtures, spec.documents);
 const histogram = hdr.build({
   lowestDiscernibleValue: 1,
   highestTrackableValue: 120_000_000,

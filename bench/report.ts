@@ -13,6 +13,15 @@ export interface ScenarioResult {
   /** Entity cache hits / (hits + misses); null when the scenario read nothing through the cache. */
   cacheHitRatio: number | null;
   maxRssMiB: number | null;
+  /** PostGraphile serving the same screen (bench/peer.ts), measured in the same run; none for writes. */
+  peer?: PeerResult;
+}
+
+export interface PeerResult {
+  /** The screen (its GET scenarios are its POST ones: the peer has no persisted documents). */
+  screen: string;
+  load: LoadResult;
+  maxRssMiB: number | null;
 }
 
 export interface FloorResult {
@@ -100,6 +109,20 @@ export function markdown(results: Results, previous?: Results): string {
       const t = ratios(s, transport);
       return `| ${s.name} | ${ratio(d.p50)} | ${ratio(d.rps)} | ${ratio(t.p50)} | ${ratio(t.rps)} |`;
     }),
+    "",
+    "## Shutter / PostGraphile",
+    "",
+    "PostGraphile v5 (Amber preset, bench/peer.ts) on the same database, same screens, same load, same run; what it cannot generate is written as a PostGraphile user would (bench/peer/schema.sql). Checked before the run to serve the same data. Its GET scenarios are its POST ones (no persisted documents). Throughput: Shutter's req/s divided by PostGraphile's (above 1× is more); latency: Shutter's divided by PostGraphile's (below 1× is faster).",
+    "",
+    "| scenario | Shutter req/s | PostGraphile req/s | req/s ratio | p50 ratio | p99 ratio | PostGraphile p50 ms | PostGraphile max RSS MiB |",
+    "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ...results.scenarios.flatMap((s) =>
+      s.peer
+        ? [
+            `| ${s.name} | ${fixed(s.load.rps, 0)} | ${fixed(s.peer.load.rps, 0)} | ${ratio(s.load.rps / s.peer.load.rps)} | ${ratio(s.load.latencyMs.p50 / s.peer.load.latencyMs.p50)} | ${ratio(s.load.latencyMs.p99 / s.peer.load.latencyMs.p99)} | ${fixed(s.peer.load.latencyMs.p50, 2)} | ${s.peer.maxRssMiB ?? "–"} |`,
+          ]
+        : [],
+    ),
     "",
     "![Latency by scenario against the floors](latest.svg)",
     "",

@@ -16,8 +16,10 @@ import pg from "pg";
 import { measureColdStarts } from "./cold-start.ts";
 import { ensureDatabase, type Fixtures, loadFixtures, mobileDocuments } from "./data.ts";
 import { drive } from "./drive.ts";
-import { type FloorResult, markdown, type Results, type ScenarioResult, svg } from "./report.ts";
-import { type Documents, SCENARIOS, type Scenario } from "./scenarios.ts";
+import { canonical } from "./peer/compare.ts";
+import { PEER_DOCUMENTS } from "./peer/documents.ts";
+import { type FloorResult, markdown, type PeerResult, type Results, type ScenarioResult, svg } from "./report.ts";
+import { type Documents, PEER_SCREENS, rowId, SCENARIOS, type Scenario } from "./scenarios.ts";
 import { functionEnv, type Server, startServer } from "./servers.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -84,14 +86,16 @@ redis.disconnect();
 const servers: Server[] = [];
 process.once("SIGINT", () => void Promise.all(servers.map((s) => s.stop())).then(() => process.exit(130)));
 
-step("servers: starting Shutter (the bundled server.mjs) and the floors");
+step("servers: starting Shutter (the bundled server.mjs), the floors and the peer (PostGraphile)");
 const shutter = await startServer("shutter", [join(dist, "server.mjs")], env);
 const dataFloor = await startServer("data floor", ["bench/floors.ts", "data"], env);
 const transportFloor = await startServer("transport floor", ["bench/floors.ts", "transport"], env);
-servers.push(shutter, dataFloor, transportFloor);
+const peer = await startServer("PostGraphile", ["bench/peer.ts"], { ...env, GRAPHILE_ENV: "production" });
+servers.push(shutter, dataFloor, transportFloor, peer);
 
 try {
   await checkFloorAnswersLikeShutter();
+  await checkPeerAnswersLikeShutter();
 
   const floors: FloorResult[] = [];
   for (const [name, server, description] of [
@@ -103,7 +107,13 @@ try {
   }
 
   const results: ScenarioResult[] = [];
+  // The peer is measured once per screen: its GET scenarios are its POST ones (it has no persisted documents).
+  const peerByScreen = new Map<string, PeerResult>();
   for (const name of scenarios) {
+    const screen = PEER_SCREENS[name];
+    if (screen && !peerByScreen.has(screen)) {
+      peerByScreen.set(screen, { screen, ...(await measure(`${name} (PostGraphile)`, peer, name, true)) });
+    }
     const { load, maxRssMiB } = await measure(name, shutter, name);
     const logged = shutter.logs.filter((line) => line.msg === "request" && line.path === "/graphql");
     const sum = (field: string) => logged.reduce((total, line) => total + Number(line[field] ?? 0), 0);
@@ -117,6 +127,7 @@ try {
       redisRoundTripsPerRequest: sum("cacheRoundTrips") / Math.max(1, logged.length),
       cacheHitRatio: hits + misses ? hits / (hits + misses) : null,
       maxRssMiB,
+      peer: screen ? peerByScreen.get(screen) : undefined,
     });
   }
 
@@ -154,9 +165,9 @@ try {
 }
 
 /** Warm-up, then the measured period, of one scenario against one server; max RSS over the measured period. */
-async function measure(label: string, server: Server, scenario: Scenario) {
+async function measure(label: string, server: Server, scenario: Scenario, isPeer = false) {
   step(`${label}: ${warmupSec} s warm-up`);
-  await runLoad(label, server, scenario, warmupSec, true);
+  await runLoad(label, server, scenario, warmupSec, true, isPeer);
   server.resetLogs();
   let maxRssMiB = server.rssMiB();
   const sampler = setInterval(() => {
@@ -164,7 +175,7 @@ async function measure(label: string, server: Server, scenario: Scenario) {
     if (rss !== null && (maxRssMiB === null || rss > maxRssMiB)) maxRssMiB = rss;
   }, 250);
   step(`${label}: ${durationSec} s measured`);
-  const load = await runLoad(label, server, scenario, durationSec, false);
+  const load = await runLoad(label, server, scenario, durationSec, false, isPeer);
   clearInterval(sampler);
   await new Promise((resolve) => setTimeout(resolve, 200)); // the last request log lines
   if (load.errors) step(`${label}: ${load.errors} errors, e.g. ${load.errorSamples[0]}`);
@@ -172,10 +183,51 @@ async function measure(label: string, server: Server, scenario: Scenario) {
 }
 
 /** autocannon in a process of its own, with progress. */
-function runLoad(label: string, server: Server, scenario: Scenario, seconds: number, warmup: boolean) {
-  return drive({ url: server.url, scenario, durationSec: seconds, connections, fixtures, documents }, (second, rps) =>
-    step(`  ${label}${warmup ? " (warm-up)" : ""}: ${second}/${seconds} s, ${rps} req/s`),
+function runLoad(label: string, server: Server, scenario: Scenario, seconds: number, warmup: boolean, peer: boolean) {
+  return drive(
+    { url: server.url, scenario, durationSec: seconds, connections, fixtures, documents, peer },
+    (second, rps) => step(`  ${label}${warmup ? " (warm-up)" : ""}: ${second}/${seconds} s, ${rps} req/s`),
   );
+}
+
+/**
+ * PostGraphile must serve the same data as Shutter for every screen it is compared on, or its ratios mean
+ * nothing: each screen is asked of both, for three viewers, posts and people, and compared in one shape.
+ */
+async function checkPeerAnswersLikeShutter() {
+  const ask = async (server: Server, body: unknown, token?: string) => {
+    const response = await fetch(`${server.url}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+    const json = (await response.json()) as { data?: Record<string, unknown>; errors?: unknown };
+    if (json.errors || !json.data) throw new Error(`${server.label}: ${JSON.stringify(json).slice(0, 1500)}`);
+    return canonical(json.data);
+  };
+  const cases = [0, 1, 2].flatMap((i) => {
+    const viewer = fixtures.viewers[i] as { token: string };
+    const postId = fixtures.posts[i] as string;
+    const handle = fixtures.handles[i] as string;
+    return [
+      { screen: "Feed", variables: { first: 20 }, peerVariables: { count: 21 }, token: viewer.token },
+      { screen: "PostDetail", variables: { id: postId }, peerVariables: { id: rowId(postId) }, token: viewer.token },
+      { screen: "Profile", variables: { handle }, peerVariables: { handle }, token: viewer.token },
+      { screen: "Explore", variables: {}, peerVariables: { count: 22 }, token: undefined },
+    ] as const;
+  });
+  for (const { screen, variables, peerVariables, token } of cases) {
+    const [expected, actual] = await Promise.all([
+      ask(shutter, { documentId: documents[screen]?.id, variables }, token),
+      ask(peer, { query: PEER_DOCUMENTS[screen], variables: peerVariables }, token),
+    ]);
+    if (!isDeepStrictEqual(expected, actual)) {
+      throw new Error(
+        `PostGraphile's ${screen} differs from Shutter's (${JSON.stringify(variables)}):\nShutter:      ${JSON.stringify(expected).slice(0, 1500)}\nPostGraphile: ${JSON.stringify(actual).slice(0, 1500)}`,
+      );
+    }
+  }
+  step(`check: PostGraphile serves the same data as Shutter on every screen (${cases.length} requests each)`);
 }
 
 /** The data floor must answer exactly what Shutter answers, or its ratios mean nothing. */

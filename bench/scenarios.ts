@@ -1,6 +1,7 @@
 // What each scenario sends: the mobile app's own operations (clients/mobile), with random viewers, posts and
 // people from the seeded data, as POSTs of the whole document or as persisted GETs of its id.
 import type { Fixtures } from "./data.ts";
+import { PEER_DOCUMENTS } from "./peer/documents.ts";
 
 export interface BenchRequest {
   method: "GET" | "POST";
@@ -84,3 +85,48 @@ export function requestsFor(scenario: Scenario, fixtures: Fixtures, documents: D
       };
   }
 }
+
+/**
+ * The screen each read scenario shows, as PostGraphile serves it (bench/peer): the same operation and variables,
+ * over POST (the peer has no persisted documents: its GET scenarios are its POST ones). Writes are Shutter's only.
+ */
+export const PEER_SCREENS: Partial<Record<Scenario, keyof typeof PEER_DOCUMENTS>> = {
+  feed: "Feed",
+  post: "PostDetail",
+  profile: "Profile",
+  explore: "Explore",
+  "feed-get": "Feed",
+  "post-get": "PostDetail",
+  "profile-get": "Profile",
+  "explore-get": "Explore",
+};
+
+/** The peer's request for a screen, with variables drawn like Shutter's (ids are the rows' UUIDs there). */
+export function peerRequestsFor(scenario: Scenario, fixtures: Fixtures): () => BenchRequest {
+  const screen = PEER_SCREENS[scenario];
+  if (!screen) throw new Error(`PostGraphile does not serve the ${scenario} scenario`);
+  const variables = (): Record<string, unknown> => {
+    switch (screen) {
+      case "Feed":
+        return { count: 21 }; // one more than the page, for hasNextPage
+      case "PostDetail":
+        return { id: rowId(pick(fixtures.posts)) };
+      case "Profile":
+        return { handle: pick(fixtures.handles) };
+      case "Explore":
+        return { count: 22 };
+    }
+  };
+  return () => ({
+    method: "POST",
+    path: "/graphql",
+    headers: {
+      "content-type": "application/json",
+      ...(screen === "Explore" ? {} : { authorization: `Bearer ${pick(fixtures.viewers).token}` }),
+    },
+    body: JSON.stringify({ query: PEER_DOCUMENTS[screen], variables: variables(), operationName: screen }),
+  });
+}
+
+/** The UUID inside a Relay global id (base64 of "Type:uuid"). */
+export const rowId = (globalId: string) => Buffer.from(globalId, "base64").toString().split(":")[1] as string;

@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, expect, test } from "vitest";
 import type { Results } from "../bench/report.ts";
-import { SCENARIOS } from "../bench/scenarios.ts";
+import { PEER_SCREENS, SCENARIOS } from "../bench/scenarios.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "shutter-bench-smoke-"));
@@ -43,6 +43,8 @@ test("npm run bench -- --smoke measures every scenario and both floors, and repo
   expect(stderr).toMatch(/seed: +posts +1,200 \/ 1,200/);
   expect(stderr).toMatch(/feed: 1\/1 s, \d+ req\/s/);
   expect(stderr).toContain("check: the data floor's feed is identical to Shutter's");
+  // The peer (PostGraphile) serves the same data on every screen it is compared on, checked before the load.
+  expect(stderr).toContain("check: PostGraphile serves the same data as Shutter on every screen (12 requests each)");
 
   const results: Results = JSON.parse(readFileSync(join(dir, "results/latest.json"), "utf8"));
   expect(results.dataSet).toMatchObject({ users: 300, posts: 1200 });
@@ -55,6 +57,14 @@ test("npm run bench -- --smoke measures every scenario and both floors, and repo
     expect(measured.maxRssMiB).toBeGreaterThan(10);
   }
   const byName = Object.fromEntries(results.scenarios.map((s) => [s.name, s]));
+  // PostGraphile ran every read screen (once per screen: a GET scenario shares its POST one's), writes none.
+  for (const [name, screen] of Object.entries(PEER_SCREENS)) {
+    const peer = byName[name]?.peer;
+    expect(peer?.screen, name).toBe(screen);
+    expect(peer?.load.errors, `${name}: ${peer?.load.errorSamples.join("; ")}`).toBe(0);
+    expect(peer?.load.requests).toBeGreaterThan(0);
+  }
+  expect(byName["write-mix"]?.peer).toBeUndefined();
   // The counters come from Shutter's own request logs: reads on a cold cache reach PostgreSQL, and anonymous
   // explore is served from the shared cache once warm.
   expect(byName.feed?.sqlPerRequest).toBeGreaterThan(0);
@@ -73,5 +83,8 @@ test("npm run bench -- --smoke measures every scenario and both floors, and repo
   const report = readFileSync(join(dir, "results/latest.md"), "utf8");
   for (const name of Object.keys(SCENARIOS)) expect(report).toMatch(new RegExp(`\\| ${name} \\| [\\d.]+× \\|`));
   expect(report).toContain("smoke run");
+  for (const name of Object.keys(PEER_SCREENS)) {
+    expect(report).toMatch(new RegExp(`\\| ${name} \\| \\d+ \\| \\d+ \\| [\\d.]+× \\| [\\d.]+× \\| [\\d.]+× \\|`));
+  }
   expect(readFileSync(join(dir, "results/latest.svg"), "utf8")).toMatch(/^<svg [\s\S]*<\/svg>\n$/);
 }, 240_000);

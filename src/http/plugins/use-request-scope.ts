@@ -1,4 +1,4 @@
-import { type ExecutionResult, GraphQLError } from "graphql";
+import { GraphQLError } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import { ErrorCode, RequestErrorCode } from "../../errors.ts";
 import { undeclaredChanges } from "../../platform/changes.ts";
@@ -24,7 +24,8 @@ export function useRequestScope(): Plugin {
       if (undeclared.length) {
         logger().error({ tables: undeclared }, "a write changed cached entities without declaring them");
       }
-      const stamp = (single: ExecutionResult) => ({
+      // Generic over the result type: Yoga's, or graphql-js's (which some packages augment).
+      const stamp = <R extends SingleResult>(single: R): R => ({
         ...single,
         errors: single.errors?.map((error) => normalizeError(error, scope.requestId, !("data" in single))),
         extensions: config().production
@@ -37,7 +38,7 @@ export function useRequestScope(): Plugin {
               ...(undeclared.length ? { undeclaredChanges: undeclared } : {}),
             },
       });
-      setResult(Array.isArray(result) ? result.map(stamp) : stamp(result as ExecutionResult));
+      setResult(Array.isArray(result) ? result.map(stamp) : stamp(result as SingleResult));
     },
     onResponse({ response, request, setResponse, fetchAPI }) {
       const scope = requestScope.getStore();
@@ -76,6 +77,9 @@ export function useRequestScope(): Plugin {
     },
   };
 }
+
+/** One execution result, as much of it as the stamp reads. */
+type SingleResult = { errors?: readonly GraphQLError[]; extensions?: Record<string, unknown> };
 
 const isAsyncIterable = (value: unknown): value is AsyncIterable<unknown> =>
   typeof value === "object" && value !== null && Symbol.asyncIterator in value;
