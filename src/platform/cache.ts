@@ -309,6 +309,9 @@ export async function cachedValue<T>(name: string, ttlSeconds: number, compute: 
   if (cached !== undefined) return cached;
   if (await store.acquireLock(`${key}:lock`, 5_000)) {
     try {
+      // Another caller may have computed it between our miss and our lock (it releases the lock when done).
+      const stored = await read();
+      if (stored !== undefined) return stored;
       const value = await compute();
       await store.set(key, JSON.stringify(value), jitter(ttlSeconds));
       return value;
