@@ -19,7 +19,7 @@ import { drive } from "./drive.ts";
 import { canonical } from "./peer/compare.ts";
 import { PEER_DOCUMENTS } from "./peer/documents.ts";
 import { type FloorResult, markdown, type PeerResult, type Results, type ScenarioResult, svg } from "./report.ts";
-import { type Documents, PEER_SCREENS, rowId, SCENARIOS, type Scenario } from "./scenarios.ts";
+import { type Documents, PEER_SCREENS, peerVariables, SCENARIOS, type Scenario } from "./scenarios.ts";
 import { functionEnv, type Server, startServer } from "./servers.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -206,20 +206,19 @@ async function checkPeerAnswersLikeShutter() {
     return canonical(json.data);
   };
   const cases = [0, 1, 2].flatMap((i) => {
-    const viewer = fixtures.viewers[i] as { token: string };
-    const postId = fixtures.posts[i] as string;
-    const handle = fixtures.handles[i] as string;
+    const token = fixtures.viewers[i]?.token;
+    const of = { postId: fixtures.posts[i] as string, handle: fixtures.handles[i] as string };
     return [
-      { screen: "Feed", variables: { first: 20 }, peerVariables: { count: 21 }, token: viewer.token },
-      { screen: "PostDetail", variables: { id: postId }, peerVariables: { id: rowId(postId) }, token: viewer.token },
-      { screen: "Profile", variables: { handle }, peerVariables: { handle }, token: viewer.token },
-      { screen: "Explore", variables: {}, peerVariables: { count: 22 }, token: undefined },
+      { screen: "Feed", variables: { first: 20 }, of, token },
+      { screen: "PostDetail", variables: { id: of.postId }, of, token },
+      { screen: "Profile", variables: { handle: of.handle }, of, token },
+      { screen: "Explore", variables: {}, of, token: undefined },
     ] as const;
   });
-  for (const { screen, variables, peerVariables, token } of cases) {
+  for (const { screen, variables, of, token } of cases) {
     const [expected, actual] = await Promise.all([
       ask(shutter, { documentId: documents[screen]?.id, variables }, token),
-      ask(peer, { query: PEER_DOCUMENTS[screen], variables: peerVariables }, token),
+      ask(peer, { query: PEER_DOCUMENTS[screen], variables: peerVariables(screen, of) }, token),
     ]);
     if (!isDeepStrictEqual(expected, actual)) {
       throw new Error(

@@ -1,5 +1,6 @@
 // What each scenario sends: the mobile app's own operations (clients/mobile), with random viewers, posts and
 // people from the seeded data, as POSTs of the whole document or as persisted GETs of its id.
+import { decodeGlobalID } from "@pothos/plugin-relay";
 import type { Fixtures } from "./data.ts";
 import { PEER_DOCUMENTS } from "./peer/documents.ts";
 
@@ -101,22 +102,32 @@ export const PEER_SCREENS: Partial<Record<Scenario, keyof typeof PEER_DOCUMENTS>
   "explore-get": "Explore",
 };
 
-/** The peer's request for a screen, with variables drawn like Shutter's (ids are the rows' UUIDs there). */
+/**
+ * The peer's variables for a screen of a post or a person (a post's global id, a handle), as Shutter's
+ * `PostDetail`, `Profile`, `Feed` and `Explore` take them: ids are the rows' UUIDs there, and the SQL functions
+ * read one row more than the page, for `hasNextPage`.
+ */
+export function peerVariables(
+  screen: keyof typeof PEER_DOCUMENTS,
+  of: { postId: string; handle: string },
+): Record<string, unknown> {
+  switch (screen) {
+    case "Feed":
+      return { count: 21 };
+    case "PostDetail":
+      return { id: decodeGlobalID(of.postId).id };
+    case "Profile":
+      return { handle: of.handle };
+    case "Explore":
+      return { count: 22 };
+  }
+}
+
+/** The peer's request for a screen, with variables drawn like Shutter's. */
 export function peerRequestsFor(scenario: Scenario, fixtures: Fixtures): () => BenchRequest {
   const screen = PEER_SCREENS[scenario];
   if (!screen) throw new Error(`PostGraphile does not serve the ${scenario} scenario`);
-  const variables = (): Record<string, unknown> => {
-    switch (screen) {
-      case "Feed":
-        return { count: 21 }; // one more than the page, for hasNextPage
-      case "PostDetail":
-        return { id: rowId(pick(fixtures.posts)) };
-      case "Profile":
-        return { handle: pick(fixtures.handles) };
-      case "Explore":
-        return { count: 22 };
-    }
-  };
+  const variables = () => peerVariables(screen, { postId: pick(fixtures.posts), handle: pick(fixtures.handles) });
   return () => ({
     method: "POST",
     path: "/graphql",
@@ -127,6 +138,3 @@ export function peerRequestsFor(scenario: Scenario, fixtures: Fixtures): () => B
     body: JSON.stringify({ query: PEER_DOCUMENTS[screen], variables: variables(), operationName: screen }),
   });
 }
-
-/** The UUID inside a Relay global id (base64 of "Type:uuid"). */
-export const rowId = (globalId: string) => Buffer.from(globalId, "base64").toString().split(":")[1] as string;

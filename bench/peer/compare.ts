@@ -2,8 +2,8 @@
 // serve the same data before it compares their speed: Relay global ids and `rowId`s become the row's UUID,
 // connections (`edges { node }`, `nodes`) become lists, cursors are dropped (each server has its own), and
 // timestamps become milliseconds (PostgreSQL prints microseconds and an offset, Shutter ISO 8601).
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+import { decodeGlobalID } from "@pothos/plugin-relay";
+import { isUuid } from "../../src/platform/sql.ts";
 
 /** The canonical form of a response's `data` (the root field's name left out). */
 export function canonical(data: Record<string, unknown> | null | undefined): unknown {
@@ -31,9 +31,13 @@ function normalize(value: unknown): unknown {
   return out;
 }
 
-/** A UUID as it is, or the UUID inside a Relay global id (base64 of "Type:uuid"). */
+/** A UUID as it is, or the UUID inside a Relay global id. */
 function uuidOf(id: string): string {
-  if (UUID.test(id)) return id;
-  const decoded = Buffer.from(id, "base64").toString().split(":")[1];
-  return decoded && UUID.test(decoded) ? decoded : id;
+  if (isUuid(id)) return id;
+  try {
+    const decoded = decodeGlobalID(id).id;
+    return isUuid(decoded) ? decoded : id;
+  } catch {
+    return id;
+  }
 }

@@ -7,7 +7,8 @@ import { defineEntity, loadThroughCache } from "./cached.ts";
 /** A user as other people may see it: the password hash and email never leave the auth paths. */
 export type UserRecord = Omit<User, "passwordHash" | "email">;
 
-const omitPrivate = { passwordHash: true, email: true } as const;
+/** What a query leaves out of a user (Prisma's `omit`): the password hash and email never leave the auth paths. */
+export const omitPrivate = { passwordHash: true, email: true } as const;
 
 /** Users are cached in two parts: the profile, and the counters that follows and posts change. */
 export const userEntity = defineEntity({

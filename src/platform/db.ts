@@ -77,25 +77,25 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
     performance.mark("shutter:db:first-statement");
     return run().finally(() => performance.mark("shutter:db:first-result"));
   };
-  /** Runs a statement; once it succeeded, the table it wrote goes to `written` (the scope's, or a transaction's). */
-  const tracked = async <R>(sql: string, written: Set<string> | undefined, run: () => Promise<R>): Promise<R> => {
-    const result = await timeFirst(run);
-    const table = written && WRITE.exec(sql)?.[1];
-    if (table) written.add(table.toLowerCase());
-    return result;
+  /**
+   * Runs a statement; outside production, once it succeeded, the table it wrote goes to `pending` (a
+   * transaction's) or the request's scope.
+   */
+  const run = <R>(sql: string, pending: Set<string> | undefined, statement: () => Promise<R>): Promise<R> => {
+    count();
+    if (!trackWrites) return timeFirst(statement);
+    const written = pending ?? requestScope.getStore()?.writtenTables;
+    return timeFirst(statement).then((result) => {
+      const table = written && WRITE.exec(sql)?.[1];
+      if (table) written.add(table.toLowerCase());
+      return result;
+    });
   };
   const instrument = <T extends SqlQueryable>(queryable: T, pending?: Set<string>): T => {
     const queryRaw = queryable.queryRaw.bind(queryable);
     const executeRaw = queryable.executeRaw.bind(queryable);
-    const written = () => (trackWrites ? (pending ?? requestScope.getStore()?.writtenTables) : undefined);
-    queryable.queryRaw = (query) => {
-      count();
-      return tracked(query.sql, written(), () => queryRaw(query));
-    };
-    queryable.executeRaw = (query) => {
-      count();
-      return tracked(query.sql, written(), () => executeRaw(query));
-    };
+    queryable.queryRaw = (query) => run(query.sql, pending, () => queryRaw(query));
+    queryable.executeRaw = (query) => run(query.sql, pending, () => executeRaw(query));
     return queryable;
   };
   return {
@@ -106,6 +106,7 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
       const startTransaction = adapter.startTransaction.bind(adapter);
       adapter.startTransaction = async (isolationLevel) => {
         count(); // BEGIN
+        if (!trackWrites) return instrument(await startTransaction(isolationLevel));
         // A transaction's writes count once it commits: a rolled-back one changed nothing.
         const pending = new Set<string>();
         const scope = requestScope.getStore();

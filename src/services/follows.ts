@@ -3,7 +3,7 @@ import { NotFoundError, rethrowPrismaError, ValidationError } from "../errors.ts
 import { recordEvent } from "../events/outbox.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
 import { one } from "../loaders/batch.ts";
-import { type UserRecord, userEntity, usersById } from "../loaders/users.ts";
+import { omitPrivate, type UserRecord, userEntity, usersById } from "../loaders/users.ts";
 import { commitChanges } from "../platform/changes.ts";
 import { db } from "../platform/db.ts";
 
@@ -22,8 +22,6 @@ export function follow(viewer: Viewer, userId: string): Promise<FollowOutcome> {
 export function unfollow(viewer: Viewer, userId: string): Promise<FollowOutcome> {
   return toggleFollow(viewer, userId, false);
 }
-
-const omitPrivate = { passwordHash: true, email: true } as const;
 
 async function toggleFollow(viewer: Viewer, userId: string, start: boolean): Promise<FollowOutcome> {
   const target = await one(usersById, userId);

@@ -1,7 +1,7 @@
 import type { Viewer } from "../domain/auth.ts";
 import { ConflictError } from "../errors.ts";
 import type { MediaRecord } from "../loaders/media.ts";
-import { type UserRecord, userEntity } from "../loaders/users.ts";
+import { omitPrivate, type UserRecord, userEntity } from "../loaders/users.ts";
 import { commitChanges } from "../platform/changes.ts";
 import { db } from "../platform/db.ts";
 import { ownMedia, verifyUpload } from "./media.ts";
@@ -28,12 +28,9 @@ export async function updateProfile(
     if (media.purpose !== "AVATAR") throw new ConflictError("That photo was uploaded for a post, not as an avatar.");
     avatar = await verifyUpload(media);
   }
-  const {
-    passwordHash: _hash,
-    email: _email,
-    ...user
-  } = await db().user.update({
+  const user: UserRecord = await db().user.update({
     where: { id: viewer.id },
+    omit: omitPrivate,
     data: {
       displayName: input.displayName ?? undefined,
       bio: input.bio ?? undefined,
