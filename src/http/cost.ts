@@ -12,7 +12,7 @@ import { DEFAULT_PAGE_SIZE } from "../domain/pagination.ts";
 // The cost model the gate (plugins/use-gate.ts) prices every operation with.
 
 /** The root fields of introspection (`__typename` costs like any field). */
-export const INTROSPECTION_FIELDS = new Set(["__schema", "__type"]);
+const INTROSPECTION_FIELDS = new Set(["__schema", "__type"]);
 
 /**
  * How large a list is, declared where it is defined (the `extensions` of a Pothos field, argument or input
