@@ -12,6 +12,8 @@ export interface ScenarioResult {
   redisRoundTripsPerRequest: number;
   /** Entity cache hits / (hits + misses); null when the scenario read nothing through the cache. */
   cacheHitRatio: number | null;
+  /** Requests answered whole from the response cache / all requests. */
+  responseCacheHitRatio: number;
   maxRssMiB: number | null;
   /** PostGraphile serving the same screen (bench/peer.ts), measured in the same run; none for writes. */
   peer?: PeerResult;
@@ -91,11 +93,11 @@ export function markdown(results: Results, previous?: Results): string {
     "",
     "## Scenarios",
     "",
-    "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | SQL/req | Redis RT/req | cache hits | max RSS MiB |",
+    "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | SQL/req | Redis RT/req | entity cache hits | response cache hits | max RSS MiB |",
     "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ...results.scenarios.map(
       (s) =>
-        `| ${s.name} | ${fixed(s.load.rps, 0)} | ${fixed(s.load.latencyMs.p50, 2)} | ${fixed(s.load.latencyMs.p95, 2)} | ${fixed(s.load.latencyMs.p99, 2)} | ${s.load.errors} | ${fixed(s.sqlPerRequest, 2)} | ${fixed(s.redisRoundTripsPerRequest, 2)} | ${s.cacheHitRatio === null ? "–" : `${fixed(s.cacheHitRatio * 100)}%`} | ${s.maxRssMiB ?? "–"} |`,
+        `| ${s.name} | ${fixed(s.load.rps, 0)} | ${fixed(s.load.latencyMs.p50, 2)} | ${fixed(s.load.latencyMs.p95, 2)} | ${fixed(s.load.latencyMs.p99, 2)} | ${s.load.errors} | ${fixed(s.sqlPerRequest, 2)} | ${fixed(s.redisRoundTripsPerRequest, 2)} | ${s.cacheHitRatio === null ? "–" : `${fixed(s.cacheHitRatio * 100)}%`} | ${fixed((s.responseCacheHitRatio ?? 0) * 100)}% | ${s.maxRssMiB ?? "–"} |`,
     ),
     "",
     "## Shutter / floor",

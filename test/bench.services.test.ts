@@ -65,11 +65,14 @@ test("npm run bench -- --smoke measures every scenario and both floors, and repo
     expect(peer?.load.requests).toBeGreaterThan(0);
   }
   expect(byName["write-mix"]?.peer).toBeUndefined();
-  // The counters come from Shutter's own request logs: reads on a cold cache reach PostgreSQL, and anonymous
-  // explore is served from the shared cache once warm.
+  // The counters come from Shutter's own request logs: reads on a cold cache reach PostgreSQL, signed-in screens
+  // are served through the entity cache once warm, and anonymous explore whole from the response cache.
   expect(byName.feed?.sqlPerRequest).toBeGreaterThan(0);
   expect(byName.feed?.sqlPerRequest).toBeLessThanOrEqual(6);
-  expect(byName.explore?.cacheHitRatio).toBeGreaterThan(0.5);
+  expect(byName.post?.cacheHitRatio).toBeGreaterThan(0.5);
+  expect(byName.post?.responseCacheHitRatio).toBe(0);
+  expect(byName.explore?.responseCacheHitRatio).toBeGreaterThan(0.5);
+  expect(byName["explore-get"]?.responseCacheHitRatio).toBeGreaterThan(0.5);
   expect(byName["write-mix"]?.sqlPerRequest).toBeGreaterThan(0);
   expect(results.coldStart.map((c) => c.label)).toEqual([
     "hello world",

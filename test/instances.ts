@@ -109,6 +109,8 @@ export function assertChangesDeclared(body: { extensions?: Record<string, unknow
 export interface OperationStats {
   sqlStatements: number;
   cache: { roundTrips: number; hits: number; misses: number };
+  /** What the response cache did: "hit", "kept", or (in development) why not; absent when not consulted. */
+  responseCache?: string;
 }
 
 /**
@@ -118,7 +120,11 @@ export interface OperationStats {
  */
 export async function statsOf(instance: Instance, result: GraphQLResult): Promise<OperationStats> {
   if (result.extensions?.sqlStatements !== undefined) {
-    return { sqlStatements: result.extensions.sqlStatements, cache: result.extensions.cache };
+    return {
+      sqlStatements: result.extensions.sqlStatements,
+      cache: result.extensions.cache,
+      responseCache: result.extensions.responseCache,
+    };
   }
   for (let waited = 0; waited < 3000; waited += 20) {
     const line = instance.logs.find((l) => l.msg === "request" && l.requestId === result.requestId);
@@ -126,6 +132,7 @@ export async function statsOf(instance: Instance, result: GraphQLResult): Promis
       return {
         sqlStatements: line.sqlStatements,
         cache: { roundTrips: line.cacheRoundTrips, hits: line.cacheHits, misses: line.cacheMisses },
+        responseCache: line.responseCache,
       };
     }
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -10,9 +10,10 @@ const DOWN = "cache: Redis unavailable, serving from PostgreSQL until it is back
 const BACK = "cache: Redis is reachable again, caching resumed";
 const READ = `query ($id: ID!) { post(id: $id) { caption likeCount author { handle } photos { width } } }`;
 
-async function readMany(instance: Instance, id: string, times: number) {
+/** Reads a post `times` times; signed in (`token`), past the response cache, which serves only the signed-out. */
+async function readMany(instance: Instance, id: string, times: number, token?: string) {
   const results: Awaited<ReturnType<Instance["query"]>>[] = [];
-  for (let i = 0; i < times; i++) results.push(await instance.query(READ, { id }));
+  for (let i = 0; i < times; i++) results.push(await instance.query(READ, { id }, token));
   return results;
 }
 
@@ -50,18 +51,25 @@ test("Redis stopping mid-run and coming back: answers throughout, caching resume
   const instance = await startInstance({ REDIS_URL: proxy.url, LOG_LEVEL: "info" });
   try {
     const post = await createPost(alice, { caption: "outage" });
-    await readMany(instance, post.gid, 2);
-    const [warm] = await readMany(instance, post.gid, 1);
+    await readMany(instance, post.gid, 2, alice.token);
+    const [warm] = await readMany(instance, post.gid, 1, alice.token);
     expect((await statsOf(instance, warm!)).cache.hits).toBeGreaterThan(0);
+    // Signed out, the same read is kept whole by the response cache, and answered from it.
+    const [, cached] = await readMany(instance, post.gid, 2);
+    expect((await statsOf(instance, cached!)).responseCache).toBe("hit");
 
     proxy.setMode("down");
-    const during = await readMany(instance, post.gid, 5);
+    const during = await readMany(instance, post.gid, 5, alice.token);
     expect(during.every((r) => r.data.post.caption === "outage")).toBe(true);
     expect((await statsOf(instance, during.at(-1)!)).cache).toEqual({
       roundTrips: 0,
       hits: 0,
       misses: expect.any(Number),
     });
+    // Without Redis nobody can tell whether a kept answer is still current: none is served.
+    const signedOut = await readMany(instance, post.gid, 3);
+    expect(signedOut.every((r) => r.data.post.caption === "outage")).toBe(true);
+    for (const result of signedOut) expect((await statsOf(instance, result)).responseCache).not.toBe("hit");
     expect(logged(instance, DOWN)).toBe(1);
 
     proxy.setMode("forward");
@@ -69,11 +77,13 @@ test("Redis stopping mid-run and coming back: answers throughout, caching resume
     let resumed = false;
     for (let attempt = 0; attempt < 40 && !resumed; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 250));
-      const [result] = await readMany(instance, post.gid, 1);
+      const [result] = await readMany(instance, post.gid, 1, alice.token);
       expect(result?.data.post.caption).toBe("outage");
       resumed = (await statsOf(instance, result!)).cache.hits > 0;
     }
     expect(resumed).toBe(true);
+    const [, again] = await readMany(instance, post.gid, 2);
+    expect((await statsOf(instance, again!)).responseCache).toBe("hit");
     expect(logged(instance, BACK)).toBe(1);
     expect(logged(instance, DOWN)).toBe(1);
   } finally {

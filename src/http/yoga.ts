@@ -15,6 +15,7 @@ import { useJsonPosts } from "./plugins/use-json-posts.ts";
 import { useNoSubscriptionsOnLambda } from "./plugins/use-no-subscriptions-on-lambda.ts";
 import { usePersistedDocuments } from "./plugins/use-persisted-documents.ts";
 import { useRequestScope } from "./plugins/use-request-scope.ts";
+import { useResponseCache } from "./plugins/use-response-cache.ts";
 import { useRoutes } from "./plugins/use-routes.ts";
 import { useStreamGuard } from "./plugins/use-stream-guard.ts";
 import { useVariablesShape } from "./plugins/use-variables-shape.ts";
@@ -79,6 +80,7 @@ export function createShutterYoga(): ShutterYoga {
       useDisableIntrospection({ isDisabled: () => !config().introspection }),
       useJsonPosts(),
       useVariablesShape(),
+      useResponseCache(),
       useGate(),
       useNoSubscriptionsOnLambda(),
       useStreamGuard(),

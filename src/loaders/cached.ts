@@ -1,6 +1,7 @@
 import { cacheKeys, cacheStore, type FillEntry, jitter, reviveDates } from "../platform/cache.ts";
 import { CACHED_TABLES, type Change } from "../platform/changes.ts";
 import { requestScope } from "../platform/logger.ts";
+import { covered, hasNotedVersion, noteUncovered, noteVersion, sharing } from "../platform/reads.ts";
 import { isUuid } from "../platform/sql.ts";
 import type { Loaders } from "./index.ts";
 
@@ -80,6 +81,7 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
       const at = (i * parts.length + p) * 2;
       const version = raw[at + 1] ?? "0";
       seen.push(version);
+      noteVersion(`${parts[p]?.kind}:${id}`, keys[i]?.[p]?.versionKey as string, version);
       const cached = raw[at] ? (JSON.parse(raw[at] as string) as { v: string; d: object }) : null;
       if (cached?.v === version) Object.assign(merged, reviveDates(cached.d));
       else hit = false;
@@ -103,7 +105,7 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
       else toLoad.push(miss);
     }
     if (toLoad.length) {
-      const query = entity.load(toLoad.map((m) => m.id));
+      const query = covered(() => entity.load(toLoad.map((m) => m.id)));
       const flightKeys = toLoad.map((m) => `${parts[0]?.kind}:${m.id}@${m.seen.join(",")}`);
       flightKeys.forEach((key, i) => {
         const id = toLoad[i]?.id;
@@ -138,6 +140,45 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
       }
     }
     await Promise.all(waiting);
+    // No version covers a row that does not exist yet (inserts declare nothing): an answer saying "not found"
+    // is not cached.
+    if (misses.some((miss) => !found.has(miss.id))) noteUncovered(`a missing ${entity.name}`);
   }
   return ids.map((id) => found.get(id) ?? null);
+}
+
+/**
+ * Runs a read of lists whose membership a cached part of their owners counts (a post's comments: its comment
+ * count; an author's posts: the post count), so every write that changes such a list declares that part
+ * changed. The owners must have been read earlier in the request (a parent before its children, as GraphQL
+ * resolves them), their versions noted: an answer holding the lists is then checked against those versions
+ * (platform/response-cache.ts). Otherwise the answer is not cached.
+ */
+export function listRead<T extends { id: string }, P extends string, R>(
+  owner: CachedEntity<T, P>,
+  part: P,
+  ownerIds: readonly string[],
+  read: () => Promise<R>,
+): Promise<R> {
+  if (!ownerIds.every((id) => hasNotedVersion(`${part}:${id}`)))
+    noteUncovered(`a list of ${owner.name}s not read first`);
+  return covered(read);
+}
+
+/**
+ * Rows of a cached entity that a list read returned (an author's posts). When the answer may be shared they are
+ * read again through the entity cache (values and versions in one MGET; hits, mostly), since the answer must
+ * carry the version of every row it shows: a like changes a post's counters, not its author's list. Otherwise
+ * the list's own rows serve.
+ */
+export async function withCachedRows<T extends { id: string }, P extends string>(
+  entity: CachedEntity<T, P>,
+  rows: T[],
+): Promise<T[]> {
+  if (!sharing() || rows.length === 0) return rows;
+  const cached = await loadThroughCache(
+    entity,
+    rows.map((row) => row.id),
+  );
+  return rows.map((row, i) => cached[i] ?? row);
 }

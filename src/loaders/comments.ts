@@ -3,6 +3,8 @@ import type { Comment } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
 import { createdAtAndId, keyset, raw, type Sql, sql } from "../platform/sql.ts";
 import { byIds, type FirstPageKey, firstPages } from "./batch.ts";
+import { listRead } from "./cached.ts";
+import { postEntity } from "./posts.ts";
 
 export type CommentRecord = Comment;
 
@@ -20,12 +22,19 @@ export function commentsById(ids: readonly string[]): Promise<(CommentRecord | n
 export function firstCommentsByPost(keys: readonly FirstPageKey[]): Promise<CommentRecord[][]> {
   return firstPages(
     keys,
-    (postIds, limit) => db().$queryRaw<CommentRecord[]>`
-      SELECT ${COMMENT_COLUMNS("c")}
-      FROM unnest(${postIds}::uuid[]) AS p(id)
-      CROSS JOIN LATERAL (
-        SELECT * FROM comments WHERE post_id = p.id ORDER BY created_at, id LIMIT ${limit}
-      ) c`,
+    // Comments never change once written: adding or deleting one changes its post's counters.
+    (postIds, limit) =>
+      listRead(
+        postEntity,
+        "post-counts",
+        postIds,
+        () => db().$queryRaw<CommentRecord[]>`
+          SELECT ${COMMENT_COLUMNS("c")}
+          FROM unnest(${postIds}::uuid[]) AS p(id)
+          CROSS JOIN LATERAL (
+            SELECT * FROM comments WHERE post_id = p.id ORDER BY created_at, id LIMIT ${limit}
+          ) c`,
+      ),
     (comment) => comment.postId,
   );
 }
@@ -33,8 +42,13 @@ export function firstCommentsByPost(keys: readonly FirstPageKey[]): Promise<Comm
 /** One page of a post's comments, oldest first. */
 export function postCommentsPage(postId: string, page: PageRequest): Promise<CommentRecord[]> {
   const { where, direction } = keyset(sql`c.created_at, c.id`, "asc", page, createdAtAndId);
-  return db().$queryRaw`
-    SELECT ${COMMENT_COLUMNS("c")} FROM comments c
-    WHERE c.post_id = ${postId}::uuid AND ${where}
-    ORDER BY c.created_at ${direction}, c.id ${direction} LIMIT ${page.limit}`;
+  return listRead(
+    postEntity,
+    "post-counts",
+    [postId],
+    () => db().$queryRaw`
+      SELECT ${COMMENT_COLUMNS("c")} FROM comments c
+      WHERE c.post_id = ${postId}::uuid AND ${where}
+      ORDER BY c.created_at ${direction}, c.id ${direction} LIMIT ${page.limit}`,
+  );
 }

@@ -4,7 +4,8 @@ import { cachedValue } from "../platform/cache.ts";
 import { db } from "../platform/db.ts";
 import { createdAtAndId, keyset, raw, type Sql, sql } from "../platform/sql.ts";
 import { type FirstPageKey, firstPages } from "./batch.ts";
-import { defineEntity, loadThroughCache } from "./cached.ts";
+import { defineEntity, listRead, loadThroughCache, withCachedRows } from "./cached.ts";
+import { userEntity } from "./users.ts";
 
 export type PostRecord = Post;
 
@@ -35,23 +36,41 @@ export function postsById(ids: readonly string[]): Promise<(PostRecord | null)[]
 export function firstPostsByAuthor(keys: readonly FirstPageKey[]): Promise<PostRecord[][]> {
   return firstPages(
     keys,
-    (authorIds, limit) => db().$queryRaw<PostRecord[]>`
-      SELECT ${POST_COLUMNS("p")}
-      FROM unnest(${authorIds}::uuid[]) AS a(id)
-      CROSS JOIN LATERAL (
-        SELECT * FROM posts WHERE author_id = a.id ORDER BY created_at DESC, id DESC LIMIT ${limit}
-      ) p`,
+    // Creating or deleting a post changes its author's counters.
+    async (authorIds, limit) =>
+      withCachedRows(
+        postEntity,
+        await listRead(
+          userEntity,
+          "user-counts",
+          authorIds,
+          () => db().$queryRaw<PostRecord[]>`
+            SELECT ${POST_COLUMNS("p")}
+            FROM unnest(${authorIds}::uuid[]) AS a(id)
+            CROSS JOIN LATERAL (
+              SELECT * FROM posts WHERE author_id = a.id ORDER BY created_at DESC, id DESC LIMIT ${limit}
+            ) p`,
+        ),
+      ),
     (post) => post.authorId,
   );
 }
 
 /** One page of an author's posts, newest first. */
-export function authorPostsPage(authorId: string, page: PageRequest): Promise<PostRecord[]> {
+export async function authorPostsPage(authorId: string, page: PageRequest): Promise<PostRecord[]> {
   const { where, direction } = keyset(sql`p.created_at, p.id`, "desc", page, createdAtAndId);
-  return db().$queryRaw`
-    SELECT ${POST_COLUMNS("p")} FROM posts p
-    WHERE p.author_id = ${authorId}::uuid AND ${where}
-    ORDER BY p.created_at ${direction}, p.id ${direction} LIMIT ${page.limit}`;
+  return withCachedRows(
+    postEntity,
+    await listRead(
+      userEntity,
+      "user-counts",
+      [authorId],
+      () => db().$queryRaw<PostRecord[]>`
+        SELECT ${POST_COLUMNS("p")} FROM posts p
+        WHERE p.author_id = ${authorId}::uuid AND ${where}
+        ORDER BY p.created_at ${direction}, p.id ${direction} LIMIT ${page.limit}`,
+    ),
+  );
 }
 
 /**

@@ -2,6 +2,7 @@ import { Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
 import { config } from "./config.ts";
 import { logger, requestScope } from "./logger.ts";
+import { boundAge, covered } from "./reads.ts";
 
 /**
  * The shared cache: Redis when REDIS_URL is set (one truth for every function instance), otherwise a bounded
@@ -298,7 +299,10 @@ export function reviveDates<T>(value: T): T {
  * writes. Only one caller computes it when it is missing (a lock); the others wait briefly for the result
  * rather than all running the same expensive query at once.
  */
-export async function cachedValue<T>(name: string, ttlSeconds: number, compute: () => Promise<T>): Promise<T> {
+export async function cachedValue<T>(name: string, ttlSeconds: number, computeValue: () => Promise<T>): Promise<T> {
+  // An answer that holds it may be shared no longer than it is; what computes it is covered by that bound.
+  boundAge(ttlSeconds);
+  const compute = () => covered(computeValue);
   const store = cacheStore();
   const key = `${config().redisKeyPrefix}:c${CACHE_SHAPE_VERSION}:${name}`;
   const read = async () => {

@@ -119,6 +119,11 @@ const EnvSchema = z.object({
   PERSISTED_QUERY_MAX_BYTES: z._default(int(256, 1_000_000), 16_384),
   PUBLIC_MAX_AGE_SECONDS: z._default(int(0, 86_400), 30),
   PUBLIC_STALE_WHILE_REVALIDATE_SECONDS: z._default(int(0, 86_400), 60),
+  RESPONSE_CACHE: z._default(bool, true),
+  // At most an hour: a presigned photo URL in a cached response has at least an hour of life left (storage.ts).
+  RESPONSE_CACHE_TTL_SECONDS: z._default(int(1, 3600), 300),
+  CDN_PURGE_URL: z.optional(url(["https:", "http:"])),
+  CDN_PURGE_TOKEN: z.optional(text()),
   OPS_WEBHOOK_SECRETS: z.optional(
     z.string().check(
       z.regex(/^\s*[a-z0-9][a-z0-9_.-]{0,39}=[^,\s]{16,}\s*(,\s*[a-z0-9][a-z0-9_.-]{0,39}=[^,\s]{16,}\s*)*$/, {
@@ -241,6 +246,11 @@ function parseConfig(env: Record<string, string | undefined>) {
     httpCache: {
       maxAgeSeconds: e.PUBLIC_MAX_AGE_SECONDS,
       staleWhileRevalidateSeconds: e.PUBLIC_STALE_WHILE_REVALIDATE_SECONDS,
+    },
+    responseCache: {
+      enabled: e.RESPONSE_CACHE,
+      ttlSeconds: e.RESPONSE_CACHE_TTL_SECONDS,
+      cdnPurge: e.CDN_PURGE_URL ? { url: e.CDN_PURGE_URL, token: e.CDN_PURGE_TOKEN } : undefined,
     },
     trustedProxies: parseTrustedProxies(e.TRUSTED_PROXIES) as TrustedProxies,
     opsWebhook: {

@@ -4,6 +4,7 @@ import type { SqlDriverAdapter, SqlDriverAdapterFactory, SqlQueryable } from "@p
 import { PrismaClient } from "../generated/prisma/client.ts";
 import { type Config, config } from "./config.ts";
 import { requestScope } from "./logger.ts";
+import { noteStatement } from "./reads.ts";
 
 let client: PrismaClient | undefined;
 
@@ -67,7 +68,10 @@ const WRITE = /^\s*(?:update|delete\s+from)\s+(?:"?public"?\.)?"?(\w+)"?/i;
 function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boolean): SqlDriverAdapterFactory {
   const count = () => {
     const scope = requestScope.getStore();
-    if (scope) scope.sqlStatements++;
+    if (scope) {
+      scope.sqlStatements++;
+      noteStatement();
+    }
   };
   let first = true;
   // The first statement of the process also opens the first connection: marked for the cold-start breakdown.

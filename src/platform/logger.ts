@@ -2,6 +2,8 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { type Logger, type LoggerOptions, pino } from "pino";
 import type { Change } from "./changes.ts";
 import { config } from "./config.ts";
+import type { Reads } from "./reads.ts";
+import type { ResponseCacheState } from "./response-cache.ts";
 
 /** What every log line and error of one request carries. */
 export interface RequestScope {
@@ -25,6 +27,12 @@ export interface RequestScope {
   writtenTables: Set<string>;
   /** Tables of the entities the request's writes declared as changed (see changes.ts). */
   declaredTables: Set<string>;
+  /** The response cache's key for the request and what it did (see platform/response-cache.ts). */
+  responseCache?: ResponseCacheState;
+  /** What the operation read, for the response cache (see platform/response-cache.ts). */
+  reads: Reads;
+  /** The points the gate charged for the operation (a cached answer is charged the same; see use-gate.ts). */
+  cost?: number;
   /** Called with each commit's changes: the request's loaders forget those entities (set by createContext). */
   onChanges?: (changes: readonly Change[]) => void;
 }
@@ -41,6 +49,7 @@ export function createRequestScope(requestId: string): RequestScope {
     events: [],
     writtenTables: new Set(),
     declaredTables: new Set(),
+    reads: { versions: new Map() },
   };
 }
 

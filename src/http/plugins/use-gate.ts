@@ -12,6 +12,7 @@ import type { Context } from "../../context.ts";
 import { chargeOperation } from "../../domain/rate-limit.ts";
 import { ErrorCode, RateLimitedError, RequestErrorCode } from "../../errors.ts";
 import { config } from "../../platform/config.ts";
+import { requestScope } from "../../platform/logger.ts";
 import { registerAdmittedDocument } from "../../services/persisted-documents.ts";
 import { estimateCost, introspects, ListTooLong } from "../cost.ts";
 import { inspectVariables, NUL, NUL_MESSAGE } from "./use-variables-shape.ts";
@@ -92,6 +93,8 @@ async function admit(args: GateArgs): Promise<GraphQLError[] | null> {
     ];
   }
   if (introspects(args.document)) cost += config().limits.introspectionCost;
+  const scope = requestScope.getStore();
+  if (scope) scope.cost = cost;
   try {
     await chargeOperation(cost, context.viewer?.id ?? null, context.clientAddress);
     await registerAdmittedDocument(context.viewer?.id ?? null, context.clientAddress);

@@ -10,6 +10,18 @@ import { requestScope } from "../../platform/logger.ts";
  * `extensions: { personal: true }` in the schema (the viewer, the feed, `viewerHasLiked`, `node`, ...).
  */
 export function selectsPersonalData(schema: GraphQLSchema, document: DocumentNode): boolean {
+  // Parsed documents are cached by Yoga (one object per document text): each is visited once.
+  let personal = personalDocuments.get(document);
+  if (personal === undefined) {
+    personal = visitForPersonalData(schema, document);
+    personalDocuments.set(document, personal);
+  }
+  return personal;
+}
+
+const personalDocuments = new WeakMap<DocumentNode, boolean>();
+
+function visitForPersonalData(schema: GraphQLSchema, document: DocumentNode): boolean {
   const typeInfo = new TypeInfo(schema);
   let personal = false;
   visit(

@@ -3,7 +3,7 @@ import type { Plugin } from "graphql-yoga";
 import { ErrorCode, RequestErrorCode } from "../../errors.ts";
 import { undeclaredChanges } from "../../platform/changes.ts";
 import { config } from "../../platform/config.ts";
-import { logger, requestScope } from "../../platform/logger.ts";
+import { logger, type RequestScope, requestScope } from "../../platform/logger.ts";
 
 /**
  * Stamps every error with the request id (also sent as the `x-request-id` header and present in every log line
@@ -35,6 +35,7 @@ export function useRequestScope(): Plugin {
               requestId: scope.requestId,
               sqlStatements: scope.sqlStatements,
               cache: { roundTrips: scope.cacheRoundTrips, hits: scope.cacheHits, misses: scope.cacheMisses },
+              ...(scope.responseCache ? { responseCache: responseCacheOutcome(scope) } : {}),
               ...(undeclared.length ? { undeclaredChanges: undeclared } : {}),
             },
       });
@@ -70,12 +71,22 @@ export function useRequestScope(): Plugin {
           cacheRoundTrips: scope.cacheRoundTrips,
           cacheHits: scope.cacheHits,
           cacheMisses: scope.cacheMisses,
+          responseCache: scope.responseCache?.hit ? "hit" : scope.responseCache?.kept ? "kept" : undefined,
           durationMs: Math.round(performance.now() - scope.startedAt),
         },
         "request",
       );
     },
   };
+}
+
+/** What the response cache did, for development: "hit", "kept", or why the answer was not kept. */
+function responseCacheOutcome(scope: RequestScope): string {
+  const { hit, kept } = scope.responseCache ?? {};
+  if (hit) return "hit";
+  if (kept) return "kept";
+  if (!scope.reads.shareable) return "not shareable (not a query)";
+  return `not kept: ${scope.reads.uncovered ?? "an error"}`;
 }
 
 /** One execution result, as much of it as the stamp reads. */
