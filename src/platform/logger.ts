@@ -31,6 +31,10 @@ export interface RequestScope {
   responseCache?: ResponseCacheState;
   /** What the operation read, for the response cache (see platform/response-cache.ts). */
   reads: Reads;
+  /** The answer's ETag, when it is known before its body is written (an answer from the response cache). */
+  etag?: string;
+  /** Points already charged to the caller's budget for this operation (by the response cache's lookup). */
+  precharged?: number;
   /** The points the gate charged for the operation (a cached answer is charged the same; see use-gate.ts). */
   cost?: number;
   /** Called with each commit's changes: the request's loaders forget those entities (set by createContext). */

@@ -24,8 +24,8 @@ export interface ResponseCacheState {
 
 /** A cached answer. */
 export interface CachedResponse {
-  /** The execution result's data (answers with errors are never cached). */
-  data: unknown;
+  /** The JSON of the execution result's data (answers with errors are never cached). */
+  json: string;
   /** The versions it was read under: [version key, version, tag]. */
   versions: [string, string, string][];
   storedAt: number;
@@ -34,6 +34,8 @@ export interface CachedResponse {
   cost: number;
   /** Whether HTTP caches may keep it too (nothing personal selected; see use-http-caching.ts). */
   public: boolean;
+  /** Its ETag, computed on its first answer over GET (this instance's copy only). */
+  etag?: string;
 }
 
 // This instance's answers, checked against the shared versions on every hit. Bounded by entries and bytes.
@@ -64,35 +66,37 @@ export function responseKey(query: string, operationName: string | null | undefi
 }
 
 /**
- * The cached answer for the key, if there is one whose versions are all still current: from this instance's
- * memory, else from Redis (another instance's answer). Never stale: while Redis cannot be asked whether the
- * versions are current, nothing is served from it.
+ * The cached answer for the key, if there is one: from this instance's memory, else from Redis (another
+ * instance's answer). Still to be checked with `isCurrent`.
  */
 export async function findResponse(key: string): Promise<CachedResponse | undefined> {
-  const store = cacheStore();
   const memory = localCache();
   const now = Date.now();
-  let entry = memory.get(key);
-  if (entry && entry.expiresAt <= now) {
-    memory.delete(key);
-    entry = undefined;
-  }
-  if (!entry && store.kind === "redis") {
-    const [raw] = await store.mget([key]);
-    if (!raw) return undefined;
-    entry = JSON.parse(raw) as CachedResponse;
-    if (entry.expiresAt <= now) return undefined;
-    memory.set(key, entry, { size: raw.length + key.length });
-  }
-  if (!entry) return undefined;
+  const entry = memory.get(key);
+  if (entry && entry.expiresAt > now) return entry;
+  if (entry) memory.delete(key);
+  const store = cacheStore();
+  if (store.kind !== "redis") return undefined;
+  const [raw] = await store.mget([key]);
+  if (!raw) return undefined;
+  const shared = JSON.parse(raw) as CachedResponse;
+  if (shared.expiresAt <= now) return undefined;
+  memory.set(key, shared, { size: raw.length + key.length });
+  return shared;
+}
+
+/**
+ * Whether every entity part the answer read still has the version it was read under (one round trip). Never
+ * stale: while Redis cannot be asked, no answer is current.
+ */
+export async function isCurrent(key: string, entry: CachedResponse): Promise<boolean> {
+  const store = cacheStore();
   const current = entry.versions.length ? await store.mget(entry.versions.map(([versionKey]) => versionKey)) : [];
   // A store that could not answer returns nulls, which would read as "version 0": that proves nothing.
-  if (store instanceof RedisStore && !store.available) return undefined;
-  if (entry.versions.some(([, version], i) => (current[i] ?? "0") !== version)) {
-    memory.delete(key);
-    return undefined;
-  }
-  return entry;
+  const answered = !(store instanceof RedisStore) || store.available;
+  if (answered && entry.versions.every(([, version], i) => (current[i] ?? "0") === version)) return true;
+  localCache().delete(key);
+  return false;
 }
 
 /**
@@ -101,7 +105,7 @@ export async function findResponse(key: string): Promise<CachedResponse | undefi
  */
 export async function keepResponse(
   key: string,
-  data: unknown,
+  json: string,
   cost: number,
   isPublic: boolean,
 ): Promise<CachedResponse | undefined> {
@@ -111,7 +115,7 @@ export async function keepResponse(
   const seconds = Math.min(ttlSeconds, reads.maxAgeSeconds ?? ttlSeconds);
   const now = Date.now();
   const entry: CachedResponse = {
-    data,
+    json,
     versions: [...reads.versions].map(([tag, { key: versionKey, version }]) => [versionKey, version, tag]),
     storedAt: now,
     expiresAt: now + seconds * 1000,

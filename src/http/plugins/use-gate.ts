@@ -96,7 +96,9 @@ async function admit(args: GateArgs): Promise<GraphQLError[] | null> {
   const scope = requestScope.getStore();
   if (scope) scope.cost = cost;
   try {
-    await chargeOperation(cost, context.viewer?.id ?? null, context.clientAddress);
+    // The response cache's lookup may have charged this very operation already (its answer was outdated).
+    const due = cost - (scope?.precharged ?? 0);
+    if (due > 0) await chargeOperation(due, context.viewer?.id ?? null, context.clientAddress);
     await registerAdmittedDocument(context.viewer?.id ?? null, context.clientAddress);
   } catch (error) {
     if (!(error instanceof RateLimitedError)) throw error;

@@ -37,6 +37,10 @@ function visitForPersonalData(schema: GraphQLSchema, document: DocumentNode): bo
   return personal;
 }
 
+/** A strong ETag over an answer's data (the JSON of `data`): the extensions differ on every response. */
+export const etagOf = (dataJson: string) =>
+  `"${createHash("sha256").update(dataJson).digest("base64url").slice(0, 32)}"`;
+
 /**
  * HTTP caching of GET responses (persisted queries over GET can be cached by CDNs and clients):
  * - `public, max-age, stale-while-revalidate` only when nothing in the answer depends on a viewer: signed out,
@@ -71,6 +75,27 @@ export function useHttpCaching(): Plugin {
         response.headers.set("cache-control", "no-store");
         return;
       }
+      const { maxAgeSeconds, staleWhileRevalidateSeconds } = config().httpCache;
+      const cacheControl =
+        policy === "public"
+          ? `public, max-age=${maxAgeSeconds}, stale-while-revalidate=${staleWhileRevalidateSeconds}`
+          : "private, no-cache";
+      const conditional = (etag: string, headers: Headers): Response | undefined => {
+        headers.set("cache-control", cacheControl);
+        headers.set("etag", etag);
+        const ifNoneMatch = request.headers.get("if-none-match") ?? "";
+        if (!ifNoneMatch.split(",").some((tag) => ["*", etag].includes(tag.trim().replace(/^W\//, "")))) return;
+        headers.delete("content-type");
+        headers.delete("content-length");
+        return new fetchAPI.Response(null, { status: 304, headers });
+      };
+      // An answer from the response cache comes with its ETag: its body need not be read again.
+      const known = requestScope.getStore()?.etag;
+      if (known) {
+        const notModified = conditional(known, response.headers);
+        if (notModified) setResponse(notModified);
+        return;
+      }
       const body = await response.text();
       const { data, errors } = JSON.parse(body) as { data?: unknown; errors?: unknown[] };
       const headers = new fetchAPI.Headers(response.headers);
@@ -79,25 +104,9 @@ export function useHttpCaching(): Plugin {
         setResponse(new fetchAPI.Response(body, { status: 200, headers }));
         return;
       }
-      const { maxAgeSeconds, staleWhileRevalidateSeconds } = config().httpCache;
-      headers.set(
-        "cache-control",
-        policy === "public"
-          ? `public, max-age=${maxAgeSeconds}, stale-while-revalidate=${staleWhileRevalidateSeconds}`
-          : "private, no-cache",
+      setResponse(
+        conditional(etagOf(JSON.stringify(data)), headers) ?? new fetchAPI.Response(body, { status: 200, headers }),
       );
-      // Over the data only: the extensions (request id, in development) differ on every response.
-      const etag = `"${createHash("sha256").update(JSON.stringify(data)).digest("base64url").slice(0, 32)}"`;
-      headers.set("etag", etag);
-      const ifNoneMatch = request.headers.get("if-none-match") ?? "";
-      const matches = ifNoneMatch.split(",").some((tag) => ["*", etag].includes(tag.trim().replace(/^W\//, "")));
-      if (matches) {
-        headers.delete("content-type");
-        headers.delete("content-length");
-        setResponse(new fetchAPI.Response(null, { status: 304, headers }));
-      } else {
-        setResponse(new fetchAPI.Response(body, { status: 200, headers }));
-      }
     },
   };
 }

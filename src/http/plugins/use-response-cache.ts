@@ -7,11 +7,13 @@ import { config } from "../../platform/config.ts";
 import { requestScope } from "../../platform/logger.ts";
 import {
   findResponse,
+  isCurrent,
   keepResponse,
   purgeCdnOnChanges,
   responseKey,
   surrogateKeys,
 } from "../../platform/response-cache.ts";
+import { etagOf } from "./use-http-caching.ts";
 
 /**
  * The response cache at the edge (platform/response-cache.ts does the caching). A query from someone signed out
@@ -37,16 +39,37 @@ export function useResponseCache(): Plugin {
       scope.responseCache = { key };
       const entry = await findResponse(key);
       if (!entry) return;
-      try {
-        await chargeOperation(entry.cost, null, clientAddress(request, context as ServerContext));
-      } catch (error) {
-        if (!(error instanceof RateLimitedError)) throw error;
-        setResult({ errors: [error] });
+      // Charged while the versions are checked (one round trip for both): if the answer turns out outdated,
+      // the operation runs and the gate charges only what is still due (nothing: the cost is the same).
+      const [current, charged] = await Promise.all([
+        isCurrent(key, entry),
+        chargeOperation(entry.cost, null, clientAddress(request, context as ServerContext)).then(
+          () => true,
+          (error: unknown) => {
+            if (error instanceof RateLimitedError) return error;
+            throw error;
+          },
+        ),
+      ]);
+      if (charged instanceof RateLimitedError) {
+        setResult({ errors: [charged] });
         return;
       }
+      scope.precharged = entry.cost;
+      if (!current) return;
       scope.httpCache = entry.public ? "public" : "private";
       scope.responseCache.hit = entry;
-      setResult({ data: entry.data } as ExecutionResult);
+      if (request.method === "GET") scope.etag = entry.etag ??= etagOf(entry.json);
+      const { json } = entry;
+      setResult({
+        // Written as kept, never parsed and serialized again (Yoga uses a result's own `stringify`).
+        stringify: (result: ExecutionResult) =>
+          result.extensions ? `{"data":${json},"extensions":${JSON.stringify(result.extensions)}}` : `{"data":${json}}`,
+        // Parsed only if something reads it (development's stamp copies the result).
+        get data() {
+          return JSON.parse(json);
+        },
+      } as ExecutionResult);
     },
     onExecute({ args }) {
       const scope = requestScope.getStore();
@@ -57,7 +80,7 @@ export function useResponseCache(): Plugin {
       return {
         async onExecuteDone({ result }) {
           if (Symbol.asyncIterator in result || result.errors?.length || scope.cost === undefined) return;
-          const kept = await keepResponse(key, result.data, scope.cost, scope.httpCache === "public");
+          const kept = await keepResponse(key, JSON.stringify(result.data), scope.cost, scope.httpCache === "public");
           if (kept) scope.responseCache = { key, kept };
         },
       };
