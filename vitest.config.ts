@@ -22,6 +22,7 @@ const EVERYWHERE = [
   "persisted-deploy.redis",
   "posts",
   "redis-trouble.redis",
+  "response-cache",
   "security",
   "smoke",
   "two-instances.redis",

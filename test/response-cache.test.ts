@@ -175,7 +175,7 @@ test("a hit is charged to the caller's budget like the operation it answers", as
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify(operationBody(query, { id: post.gid })),
-        from: "203.0.113.77",
+        from: "127.9.0.77",
       });
       const body = (await response.json()) as { errors?: { extensions: { code: string } }[] };
       outcomes.push(body.errors?.[0]?.extensions.code ?? response.headers.get("x-cache") ?? "");
