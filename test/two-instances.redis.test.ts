@@ -111,3 +111,34 @@ test("a persisted query registered through one instance is served by the other (
     await Promise.all([first.close(), second.close()]);
   }
 });
+
+test("a comment through A is in B's next answers, signed in and signed out, however warm B's caches", async ({
+  alice,
+  bob,
+}) => {
+  const post = await createPost(alice);
+  const read = `query ($id: ID!) {
+    post(id: $id) { few: comments(first: 3) { edges { node { body } } } page: comments(first: 30) { edges { node { body } } } }
+  }`;
+  const bodies = (result: { data?: any }) => [
+    result.data.post.few.edges.map((e: any) => e.node.body),
+    result.data.post.page.edges.map((e: any) => e.node.body),
+  ];
+  for (let i = 0; i < 2; i++) {
+    await b.query(read, { id: post.gid }, bob.token);
+    await b.query(read, { id: post.gid });
+  }
+  const add = `mutation ($id: ID!, $body: String!) { addComment(input: { postId: $id, body: $body }) { __typename } }`;
+  await a.query(add, { id: post.gid, body: "one" }, alice.token);
+  expect(bodies(await b.query(read, { id: post.gid }, bob.token))).toEqual([["one"], ["one"]]);
+  expect(bodies(await b.query(read, { id: post.gid }))).toEqual([["one"], ["one"]]);
+  await a.query(add, { id: post.gid, body: "two" }, bob.token);
+  expect(bodies(await b.query(read, { id: post.gid }, bob.token))).toEqual([
+    ["one", "two"],
+    ["one", "two"],
+  ]);
+  expect(bodies(await b.query(read, { id: post.gid }))).toEqual([
+    ["one", "two"],
+    ["one", "two"],
+  ]);
+});

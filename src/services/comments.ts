@@ -2,7 +2,7 @@ import type { Viewer } from "../domain/auth.ts";
 import { ForbiddenError, NotFoundError, rethrowPrismaError } from "../errors.ts";
 import { notified, recordEvent } from "../events/outbox.ts";
 import { one } from "../loaders/batch.ts";
-import { type CommentRecord, commentsById } from "../loaders/comments.ts";
+import { type CommentRecord, commentsById, firstCommentsChanged } from "../loaders/comments.ts";
 import { type PostRecord, postEntity, postsById } from "../loaders/posts.ts";
 import { commitChanges } from "../platform/changes.ts";
 import { db } from "../platform/db.ts";
@@ -29,7 +29,7 @@ export async function addComment(
       return { comment, post: updated };
     })
     .catch((error) => rethrowPrismaError(error, { notFound: "That post doesn't exist." }));
-  await commitChanges(postEntity.changed(post.id, "post-counts"));
+  await commitChanges(postEntity.changed(post.id, "post-counts"), firstCommentsChanged(post.id));
   return result;
 }
 
@@ -55,5 +55,5 @@ export async function deleteComment(viewer: Viewer, commentId: string): Promise<
       actorId: viewer.id,
     });
   });
-  await commitChanges(postEntity.changed(comment.postId, "post-counts"));
+  await commitChanges(postEntity.changed(comment.postId, "post-counts"), firstCommentsChanged(comment.postId));
 }

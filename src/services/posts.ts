@@ -3,6 +3,7 @@ import { LIMITS } from "../domain/validation.ts";
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
 import { recordEvent } from "../events/outbox.ts";
 import { one } from "../loaders/batch.ts";
+import { firstCommentsChanged } from "../loaders/comments.ts";
 import { type MediaRecord, mediaById, mediaEntity, postPhotosEntity } from "../loaders/media.ts";
 import { type PostRecord, postEntity, postsById } from "../loaders/posts.ts";
 import { userEntity } from "../loaders/users.ts";
@@ -82,6 +83,8 @@ export async function deletePost(viewer: Viewer, postId: string): Promise<string
     postPhotosEntity.changed(post.id),
     userEntity.changed(post.authorId, "user-counts"),
     photos.map((photo) => mediaEntity.changed(photo.id)),
+    // Its comments went with it (foreign key cascade).
+    firstCommentsChanged(post.id),
   );
   const keys = photos.map((photo) => photo.storageKey);
   // After commit: the rows are gone either way; an object left behind is logged for cleanup, not an error.
