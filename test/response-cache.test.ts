@@ -159,6 +159,9 @@ describe("signed-out queries", () => {
     expect(hit.headers.get("cache-control")).toMatch(/^public, max-age=\d+/);
     expect(hit.headers.get("etag")).toBe(miss.headers.get("etag"));
     expect((await hit.json()).data).toEqual((await miss.json()).data);
+    const revalidated = await send(url, { headers: { "if-none-match": hit.headers.get("etag") as string } });
+    expect([revalidated.status, revalidated.headers.get("x-cache")]).toEqual([304, "HIT"]);
+    expect(await revalidated.text()).toBe("");
   });
 });
 

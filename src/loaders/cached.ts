@@ -161,7 +161,7 @@ export function listRead<T extends { id: string }, P extends string, R>(
   read: () => Promise<R>,
 ): Promise<R> {
   if (!ownerIds.every((id) => hasNotedVersion(`${part}:${id}`)))
-    noteUncovered(`a list of ${owner.name}s not read first`);
+    noteUncovered(`a list whose ${owner.name} was not read first`);
   return covered(read);
 }
 
