@@ -93,9 +93,6 @@ export class RedisStore implements CacheStore {
     this.options = options;
     this.client = new Redis(url, {
       lazyConnect: true,
-      // Commands issued in the same tick (sibling loaders' MGETs, a hit's rate limit and version check) leave in
-      // one write: fewer system calls per request.
-      enableAutoPipelining: true,
       connectTimeout: 1_000,
       // A backstop only: each call's budget is kept by guard() (see withinBudget).
       commandTimeout: 1_000,
