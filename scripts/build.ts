@@ -1,10 +1,10 @@
 // `npm run build`: bundles the functions with esbuild into minified ESM under dist/functions, one file per
 // handler plus shared chunks (code that only some paths need — GraphiQL, Prisma's query compiler, upload
 // verification — stays in chunks loaded on first use). No native binaries: Prisma runs its query compiler as
-// WebAssembly, embedded in a chunk. Prints the size of each output.
-import { cpSync, readFileSync, rmSync, statSync } from "node:fs";
+// WebAssembly, a file next to the handlers (see queryCompilerFile). Prints the size of each output.
+import { cpSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build, type Plugin } from "esbuild";
 
@@ -13,6 +13,8 @@ const root = new URL("..", import.meta.url).pathname;
 const { values } = parseArgs({ options: { outdir: { type: "string" } } });
 const outdir = values.outdir ? `${resolve(values.outdir)}/` : new URL("../dist/functions/", import.meta.url).pathname;
 rmSync(outdir, { recursive: true, force: true });
+/** Prisma's query compiler in the bundle: a WebAssembly file next to the handlers (see queryCompilerFile). */
+const QUERY_COMPILER = "query_compiler_bg.wasm";
 
 const result = await build({
   absWorkingDir: root,
@@ -35,7 +37,7 @@ const result = await build({
   // likewise) while it worked from source. The ESM builds (the AWS SDK's dist-es) have real named exports, and
   // tree-shake better. checkLazyChunks() below fails the build if a lazy import still lands on CommonJS.
   mainFields: ["module", "main"],
-  plugins: [oneGraphql()],
+  plugins: [oneGraphql(), queryCompilerFile()],
   minify: true,
   sourcemap: "linked",
   outExtension: { ".js": ".mjs" },
@@ -68,6 +70,40 @@ function oneGraphql(): Plugin {
       build.onResolve({ filter: /^graphql\// }, (args) => ({
         path: require.resolve(args.path.replace(/(\.m?js)?$/, ".mjs")),
       }));
+    },
+  };
+}
+
+/**
+ * Prisma's query compiler as a file, compiled while the function initialises. The generated client imports it as
+ * a 4.5 MB base64 JavaScript module and compiles it synchronously when the first query needs it: ~60–100 ms of the
+ * first request (parsing the module, decoding it, compiling). The bundle ships the .wasm instead, read and compiled
+ * asynchronously (V8 compiles off the main thread) as soon as the client's module loads, so the schema build and
+ * the first request's own work overlap it.
+ */
+function queryCompilerFile(): Plugin {
+  return {
+    name: "query-compiler-file",
+    setup(build) {
+      build.onLoad({ filter: /generated[\\/]prisma[\\/]internal[\\/]class\.ts$/ }, (args) => {
+        const source = readFileSync(args.path, "utf8");
+        const fromBase64 = /getQueryCompilerWasmModule: async \(\) => \{[\s\S]*?\n {2}\},/;
+        if (!fromBase64.test(source)) {
+          throw new Error("Prisma's generated client changed: update queryCompilerFile() in scripts/build.ts");
+        }
+        // Shared code lands in chunks/, the file next to the handlers.
+        const file = `new URL(import.meta.url.includes("/chunks/") ? "../${QUERY_COMPILER}" : "./${QUERY_COMPILER}", import.meta.url)`;
+        return {
+          loader: "ts",
+          resolveDir: dirname(args.path),
+          contents: `${source.replace(fromBase64, "getQueryCompilerWasmModule: () => queryCompilerModule,")}
+import { readFileSync as readQueryCompiler } from "node:fs";
+const queryCompilerModule = WebAssembly.compile(readQueryCompiler(${file}));
+// A failure is reported where the client awaits the module (its first query), not as an unhandled rejection.
+queryCompilerModule.catch(() => {});
+`,
+        };
+      });
     },
   };
 }
@@ -111,6 +147,10 @@ const engineWasm = createRequire(import.meta.url)
   .resolve("@prisma/schema-engine-wasm/schema_engine_bg")
   .replace(/\.js$/, ".wasm");
 cpSync(engineWasm, `${outdir}schema_engine_bg.wasm`);
+// Prisma's query compiler, decoded from the base64 module the generated client would import (queryCompilerFile).
+const base64Module = "@prisma/client/runtime/query_compiler_fast_bg.postgresql.wasm-base64.mjs";
+const { wasm } = (await import(base64Module)) as { wasm: string };
+writeFileSync(`${outdir}${QUERY_COMPILER}`, Buffer.from(wasm, "base64"));
 
 const outputs = result.metafile.outputs;
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(0).padStart(6)} KiB`;
@@ -144,5 +184,5 @@ for (const [file, output] of files.filter(([, output]) => output.entryPoint?.sta
   console.log(`${(output.entryPoint as string).padEnd(24)}  ${kb(eager)}       ${kb(lazy)}`);
 }
 console.log(
-  `${kb(total)} of JavaScript in ${files.length} files, ${kb(statSync(engineWasm).size)} engine .wasm (migrate only); in dist/functions`,
+  `${kb(total)} of JavaScript in ${files.length} files, ${kb(statSync(`${outdir}${QUERY_COMPILER}`).size)} query compiler .wasm, ${kb(statSync(engineWasm).size)} engine .wasm (migrate only); in dist/functions`,
 );
