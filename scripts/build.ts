@@ -1,6 +1,6 @@
 // `npm run build`: bundles the functions with esbuild into minified ESM under dist/functions, one file per
-// handler plus shared chunks (code that only some paths need — GraphiQL, Prisma's query compiler, upload
-// verification — stays in chunks loaded on first use). No native binaries: Prisma runs its query compiler as
+// handler plus shared chunks (code that only some paths need — GraphiQL, the AWS SDK, upload verification —
+// stays in chunks loaded on first use). No native binaries: Prisma runs its query compiler as
 // WebAssembly, a file next to the handlers (see queryCompilerFile). Prints the size of each output.
 import { cpSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
