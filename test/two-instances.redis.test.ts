@@ -39,6 +39,9 @@ test("every write through A is visible to the next read through B", async ({ ali
     const read = await b.query(READ, { id: post.gid });
     expect(read.data.post.likeCount, `after write ${step}`).toBe(liked.size);
   }
+  // B kept its (signed-out) answers all along, yet served none across a write: with no write in between, it does.
+  await b.query(READ, { id: post.gid });
+  expect((await statsOf(b, await b.query(READ, { id: post.gid }))).responseCache).toBe("hit");
   await a.query(`mutation { updateProfile(input: { displayName: "Seen by B" }) { __typename } }`, {}, alice.token);
   expect((await b.query(READ, { id: post.gid })).data.post.author.displayName).toBe("Seen by B");
   await a.query(
