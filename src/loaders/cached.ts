@@ -73,6 +73,8 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
 
   const found = new Map<string, T>();
   const misses: { id: string; seen: string[] }[] = [];
+  // The versions read matter only to an answer that may be shared (platform/reads.ts).
+  const noting = sharing();
   unique.forEach((id, i) => {
     const merged: Record<string, unknown> = {};
     const seen: string[] = [];
@@ -81,7 +83,7 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
       const at = (i * parts.length + p) * 2;
       const version = raw[at + 1] ?? "0";
       seen.push(version);
-      noteVersion(`${parts[p]?.kind}:${id}`, keys[i]?.[p]?.versionKey as string, version);
+      if (noting) noteVersion(`${parts[p]?.kind}:${id}`, keys[i]?.[p]?.versionKey as string, version);
       const cached = raw[at] ? (JSON.parse(raw[at] as string) as { v: string; d: object }) : null;
       if (cached?.v === version) Object.assign(merged, reviveDates(cached.d));
       else hit = false;
@@ -160,8 +162,9 @@ export function listRead<T extends { id: string }, P extends string, R>(
   ownerIds: readonly string[],
   read: () => Promise<R>,
 ): Promise<R> {
-  if (!ownerIds.every((id) => hasNotedVersion(`${part}:${id}`)))
+  if (sharing() && !ownerIds.every((id) => hasNotedVersion(`${part}:${id}`))) {
     noteUncovered(`a list whose ${owner.name} was not read first`);
+  }
   return covered(read);
 }
 

@@ -2,7 +2,7 @@ import type { PageRequest } from "../domain/pagination.ts";
 import type { Comment } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
 import { createdAtAndId, keyset, raw, type Sql, sql } from "../platform/sql.ts";
-import { byIds, type FirstPageKey, firstPages } from "./batch.ts";
+import { byIds, type FirstPageKey, firstPages, groupInKeyOrder } from "./batch.ts";
 import { defineEntity, listRead, loadThroughCache } from "./cached.ts";
 import { postEntity } from "./posts.ts";
 
@@ -34,13 +34,16 @@ function readFirstComments(postIds: string[], limit: number): Promise<CommentRec
  * of each of 20 posts) do not read a post detail's page for every post.
  */
 const firstComments = (name: string, size: number) =>
-  defineEntity<{ id: string; comments: CommentRecord[] }, typeof name>({
+  defineEntity<{ id: string; comments: CommentRecord[] }, string>({
     name,
     table: "comments",
     parts: { [name]: { ttlSeconds: 600, fields: ["comments"] } },
     load: async (postIds) => {
       const rows = await readFirstComments(postIds, size);
-      return postIds.map((id) => ({ id, comments: rows.filter((row) => row.postId === id) }));
+      return groupInKeyOrder(postIds, rows, (row) => row.postId).map((comments, i) => ({
+        id: postIds[i] as string,
+        comments,
+      }));
     },
   });
 

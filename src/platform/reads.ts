@@ -23,41 +23,50 @@ export interface Reads {
 // request makes its answer uncacheable (see noteStatement, called by the database adapter for every statement).
 const covering = new AsyncLocalStorage<true>();
 
+/**
+ * The reads of the current request if its answer may be shared (decided before it executes; see
+ * use-response-cache.ts). Only those are noted: a signed-in request or a mutation pays nothing for the tracking.
+ */
+function sharedReads(): Reads | undefined {
+  const reads = requestScope.getStore()?.reads;
+  return reads?.shareable ? reads : undefined;
+}
+
+/** Whether the current request's answer may be shared. */
+export function sharing(): boolean {
+  return sharedReads() !== undefined;
+}
+
 /** Runs a read whose rows are covered by versions the request noted (or a time bound it noted). */
 export function covered<T>(read: () => Promise<T>): Promise<T> {
+  if (!sharing()) return read();
   // Awaited inside: Prisma's queries are lazy, and would otherwise start (and run) outside.
   return covering.run(true, async () => await read());
 }
 
 /** A statement sent to PostgreSQL (db.ts): outside a covered read, the answer depends on rows nothing tracks. */
 export function noteStatement(): void {
-  if (covering.getStore()) return;
-  noteUncovered("a statement no cached entity covers");
+  if (!covering.getStore()) noteUncovered("a statement no cached entity covers");
 }
 
 /** The answer cannot be cached: it read something no version covers (a missing row, an uncovered list). */
 export function noteUncovered(reason: string): void {
-  const reads = requestScope.getStore()?.reads;
+  const reads = sharedReads();
   if (reads) reads.uncovered ??= reason;
 }
 
 /** The request read an entity part (`tag`, e.g. `post-counts:<id>`) under this version (loaders/cached.ts). */
 export function noteVersion(tag: string, key: string, version: string): void {
-  requestScope.getStore()?.reads.versions.set(tag, { key, version });
+  sharedReads()?.versions.set(tag, { key, version });
 }
 
 /** Whether the request already noted the version of an entity part (a list read depends on it). */
 export function hasNotedVersion(tag: string): boolean {
-  return requestScope.getStore()?.reads.versions.has(tag) ?? true;
+  return sharedReads()?.versions.has(tag) ?? true;
 }
 
 /** The request read a value everyone shares for `seconds` (a ranking): its answer may not be kept longer. */
 export function boundAge(seconds: number): void {
-  const reads = requestScope.getStore()?.reads;
+  const reads = sharedReads();
   if (reads) reads.maxAgeSeconds = Math.min(reads.maxAgeSeconds ?? seconds, seconds);
-}
-
-/** Whether the current request's answer may be shared (decided before it executes; see use-response-cache.ts). */
-export function sharing(): boolean {
-  return requestScope.getStore()?.reads.shareable === true;
 }

@@ -71,17 +71,16 @@ export function responseKey(query: string, operationName: string | null | undefi
  */
 export async function findResponse(key: string): Promise<CachedResponse | undefined> {
   const memory = localCache();
-  const now = Date.now();
   const entry = memory.get(key);
-  if (entry && entry.expiresAt > now) return entry;
-  if (entry) memory.delete(key);
+  if (entry) return entry;
   const store = cacheStore();
   if (store.kind !== "redis") return undefined;
   const [raw] = await store.mget([key]);
   if (!raw) return undefined;
   const shared = JSON.parse(raw) as CachedResponse;
-  if (shared.expiresAt <= now) return undefined;
-  memory.set(key, shared, { size: raw.length + key.length });
+  const ttl = shared.expiresAt - Date.now();
+  if (ttl <= 0) return undefined;
+  memory.set(key, shared, { size: raw.length + key.length, ttl });
   return shared;
 }
 
@@ -123,7 +122,7 @@ export async function keepResponse(
     public: isPublic,
   };
   const raw = JSON.stringify(entry);
-  localCache().set(key, entry, { size: raw.length + key.length });
+  localCache().set(key, entry, { size: raw.length + key.length, ttl: seconds * 1000 });
   const store = cacheStore();
   if (store.kind === "redis") await store.set(key, raw, seconds * 1000);
   return entry;

@@ -89,7 +89,7 @@ function responseCacheOutcome(scope: RequestScope): string {
   const { hit, kept } = scope.responseCache ?? {};
   if (hit) return "hit";
   if (kept) return "kept";
-  if (!scope.reads.shareable) return "not shareable (not a query)";
+  if (!scope.reads.shareable) return "not shareable (not a query, or introspection)";
   return `not kept: ${scope.reads.uncovered ?? "an error"}`;
 }
 

@@ -13,6 +13,7 @@ import {
   responseKey,
   surrogateKeys,
 } from "../../platform/response-cache.ts";
+import { introspects } from "../cost.ts";
 import { etagOf } from "./use-http-caching.ts";
 
 /**
@@ -75,7 +76,10 @@ export function useResponseCache(): Plugin {
       const scope = requestScope.getStore();
       if (!scope?.responseCache) return;
       const { key } = scope.responseCache;
-      scope.reads.shareable = getOperationAST(args.document, args.operationName)?.operation === "query";
+      // Introspection answers the schema, which no version tracks: a deploy that changes it would leave GraphiQL
+      // and code generators reading the old one until the TTL.
+      scope.reads.shareable =
+        getOperationAST(args.document, args.operationName)?.operation === "query" && !introspects(args.document);
       if (!scope.reads.shareable) return;
       return {
         async onExecuteDone({ result }) {
