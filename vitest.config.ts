@@ -20,6 +20,7 @@ const EVERYWHERE = [
   "notifications",
   "persisted",
   "persisted-deploy.redis",
+  "photos",
   "posts",
   "redis-trouble.redis",
   "response-cache",

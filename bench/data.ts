@@ -41,8 +41,10 @@ export async function ensureDatabase(serverUrl: string, name: string, size: "sma
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   const users = Number((await client.query("SELECT count(*) AS n FROM users")).rows[0].n);
+  // Seeded before photos had variants (the images function): seeded again.
+  const stale = Number((await client.query("SELECT count(*) AS n FROM media WHERE variants IS NULL")).rows[0].n);
   await client.end();
-  if (users >= minUsers) {
+  if (users >= minUsers && stale === 0) {
     process.stderr.write(`  data: ${name} already holds the ${size} data set (${users} users): reused\n`);
   } else {
     process.stderr.write(`  data: seeding the ${size} data set into ${name} (once; later runs reuse it)\n`);

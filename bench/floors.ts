@@ -17,6 +17,12 @@ const port = Number(process.env.PORT ?? 0);
 const gid = (type: string, column: string) =>
   `replace(encode(convert_to('${type}:' || ${column}, 'UTF8'), 'base64'), E'\\n', '')`;
 
+/** The URL of a photo's WebP variant at least `width` wide, or its largest (Photo.url(width, format: WEBP)). */
+const variantUrl = (alias: string, width: number) => `(
+  SELECT $3 || '/v/' || ${alias}.owner_id || '/' || ${alias}.id || '/' || (v ->> 'width') || '.webp'
+  FROM jsonb_array_elements(${alias}.variants) v WHERE v ->> 'format' = 'webp'
+  ORDER BY (v ->> 'width')::int < ${width}, abs((v ->> 'width')::int - ${width}) LIMIT 1)`;
+
 // The exact JSON Shutter returns for clients/mobile/feed.graphql (first: 20): global ids are base64 of
 // "Type:uuid", cursors base64url of [createdAtMillis, "uuid"], photos and the avatar only when READY.
 const FEED_SQL = `
@@ -24,7 +30,8 @@ WITH page AS (
   SELECT p.* FROM (
     SELECT newest.id FROM (SELECT followee_id AS id FROM follows WHERE follower_id = $1::uuid UNION ALL SELECT $1::uuid) a
     CROSS JOIN LATERAL (
-      SELECT created_at, id FROM posts WHERE author_id = a.id ORDER BY created_at DESC, id DESC LIMIT $2 + 1
+      SELECT created_at, id FROM posts WHERE author_id = a.id AND published
+      ORDER BY created_at DESC, id DESC LIMIT $2 + 1
     ) newest
     ORDER BY newest.created_at DESC, newest.id DESC LIMIT $2 + 1
   ) top JOIN posts p ON p.id = top.id
@@ -38,6 +45,7 @@ SELECT json_build_object('data', json_build_object('feed', json_build_object(
   'edges', coalesce((
     SELECT json_agg(json_build_object('cursor', s.cursor, 'node', json_build_object(
       'id', ${gid("Post", "s.id")},
+      'published', s.published,
       'caption', s.caption,
       'createdAt', to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
       'likeCount', s.like_count,
@@ -45,12 +53,13 @@ SELECT json_build_object('data', json_build_object('feed', json_build_object(
       'viewerHasLiked', EXISTS (SELECT 1 FROM likes l WHERE l.post_id = s.id AND l.user_id = $1::uuid),
       'author', (
         SELECT json_build_object('id', ${gid("User", "u.id")}, 'handle', u.handle, 'displayName', u.display_name,
-          'avatar', (SELECT json_build_object('id', ${gid("Photo", "a.id")}, 'url', $3 || '/' || a.storage_key)
+          'avatar', (SELECT json_build_object('id', ${gid("Photo", "a.id")}, 'url', ${variantUrl("a", 128)})
                      FROM media a WHERE a.id = u.avatar_id AND a.status = 'READY'))
         FROM users u WHERE u.id = s.author_id),
       'photos', coalesce((
-        SELECT json_agg(json_build_object('id', ${gid("Photo", "m.id")}, 'url', $3 || '/' || m.storage_key,
-          'width', m.width, 'height', m.height) ORDER BY m.position)
+        SELECT json_agg(json_build_object('id', ${gid("Photo", "m.id")}, 'status', m.status,
+          'url', ${variantUrl("m", 1080)}, 'aspectRatio', m.width::float8 / m.height, 'placeholder', m.placeholder,
+          'color', m.color, 'width', m.width, 'height', m.height) ORDER BY m.position)
         FROM media m WHERE m.post_id = s.id AND m.status = 'READY'), '[]'),
       'comments', json_build_object('edges', coalesce((
         SELECT json_agg(json_build_object('node', json_build_object('id', ${gid("Comment", "c.id")}, 'body', c.body,

@@ -15,6 +15,7 @@ import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as rds from "aws-cdk-lib/aws-rds";
 import * as s3 from "aws-cdk-lib/aws-s3";
+import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import * as triggers from "aws-cdk-lib/triggers";
@@ -270,6 +271,37 @@ export class ShutterStack extends cdk.Stack {
     });
     eventsQueue.grantSendMessages(this.graphqlFunction);
     this.graphqlFunction.addEnvironment("EVENTS_QUEUE_URL", eventsQueue.queueUrl);
+
+    // Images: a verified original arriving under o/ notifies the images queue; the images function (more memory:
+    // libvips uses it, and Lambda gives CPU in proportion) makes the variants, one photo per message, reporting
+    // the ones to retry. A schedule sweeps for photos whose notification was lost or whose invocation died.
+    // Originals stay private; a CDN in front of the bucket must serve v/ (the variants) only.
+    const imagesDeadLetters = new sqs.Queue(this, "ImagesDeadLetters", {
+      retentionPeriod: cdk.Duration.days(14),
+      enforceSSL: true,
+    });
+    const imagesQueue = new sqs.Queue(this, "ImagesQueue", {
+      // At least six times the function's timeout, as Lambda recommends for SQS sources.
+      visibilityTimeout: cdk.Duration.minutes(6),
+      deadLetterQueue: { queue: imagesDeadLetters, maxReceiveCount: 3 },
+      enforceSSL: true,
+    });
+    this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(imagesQueue), {
+      prefix: "o/",
+    });
+    const imagesFunction = fn("Images", "images.handler", {
+      description: "Makes the variants of verified photos",
+      memorySize: 2048,
+      timeout: cdk.Duration.minutes(1),
+      // Bounded memory per invocation (one photo at a time) and bounded parallel load on the database.
+      reservedConcurrentExecutions: 10,
+    });
+    imagesFunction.addEventSource(new SqsEventSource(imagesQueue, { batchSize: 1, reportBatchItemFailures: true }));
+    this.bucket.grantReadWrite(imagesFunction);
+    new events.Rule(this, "ImagesSweep", {
+      schedule: events.Schedule.rate(cdk.Duration.minutes(5)),
+      targets: [new targets.LambdaFunction(imagesFunction)],
+    });
 
     const migrate = fn("Migrate", "migrate.handler", {
       description: "Applies prisma/migrations (runs on deploy)",

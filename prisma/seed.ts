@@ -7,6 +7,8 @@
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { hashPassword } from "../src/domain/auth.ts";
+import { type Made, makeVariants } from "../src/images/transform.ts";
+import { IMAGE_FORMATS, LADDERS, ladderWidths, variantKey } from "../src/images/variants.ts";
 import { encodePng } from "./png.ts";
 
 const SIZES = {
@@ -377,6 +379,10 @@ async function seed(client: pg.Client, upload: boolean) {
     [52, 73, 94],
   ];
   const images = palette.map((color) => png(480, 600, color));
+  // Photos as the images function leaves them (READY, with variants, a placeholder and a colour). Uploaded seeds
+  // put real objects behind them: each palette image is processed once, and its original and variants are stored
+  // under every photo that uses it. Otherwise the rows alone (URLs resolve, nothing is behind them).
+  const made = upload ? await makeSeedVariants(images) : [];
   const media: Row[] = [];
   for (const post of posts) {
     const roll = random.next();
@@ -393,28 +399,34 @@ async function seed(client: pg.Client, upload: boolean) {
         [1080, 566],
       ] as const);
       const createdAt = new Date(post.createdAt - 60_000);
+      const processed = made[image];
       media.push(
-        upload
+        processed
           ? [
               id,
               ownerId,
               "POST_PHOTO",
-              `u/${ownerId}/${id}.png`,
+              `o/${ownerId}/${id}.png`,
               "image/png",
               (images[image] as Buffer).length,
-              480,
-              600,
+              processed.width,
+              processed.height,
               "READY",
               post.id,
               position,
               createdAt,
+              JSON.stringify(
+                processed.variants.map(({ width, height, format, bytes }) => ({ width, height, format, bytes })),
+              ),
+              processed.placeholder,
+              processed.color,
               image,
             ]
           : [
               id,
               ownerId,
               "POST_PHOTO",
-              `u/${ownerId}/${id}.jpg`,
+              `o/${ownerId}/${id}.jpg`,
               "image/jpeg",
               bytes,
               width,
@@ -423,6 +435,9 @@ async function seed(client: pg.Client, upload: boolean) {
               post.id,
               position,
               createdAt,
+              JSON.stringify(listedVariants(width, height)),
+              PLACEHOLDER,
+              `#${palette[image]?.map((c) => c.toString(16).padStart(2, "0")).join("")}`,
               image,
             ],
       );
@@ -445,6 +460,9 @@ async function seed(client: pg.Client, upload: boolean) {
       "post_id",
       "position",
       "created_at",
+      "variants",
+      "placeholder",
+      "color",
     ],
     [
       "uuid",
@@ -459,10 +477,13 @@ async function seed(client: pg.Client, upload: boolean) {
       "uuid",
       "int",
       "timestamptz",
+      "jsonb",
+      "text",
+      "text",
     ],
-    media.map((row) => row.slice(0, 12)),
+    media.map((row) => row.slice(0, 15)),
   );
-  if (upload) await uploadImages(media, images);
+  if (upload) await uploadImages(media, images, made);
 
   // Likes and comments: popular authors' posts get more; each post's likers are distinct people.
   const postWeights = posts.map((p) => (popularity[p.authorIndex] as number) * (0.3 + random.next()));
@@ -605,24 +626,48 @@ async function seed(client: pg.Client, upload: boolean) {
   await client.query("VACUUM ANALYZE");
 }
 
-/** Puts a generated image at each media's storage key (a few concurrent PUTs at a time). */
-async function uploadImages(media: Row[], images: Buffer[]) {
+/** A ThumbHash of a flat grey image: the placeholder of photos seeded without objects. */
+const PLACEHOLDER = "1QcSHQRnh493V4dIh4eXh1h4kJUI";
+
+/** The variants the images function would make of a photo this size (seeded without objects). */
+function listedVariants(width: number, height: number) {
+  return ladderWidths(LADDERS.POST_PHOTO, width, height).flatMap((w) =>
+    IMAGE_FORMATS.map((format) => ({ width: w, height: Math.round((height * w) / width), format, bytes: 0 })),
+  );
+}
+
+/** The images function's work on each palette image, done once. */
+async function makeSeedVariants(images: Buffer[]): Promise<Made[]> {
+  const made: Made[] = [];
+  for (const image of images) {
+    made.push(await makeVariants(image, LADDERS.POST_PHOTO));
+    progress("variants", made.length, images.length);
+  }
+  return made;
+}
+
+/** Puts each photo's original and variants at their keys (a few concurrent PUTs at a time). */
+async function uploadImages(media: Row[], images: Buffer[], made: Made[]) {
   const { PutObjectCommand } = await import("@aws-sdk/client-s3");
   const { s3, storageConfig } = await import("../src/platform/storage.ts");
   const { bucket } = storageConfig();
+  const puts = media.flatMap((row) => {
+    const image = row[15] as number;
+    const owner = { id: row[0] as string, ownerId: row[1] as string };
+    return [
+      { Key: row[3] as string, Body: images[image] as Buffer, ContentType: "image/png" },
+      ...(made[image]?.variants ?? []).map((variant) => ({
+        Key: variantKey(owner, variant),
+        Body: variant.data,
+        ContentType: variant.contentType,
+      })),
+    ];
+  });
   let done = 0;
-  const queue = [...media];
   const worker = async () => {
-    for (let row = queue.shift(); row; row = queue.shift()) {
-      await (await s3()).send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: row[3] as string,
-          Body: images[row[12] as number],
-          ContentType: "image/png",
-        }),
-      );
-      progress("images", ++done, media.length);
+    for (let put = puts.shift(); put; put = puts.shift()) {
+      await (await s3()).send(new PutObjectCommand({ Bucket: bucket, ...put }));
+      if (++done % 100 === 0 || puts.length === 0) progress("images", done, done + puts.length);
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));

@@ -1,8 +1,10 @@
 // `npm run build`: bundles the functions with esbuild into minified ESM under dist/functions, one file per
 // handler plus shared chunks (code that only some paths need — GraphiQL, the AWS SDK, upload verification —
-// stays in chunks loaded on first use). No native binaries: Prisma runs its query compiler as
-// WebAssembly, a file next to the handlers (see queryCompilerFile). Prints the size of each output.
-import { cpSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+// stays in chunks loaded on first use). Prisma runs its query compiler as WebAssembly, a file next to the
+// handlers (see queryCompilerFile). The one native binary is the images function's: sharp (libvips), shipped as
+// its packages under dist/functions/node_modules for the platform it deploys to (see shipPackages). Prints the
+// size of each output.
+import { cpSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -10,9 +12,14 @@ import { build, type Plugin } from "esbuild";
 
 const root = new URL("..", import.meta.url).pathname;
 // --outdir: build elsewhere (tests build their own copy, so parallel test files never share one).
-const { values } = parseArgs({ options: { outdir: { type: "string" } } });
+// --platform: where the functions run, for sharp's native binary (linux-arm64 for the CDK stack's Lambdas;
+// this machine's by default).
+const { values } = parseArgs({ options: { outdir: { type: "string" }, platform: { type: "string" } } });
+const platform = values.platform ?? `${process.platform}-${process.arch}`;
 const outdir = values.outdir ? `${resolve(values.outdir)}/` : new URL("../dist/functions/", import.meta.url).pathname;
 rmSync(outdir, { recursive: true, force: true });
+/** Packages shipped whole rather than bundled (see shipPackages). */
+const SHIPPED = ["sharp", "heic-decode"] as const;
 /** Prisma's query compiler in the bundle: a WebAssembly file next to the handlers (see queryCompilerFile). */
 const QUERY_COMPILER = "query_compiler_bg.wasm";
 
@@ -24,6 +31,7 @@ const result = await build({
     events: "functions/events.ts",
     server: "functions/server.ts",
     migrate: "functions/migrate.ts",
+    images: "functions/images.ts",
   },
   outdir,
   bundle: true,
@@ -46,8 +54,10 @@ const result = await build({
   banner: {
     js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
   },
-  // Development-only log formatting, loaded by name by pino when LOG_FORMAT=pretty; never in a deployment.
-  external: ["pino-pretty"],
+  // Development-only log formatting, loaded by name by pino when LOG_FORMAT=pretty; never in a deployment. The
+  // images function's decoders are shipped as packages (shipPackages): a native addon, and a CommonJS module that
+  // embeds its WebAssembly.
+  external: ["pino-pretty", ...SHIPPED],
   metafile: true,
   legalComments: "none",
   logLevel: "warning",
@@ -140,6 +150,39 @@ function checkLazyChunks(outputs: Record<string, { imports: { path: string; kind
     process.exit(1);
   }
 }
+
+/**
+ * Copies packages the bundle loads at run time, with the dependencies they need (sharp's libvips for `platform`
+ * only), to dist/functions/node_modules, where Node finds them from every handler and chunk.
+ */
+function shipPackages(names: readonly string[]) {
+  const shipped = new Set<string>();
+  const ship = (name: string, from: string) => {
+    if (shipped.has(name)) return;
+    const dir = [`${from}/node_modules/${name}`, `${root}node_modules/${name}`].find((d) => existsSync(d));
+    if (!dir) throw new Error(`${name} is not installed`);
+    shipped.add(name);
+    cpSync(dir, `${outdir}node_modules/${name}`, { recursive: true, dereference: true });
+    const manifest = JSON.parse(readFileSync(`${dir}/package.json`, "utf8")) as {
+      dependencies?: Record<string, string>;
+      optionalDependencies?: Record<string, string>;
+    };
+    for (const dependency of Object.keys(manifest.dependencies ?? {})) ship(dependency, dir);
+    // Optional dependencies are sharp's binaries, one package per platform: only the target's.
+    for (const dependency of Object.keys(manifest.optionalDependencies ?? {})) {
+      if (dependency.endsWith(`-${platform}`)) ship(dependency, dir);
+    }
+  };
+  for (const name of names) ship(name, root);
+  const binary = `@img/sharp-${platform}`;
+  if (!shipped.has(binary)) {
+    console.error(
+      `Build failed: sharp has no binary for ${platform} installed. Run: npm install --no-save --os=${platform.split("-")[0]} --cpu=${platform.split("-")[1]} sharp`,
+    );
+    process.exit(1);
+  }
+}
+shipPackages(SHIPPED);
 
 // The migration function reads the committed migrations and runs Prisma's schema engine as WebAssembly.
 cpSync(`${root}prisma/migrations`, `${outdir}migrations`, { recursive: true });

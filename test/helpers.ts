@@ -149,23 +149,41 @@ export async function createUser(overrides: { handle?: string; displayName?: str
   };
 }
 
-/** A verified (READY) photo owned by the user; not part of any post yet. */
+/**
+ * A photo owned by the user, not part of any post yet: READY (with the variants the images function would have
+ * recorded; no objects behind them) unless told otherwise.
+ */
 export async function createPhoto(
   ownerId: string,
-  options: { status?: "READY" | "PENDING"; purpose?: "POST_PHOTO" | "AVATAR" } = {},
+  options: { status?: "READY" | "PENDING" | "PROCESSING"; purpose?: "POST_PHOTO" | "AVATAR" } = {},
 ) {
   const id = randomUUID();
+  const status = options.status ?? "READY";
   const media = await db().media.create({
     data: {
       id,
       ownerId,
       purpose: options.purpose ?? "POST_PHOTO",
-      storageKey: `u/${ownerId}/${id}.jpg`,
+      storageKey: `${status === "PENDING" ? "u" : "o"}/${ownerId}/${id}.jpg`,
       contentType: "image/jpeg",
       byteSize: 1234,
       width: 1080,
       height: 1350,
-      status: options.status ?? "READY",
+      status,
+      ...(status === "READY"
+        ? {
+            variants: [320, 640, 1080].flatMap((width) =>
+              (["avif", "webp", "jpeg"] as const).map((format) => ({
+                width,
+                height: width * 1.25,
+                format,
+                bytes: 100,
+              })),
+            ),
+            placeholder: "1QcSHQRnh493V4dIh4eXh1h4kJUI",
+            color: "#808080",
+          }
+        : {}),
     },
   });
   return { ...media, gid: globalId("Photo", media.id) };

@@ -153,9 +153,9 @@ describe("a stack that creates its database and Redis", () => {
     const [eventsId] = Object.keys(
       template.findResources("AWS::Lambda::Function", { Properties: { Handler: "events.handler" } }),
     );
-    const queues = template.findResources("AWS::SQS::Queue");
-    const [queueId] = Object.entries(queues).find(([, q]: [string, any]) => q.Properties?.RedrivePolicy) ?? [];
-    const [deadId] = Object.keys(queues).filter((id) => id !== queueId);
+    const queues = Object.keys(template.findResources("AWS::SQS::Queue"));
+    const queueId = queues.find((id) => id.startsWith("EventsQueue"));
+    const deadId = queues.find((id) => id.startsWith("EventsDeadLetters"));
     template.hasResourceProperties("AWS::SQS::Queue", {
       RedrivePolicy: { deadLetterTargetArn: { "Fn::GetAtt": [deadId, "Arn"] }, maxReceiveCount: 5 },
     });
@@ -170,6 +170,47 @@ describe("a stack that creates its database and Redis", () => {
     });
     expect(graphqlFunction(template).Properties.Environment.Variables.EVENTS_QUEUE_URL).toEqual({ Ref: queueId });
     template.hasResourceProperties("AWS::ApiGatewayV2::Route", { RouteKey: "POST /webhooks/ops/{source}" });
+  });
+
+  test("images: originals arriving under o/ notify a queue the images function consumes, one photo at a time", () => {
+    const [imagesId] = Object.keys(
+      template.findResources("AWS::Lambda::Function", { Properties: { Handler: "images.handler" } }),
+    );
+    const queues = Object.keys(template.findResources("AWS::SQS::Queue"));
+    const queueId = queues.find((id) => id.startsWith("ImagesQueue"));
+    const deadId = queues.find((id) => id.startsWith("ImagesDeadLetters"));
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Handler: "images.handler",
+      MemorySize: 2048,
+      Timeout: 60,
+      ReservedConcurrentExecutions: 10,
+      Architectures: ["arm64"],
+    });
+    template.hasResourceProperties("AWS::SQS::Queue", {
+      VisibilityTimeout: 360,
+      RedrivePolicy: { deadLetterTargetArn: { "Fn::GetAtt": [deadId, "Arn"] }, maxReceiveCount: 3 },
+    });
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      EventSourceArn: { "Fn::GetAtt": [queueId, "Arn"] },
+      FunctionName: { Ref: imagesId },
+      BatchSize: 1,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+    });
+    template.hasResourceProperties("Custom::S3BucketNotifications", {
+      NotificationConfiguration: {
+        QueueConfigurations: [
+          Match.objectLike({
+            Events: ["s3:ObjectCreated:*"],
+            Filter: { Key: { FilterRules: [{ Name: "prefix", Value: "o/" }] } },
+            QueueArn: { "Fn::GetAtt": [queueId, "Arn"] },
+          }),
+        ],
+      },
+    });
+    template.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(5 minutes)",
+      Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [imagesId, "Arn"] } })],
+    });
   });
 
   test("the functions may read their secrets and the bucket, and nothing broader", () => {

@@ -392,3 +392,39 @@ export async function openStream(on: Instance, token: string) {
     close: () => reader.cancel(),
   };
 }
+
+/**
+ * Invokes another function's handler once, as the target ships it: on the source target its module in this
+ * process; on bundled targets the bundle's `<name>.mjs` in a process of its own (a fresh instance, production
+ * configuration, `env` on top), as Lambda would. @returns what the handler returned, and the bundle's logs.
+ */
+export async function invokeFunction(
+  name: "images" | "events" | "cleanup",
+  event: unknown,
+  env: Record<string, string> = {},
+): Promise<{ result: any; logs: Record<string, any>[] }> {
+  if (!BUNDLED) {
+    const module = (await import(`../functions/${name}.ts`)) as { handler(event: unknown): Promise<unknown> };
+    return { result: await module.handler(event), logs: [] };
+  }
+  const logs: Record<string, any>[] = [];
+  const script =
+    `const { handler } = await import(${JSON.stringify(`${bundle()}/${name}.mjs`)});` +
+    `const result = await handler(JSON.parse(process.env.SHUTTER_EVENT));` +
+    `process.stdout.write("\\n" + JSON.stringify({ handlerResult: result }) + "\\n"); process.exit(0);`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+    cwd: bundle(),
+    env: bundledEnv({ ...env, SHUTTER_EVENT: JSON.stringify(event) }),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines = createInterface({ input: child.stdout as NonNullable<typeof child.stdout> });
+  lines.on("line", collect(logs));
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const line = logs.find((l) => "handlerResult" in l);
+  if (code !== 0 || !line) throw new Error(`${name}.mjs failed (exit ${code}):\n${stderr}`);
+  return { result: line.handlerResult, logs };
+}

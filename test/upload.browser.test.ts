@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, inject } from "vitest";
 import { db } from "../src/platform/db.ts";
 import { launchBrowser, uploadFromWebApp } from "./browser.ts";
 import { PASSWORD, test } from "./helpers.ts";
-import { type Instance, startInstance } from "./instances.ts";
+import { type Instance, invokeFunction, startInstance } from "./instances.ts";
 
 const webOrigin = inject("webOrigin");
 let browser: Browser;
@@ -21,10 +21,23 @@ afterAll(() => browser?.close());
 
 test("a page on another origin signs in, uploads a photo to the bucket, posts it and shows it", async ({ alice }) => {
   const api = await instance.url();
-  const { result, crossOrigin } = await uploadFromWebApp(browser, webOrigin, api, alice.handle, PASSWORD);
+  const uploading = uploadFromWebApp(browser, webOrigin, api, alice.handle, PASSWORD);
+  // The post waits for its photo's variants: the images function runs once the upload is verified.
+  let verified: { id: string } | null = null;
+  for (let i = 0; i < 200 && !verified; i++) {
+    verified = await db().media.findFirst({
+      where: { ownerId: alice.id, status: "PROCESSING", postId: { not: null } },
+    });
+    if (!verified) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  expect(verified).not.toBeNull();
+  expect((await invokeFunction("images", { mediaId: verified?.id })).result).toEqual({ outcome: "ready" });
+  const { result, crossOrigin } = await uploading;
   expect(result, JSON.stringify(result)).toMatchObject({
     ok: true,
-    photo: { width: 64, height: 48 },
+    steps: ["signed in", "uploaded: 200", "posted: PROCESSING", "ready"],
+    photo: { width: 64, height: 48, aspectRatio: 64 / 48 },
+    // The largest variant of a 64-pixel-wide photo is its own size (never upscaled), in WebP.
     displayed: { width: 64, height: 48 },
   });
   // The page spoke to the API and to the bucket, each on its own origin.

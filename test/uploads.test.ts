@@ -6,7 +6,7 @@ import { describe, expect } from "vitest";
 import { db } from "../src/platform/db.ts";
 import { s3, storageConfig } from "../src/platform/storage.ts";
 import { deleteOrphanedUploads } from "../src/services/media.ts";
-import { createUser, gql, ok, rowCounts, type TestUser, test } from "./helpers.ts";
+import { createPost, createUser, gql, ok, rowCounts, type TestUser, test } from "./helpers.ts";
 import { heic, jpeg, png, webp } from "./images.ts";
 import { startInstance } from "./instances.ts";
 
@@ -20,7 +20,7 @@ const CREATE_UPLOAD = `mutation ($input: CreateUploadInput!) {
 const CREATE_POST = `mutation ($ids: [ID!]!) {
   createPost(input: { photoIds: $ids, caption: "uploaded" }) {
     __typename
-    ... on CreatePostSuccess { post { id photos { id status url width height contentType } } }
+    ... on CreatePostSuccess { post { id published photos { id status url originalUrl width height contentType } } }
     ... on UploadError { code message problem }
     ... on Error { code message }
   }
@@ -28,7 +28,7 @@ const CREATE_POST = `mutation ($ids: [ID!]!) {
 const COMPLETE = `mutation ($id: ID!) {
   completeUpload(input: { photoId: $id }) {
     __typename
-    ... on CompleteUploadSuccess { photo { id status width height url } }
+    ... on CompleteUploadSuccess { photo { id status width height url originalUrl } }
     ... on UploadError { code message problem }
     ... on Error { code message }
   }
@@ -79,7 +79,7 @@ describe("the upload flow", () => {
     ["image/webp", webp(), 1, 1],
     ["image/heic", heic(640, 480), 640, 480],
   ] as const)(
-    "%s: createUpload → PUT → createPost → the photo's URL serves the bytes",
+    "%s: createUpload → PUT → createPost → verified, private to its owner, waiting for its variants",
     async (type, bytes, width, height) => {
       const alice = await createUser();
       const started = await startUpload(alice, type, bytes.length);
@@ -93,9 +93,13 @@ describe("the upload flow", () => {
       expect(await put(started, bytes)).toBe(200);
       const data = await ok(CREATE_POST, { ids: [started.photo.id] }, { token: alice.token });
       expect(data.createPost.__typename).toBe("CreatePostSuccess");
+      // Published once the images function has made its variants (test/photos.test.ts); until then its author's.
+      expect(data.createPost.post.published).toBe(false);
       const [photo] = data.createPost.post.photos;
-      expect(photo).toMatchObject({ id: started.photo.id, status: "READY", width, height, contentType: type });
-      const served = await fetch(photo.url);
+      expect(photo).toMatchObject({ id: started.photo.id, status: "PROCESSING", url: null, width, height });
+      expect(photo.contentType).toBe(type);
+      // The original, exactly as uploaded, for its owner.
+      const served = await fetch(photo.originalUrl);
       expect(served.status).toBe(200);
       expect(Buffer.from(await served.arrayBuffer())).toEqual(bytes);
     },
@@ -133,7 +137,7 @@ describe("the upload flow", () => {
     await put(started, bytes);
     for (let i = 0; i < 2; i++) {
       const done = await ok(COMPLETE, { id: started.photo.id }, { token: alice.token });
-      expect(done.completeUpload.photo).toMatchObject({ status: "READY", width: 8, height: 6 });
+      expect(done.completeUpload.photo).toMatchObject({ status: "PROCESSING", width: 8, height: 6 });
     }
     expect((await ok(CREATE_POST, { ids: [started.photo.id] }, { token: alice.token })).createPost.__typename).toBe(
       "CreatePostSuccess",
@@ -149,7 +153,14 @@ describe("the upload flow", () => {
       { id: started.photo.id },
       { token: alice.token },
     );
-    expect(data.updateProfile.user.avatar).toEqual({ id: started.photo.id, status: "READY", width: 2 });
+    // Set now, shown once READY (the images function: test/photos.test.ts).
+    expect(data.updateProfile.user.avatar).toBeNull();
+    const { avatarId } = await db().user.findUniqueOrThrow({ where: { id: alice.id } });
+    expect(avatarId).toBe(mediaId(started.photo.id));
+    expect(await db().media.findUniqueOrThrow({ where: { id: avatarId as string } })).toMatchObject({
+      status: "PROCESSING",
+      width: 2,
+    });
   });
 });
 
@@ -244,7 +255,7 @@ describe("rejections", () => {
       const verified = await startUpload(alice, "image/png", bytes.length);
       await put(verified, bytes);
       expect((await ok(COMPLETE, { id: verified.photo.id }, { token: alice.token })).completeUpload.photo.status).toBe(
-        "READY",
+        "PROCESSING",
       );
       const ask = () =>
         instance.query(
@@ -270,25 +281,25 @@ describe("rejections", () => {
     const started = await startUpload(alice, "image/png", original.length);
     await put(started, original);
     const done = await ok(COMPLETE, { id: started.photo.id }, { token: alice.token });
-    expect(done.completeUpload.photo.status).toBe("READY");
+    expect(done.completeUpload.photo.status).toBe("PROCESSING");
     // The URL is still within its lifetime, and the bytes are what it was signed for (type, length):
     // the storage takes them...
     const swapped = Buffer.alloc(original.length, 0x41);
     expect(await put(started, swapped)).toBe(200);
     // ...but the photo is no longer at that key: it still serves what was verified.
-    const { url } = (
+    const { originalUrl } = (
       await ok(
-        `query ($id: ID!) { node(id: $id) { ... on Photo { url } } }`,
+        `query ($id: ID!) { node(id: $id) { ... on Photo { originalUrl } } }`,
         {
           id: started.photo.id,
         },
         { token: alice.token },
       )
     ).node;
-    const served = Buffer.from(await (await fetch(url)).arrayBuffer());
+    const served = Buffer.from(await (await fetch(originalUrl)).arrayBuffer());
     expect(served).toEqual(original);
     const { storageKey } = await db().media.findUniqueOrThrow({ where: { id: mediaId(started.photo.id) } });
-    expect(storageKey).toMatch(new RegExp(`^p/${alice.id}/`));
+    expect(storageKey).toMatch(new RegExp(`^o/${alice.id}/`));
   });
 });
 
@@ -296,20 +307,22 @@ describe("photo URLs", () => {
   test("presigned GETs are the same URL for a while (cacheable), or the CDN's when one is configured", async ({
     alice,
   }) => {
-    const bytes = png();
-    const started = await startUpload(alice, "image/png", bytes.length);
-    await put(started, bytes);
-    const post = (await ok(CREATE_POST, { ids: [started.photo.id] }, { token: alice.token })).createPost.post;
-    const read = async () =>
-      (await ok(`query ($id: ID!) { post(id: $id) { photos { url } } }`, { id: post.id })).post.photos[0].url;
+    const post = await createPost(alice);
+    const [photo] = post.photos;
+    const query = `query ($id: ID!) { post(id: $id) { photos { url(width: 600) originalUrl } } }`;
+    const read = async () => (await ok(query, { id: post.gid }, { token: alice.token })).post.photos[0];
     const first = await read();
-    expect(await read()).toBe(first);
-    expect(new URL(first).searchParams.get("X-Amz-Expires")).toBe("7200");
+    expect(await read()).toEqual(first);
+    expect(new URL(first.url).searchParams.get("X-Amz-Expires")).toBe("7200");
+    // The smallest variant at least 600 wide, in WebP.
+    expect(new URL(first.url).pathname).toMatch(new RegExp(`/v/${alice.id}/${photo?.id}/640\\.webp$`));
     const cdn = await startInstance({ S3_PUBLIC_BASE_URL: "https://photos.example.com" });
     try {
-      const viaCdn = await cdn.query(`query ($id: ID!) { post(id: $id) { photos { url } } }`, { id: post.id });
-      const { storageKey } = await db().media.findUniqueOrThrow({ where: { id: mediaId(started.photo.id) } });
-      expect(viaCdn.data.post.photos[0].url).toBe(`https://photos.example.com/${storageKey}`);
+      const viaCdn = (await cdn.query(query, { id: post.gid }, alice.token)).data.post.photos[0];
+      expect(viaCdn.url).toBe(`https://photos.example.com/v/${alice.id}/${photo?.id}/640.webp`);
+      // The original never goes through the CDN: still a presigned URL, for its owner only.
+      expect(new URL(viaCdn.originalUrl).searchParams.get("X-Amz-Expires")).toBe("7200");
+      expect(new URL(viaCdn.originalUrl).pathname).toContain(`o/${alice.id}/${photo?.id}`);
     } finally {
       await cdn.close();
     }

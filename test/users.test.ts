@@ -92,7 +92,7 @@ describe("updateProfile", () => {
     const photo = await createPhoto(alice.id, { purpose: "AVATAR" });
     const data = await ok(UPDATE_PROFILE, { input: { avatarPhotoId: photo.gid } }, { token: alice.token });
     expect(data.updateProfile.user.avatar).toMatchObject({ id: photo.gid, width: 1080, height: 1350 });
-    expect(data.updateProfile.user.avatar.url).toContain(photo.storageKey);
+    expect(data.updateProfile.user.avatar.url).toContain(`v/${alice.id}/${photo.id}/`);
     const cleared = await ok(UPDATE_PROFILE, { input: { avatarPhotoId: null } }, { token: alice.token });
     expect(cleared.updateProfile.user.avatar).toBeNull();
   });

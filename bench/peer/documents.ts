@@ -2,14 +2,20 @@
 // schema (Amber preset over `public`, plus the functions of bench/peer/schema.sql): the same fields, the same
 // page sizes, the same orders. Ids are the rows' UUIDs (`rowId`).
 
-const USER_CHIP = `fragment UserChip on User { rowId handle displayName avatar { rowId url } }`;
+const USER_CHIP = `fragment UserChip on User {
+  rowId handle displayName avatar { rowId url: variantUrl(width: 128, format: "webp") }
+}`;
 
+/** A post's photos as a card shows them, and as a grid's thumbnail. */
 const PHOTOS = `photos: mediaByPostId(condition: { status: READY }, orderBy: POSITION_ASC) {
-  nodes { rowId url width height }
+  nodes { rowId status url: variantUrl(width: 1080, format: "webp") aspectRatio placeholder color width height }
+}`;
+const GRID_PHOTOS = `photos: mediaByPostId(condition: { status: READY }, orderBy: POSITION_ASC) {
+  nodes { rowId url: variantUrl(width: 320, format: "webp") aspectRatio placeholder width height }
 }`;
 
 const POST_CARD = `fragment PostCard on Post {
-  rowId caption createdAt likeCount commentCount viewerHasLiked
+  rowId published caption createdAt likeCount commentCount viewerHasLiked
   author: userByAuthorId { ...UserChip }
   ${PHOTOS}
   comments: commentsByPostId(first: 3, orderBy: [CREATED_AT_ASC, ROW_ID_ASC]) {
@@ -41,8 +47,8 @@ ${USER_CHIP}`,
   Profile: `query Profile($handle: String!) {
   user: peerUserByHandle(handle: $handle) {
     ...UserChip bio followerCount followingCount postCount viewerIsFollowing
-    posts: postsByAuthorId(first: 24, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) {
-      edges { cursor node { rowId likeCount commentCount ${PHOTOS} } }
+    posts: postsByAuthorId(first: 24, condition: { published: true }, orderBy: [CREATED_AT_DESC, ROW_ID_DESC]) {
+      edges { cursor node { rowId likeCount commentCount ${GRID_PHOTOS} } }
       pageInfo { hasNextPage endCursor }
     }
   }
@@ -50,7 +56,7 @@ ${USER_CHIP}`,
 ${USER_CHIP}`,
   Explore: `query Explore($count: Int!) {
   peerExplore(count: $count, first: 21) {
-    edges { cursor node { rowId likeCount ${PHOTOS} } }
+    edges { cursor node { rowId likeCount ${GRID_PHOTOS} } }
     pageInfo { hasNextPage endCursor }
   }
 }`,

@@ -1,6 +1,7 @@
 // The events runner for long-running processes (`npm run events`, `npm run dev`, the container): consumes the
 // Redis stream as one member of the consumer group, sweeps the outbox for events nobody announced, and sends
-// due notification deliveries. Without Redis it sweeps every half second instead.
+// due notification deliveries. Without Redis it sweeps every half second instead. It also does the images
+// function's work: the variants of verified photos (services/images.ts).
 import { hostname } from "node:os";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
@@ -73,6 +74,19 @@ export async function runEvents(signal: AbortSignal, consumer = `${hostname()}-$
       await pause(streaming ? 2_000 : 500, signal);
     }
   };
-  await Promise.all([streaming ? stream() : undefined, housekeeping()]);
+  // Photos' variants (the images function's work, in this process): whatever is waiting, then a look every half
+  // second. One photo at a time, so a 48 MP original never shares the process's memory with another.
+  const images = async () => {
+    const { processWaitingPhotos } = await import("../services/images.ts");
+    while (!signal.aborted) {
+      try {
+        await processWaitingPhotos(signal);
+      } catch (error) {
+        logger().warn({ err: error }, "images: sweep failed; retrying");
+      }
+      await pause(500, signal);
+    }
+  };
+  await Promise.all([streaming ? stream() : undefined, housekeeping(), config().s3 ? images() : undefined]);
   logger().info({ consumer }, "events: runner stopped");
 }

@@ -14,6 +14,10 @@ const MEDIA_FIELDS = [
   "width",
   "height",
   "status",
+  "variants",
+  "placeholder",
+  "color",
+  "failure",
   "postId",
   "position",
   "createdAt",
@@ -31,7 +35,10 @@ export function mediaById(ids: readonly string[]): Promise<(MediaRecord | null)[
   return loadThroughCache(mediaEntity, ids);
 }
 
-/** A post's photos, in order. They are fixed when the post is created and go when it is deleted. */
+/**
+ * A post's photos, in order. They are fixed when the post is created and go when it is deleted (the images
+ * function changes their status, and declares it: see services/images.ts).
+ */
 export const postPhotosEntity = defineEntity<{ id: string; photos: MediaRecord[] }, "post-photos">({
   name: "post-photos",
   table: "media",
@@ -39,7 +46,7 @@ export const postPhotosEntity = defineEntity<{ id: string; photos: MediaRecord[]
   parts: { "post-photos": { ttlSeconds: 600, fields: ["photos"] } },
   load: async (postIds) => {
     const rows = await db().media.findMany({
-      where: { postId: { in: postIds }, status: "READY" },
+      where: { postId: { in: postIds } },
       orderBy: [{ postId: "asc" }, { position: "asc" }],
     });
     return postIds.map((id) => ({ id, photos: rows.filter((row) => row.postId === id) }));

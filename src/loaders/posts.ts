@@ -13,7 +13,8 @@ export type PostRecord = Post;
 export const POST_COLUMNS = (alias: string): Sql =>
   raw(
     `${alias}.id, ${alias}.author_id AS "authorId", ${alias}.caption, ${alias}.like_count AS "likeCount", ` +
-      `${alias}.comment_count AS "commentCount", ${alias}.created_at AS "createdAt", ${alias}.updated_at AS "updatedAt"`,
+      `${alias}.comment_count AS "commentCount", ${alias}.published, ${alias}.created_at AS "createdAt", ` +
+      `${alias}.updated_at AS "updatedAt"`,
   );
 
 /** Posts are cached in two parts: the post, and its counters (a like invalidates only those). */
@@ -22,7 +23,7 @@ export const postEntity = defineEntity({
   table: "posts",
   loader: "post",
   parts: {
-    post: { ttlSeconds: 600, fields: ["id", "authorId", "caption", "createdAt", "updatedAt"] },
+    post: { ttlSeconds: 600, fields: ["id", "authorId", "caption", "published", "createdAt", "updatedAt"] },
     "post-counts": { ttlSeconds: 60, fields: ["likeCount", "commentCount"] },
   },
   load: (ids): Promise<PostRecord[]> => db().post.findMany({ where: { id: { in: ids } } }),
@@ -31,6 +32,13 @@ export const postEntity = defineEntity({
 export function postsById(ids: readonly string[]): Promise<(PostRecord | null)[]> {
   return loadThroughCache(postEntity, ids);
 }
+
+/**
+ * Whether someone may see a post: everyone once it is published (all its photos READY), its author from the
+ * start. Lists only ever show published posts; this guards reads and actions by id.
+ */
+export const isVisibleTo = (post: Pick<PostRecord, "published" | "authorId">, viewerId: string | undefined) =>
+  post.published || post.authorId === viewerId;
 
 /** The newest posts of each author (a profile grid, or authors listed with a preview), in one statement. */
 export function firstPostsByAuthor(keys: readonly FirstPageKey[]): Promise<PostRecord[][]> {
@@ -48,7 +56,8 @@ export function firstPostsByAuthor(keys: readonly FirstPageKey[]): Promise<PostR
             SELECT ${POST_COLUMNS("p")}
             FROM unnest(${authorIds}::uuid[]) AS a(id)
             CROSS JOIN LATERAL (
-              SELECT * FROM posts WHERE author_id = a.id ORDER BY created_at DESC, id DESC LIMIT ${limit}
+              SELECT * FROM posts WHERE author_id = a.id AND published
+              ORDER BY created_at DESC, id DESC LIMIT ${limit}
             ) p`,
         ),
       ),
@@ -67,7 +76,7 @@ export async function authorPostsPage(authorId: string, page: PageRequest): Prom
       [authorId],
       () => db().$queryRaw<PostRecord[]>`
         SELECT ${POST_COLUMNS("p")} FROM posts p
-        WHERE p.author_id = ${authorId}::uuid AND ${where}
+        WHERE p.author_id = ${authorId}::uuid AND p.published AND ${where}
         ORDER BY p.created_at ${direction}, p.id ${direction} LIMIT ${page.limit}`,
     ),
   );
@@ -89,7 +98,7 @@ export function feedPage(viewerId: string, page: PageRequest): Promise<PostRecor
         UNION ALL SELECT ${viewerId}::uuid
       ) author CROSS JOIN LATERAL (
         SELECT p.created_at, p.id FROM posts p
-        WHERE p.author_id = author.id AND ${where}
+        WHERE p.author_id = author.id AND p.published AND ${where}
         ORDER BY p.created_at ${direction}, p.id ${direction} LIMIT ${page.limit}
       ) newest
       ORDER BY newest.created_at ${direction}, newest.id ${direction} LIMIT ${page.limit}
@@ -111,7 +120,8 @@ export function explorePage(page: PageRequest): Promise<PostRecord[]> {
   );
   return db().$queryRaw`
     WITH recent AS (
-      SELECT ${POST_COLUMNS("posts")} FROM posts ORDER BY created_at DESC, id DESC LIMIT ${EXPLORE_CANDIDATES}
+      SELECT ${POST_COLUMNS("posts")} FROM posts WHERE published
+      ORDER BY created_at DESC, id DESC LIMIT ${EXPLORE_CANDIDATES}
     )
     SELECT * FROM recent p WHERE ${where}
     ORDER BY p."likeCount" ${direction}, p."createdAt" ${direction}, p.id ${direction} LIMIT ${page.limit}`;

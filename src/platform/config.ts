@@ -113,6 +113,9 @@ const EnvSchema = z.object({
   UPLOAD_URL_TTL_SECONDS: z._default(int(1, 3600), 300),
   UPLOAD_ORPHAN_AGE_MINUTES: z._default(int(1, 7 * 24 * 60), 60),
   UPLOAD_UNUSED_RETENTION_HOURS: z._default(int(1, 24 * 365), 24),
+  IMAGE_ORIGINALS: z._default(oneOf(["keep", "delete"]), "keep"),
+  IMAGE_MAX_ATTEMPTS: z._default(int(1, 20), 3),
+  IMAGE_LEASE_SECONDS: z._default(int(10, 3600), 120),
   PERSISTED_QUERIES: z.optional(
     z.enum(["persisted-only", "apq", "open"], { error: "must be persisted-only, apq or open" }),
   ),
@@ -236,6 +239,13 @@ function parseConfig(env: Record<string, string | undefined>) {
       urlTtlSeconds: e.UPLOAD_URL_TTL_SECONDS,
       orphanAgeMinutes: e.UPLOAD_ORPHAN_AGE_MINUTES,
       unusedRetentionHours: e.UPLOAD_UNUSED_RETENTION_HOURS,
+    },
+    images: {
+      /** After the variants are made: keep the original (private, its owner's) or delete it. */
+      originals: e.IMAGE_ORIGINALS,
+      maxAttempts: e.IMAGE_MAX_ATTEMPTS,
+      /** How long a claim on a photo holds: a function that died mid-photo leaves it to another after this. */
+      leaseSeconds: e.IMAGE_LEASE_SECONDS,
     },
     persistedQueries: {
       // Open by default: APQ registration is open to anyone, so requiring hashes (`apq`) protects nothing and

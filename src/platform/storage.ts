@@ -43,14 +43,20 @@ export async function s3(): Promise<S3Client> {
 export const URL_WINDOW_SECONDS = 3600;
 
 /**
- * The URL a client loads a photo from: under the public CDN base URL when one is configured, otherwise a
- * presigned GET. Presigned URLs are signed as of the start of the current hour and valid for two, so the
- * same URL comes back all hour (cacheable by clients and the entity cache) and always has at least an hour
- * of life left.
+ * The URL a client loads a photo's variant from (keys under v/): under the public CDN base URL when one is
+ * configured, otherwise a presigned GET. Presigned URLs are signed as of the start of the current hour and valid
+ * for two, so the same URL comes back all hour (cacheable by clients and the entity cache) and always has at least
+ * an hour of life left. Signing is local (no request to storage): a feed page's URLs cost no round trip.
  */
 export async function photoUrl(storageKey: string, now = Date.now()): Promise<string> {
-  const { bucket, publicBaseUrl } = storageConfig();
+  const { publicBaseUrl } = storageConfig();
   if (publicBaseUrl) return `${publicBaseUrl.replace(/\/$/, "")}/${storageKey}`;
+  return presignedGet(storageKey, now);
+}
+
+/** A presigned GET, whatever the CDN: for what must stay private (an original, for its owner alone). */
+export async function presignedGet(storageKey: string, now = Date.now()): Promise<string> {
+  const { bucket } = storageConfig();
   const windowStart = Math.floor(now / 1000 / URL_WINDOW_SECONDS) * URL_WINDOW_SECONDS;
   const [{ GetObjectCommand }, { getSignedUrl }] = await Promise.all([awsS3(), awsPresigner()]);
   return getSignedUrl(await s3(), new GetObjectCommand({ Bucket: bucket, Key: storageKey }), {

@@ -1,8 +1,19 @@
 import * as z from "zod/mini";
 import { builder } from "../../schema/builder.ts";
 import { ForbiddenError, NotFoundError } from "../errors.ts";
+import {
+  FAILURE_MESSAGES,
+  LADDERS,
+  MAX_PIXELS,
+  type PhotoFailure,
+  pickVariant,
+  type Variant,
+  variantKey,
+  variantsOf,
+} from "../images/variants.ts";
 import type { MediaRecord } from "../loaders/media.ts";
-import { photoUrl } from "../platform/storage.ts";
+import { config } from "../platform/config.ts";
+import { photoUrl, presignedGet } from "../platform/storage.ts";
 import {
   completeUpload,
   isPhotoType,
@@ -25,12 +36,57 @@ export function readyMedia(media: MediaRecord | null | undefined): MediaRecord |
 const PhotoStatus = builder.enumType("PhotoStatus", {
   values: {
     PENDING: { description: "Upload URL handed out; the file has not been verified yet." },
-    READY: { description: "Verified and usable in posts and as an avatar." },
+    PROCESSING: {
+      description: "Verified and usable in a post or as an avatar; its variants are being made (a second or two).",
+    },
+    READY: { description: "Its variants exist: shown to everyone who can see what it is part of." },
+    FAILED: { description: "The file could not be made into a photo: `failure` says why. Upload it again." },
   },
 });
 
+const ImageFormatEnum = builder.enumType("ImageFormat", {
+  description: "Formats every variant exists in. AVIF is the smallest; JPEG is what every client decodes.",
+  values: {
+    AVIF: { value: "avif" },
+    WEBP: { value: "webp" },
+    JPEG: { value: "jpeg" },
+  } as const,
+});
+
+const PhotoFailureReason = builder.enumType("PhotoFailureReason", {
+  values: {
+    UNREADABLE: { description: "The file is damaged, truncated or not an image." },
+    TOO_LARGE: { description: `The image has more than ${MAX_PIXELS / 1e6} megapixels.` },
+    PROCESSING_FAILED: { description: "Processing kept failing for reasons of ours." },
+  },
+});
+
+const PhotoFailureRef = builder.objectRef<PhotoFailure>("PhotoFailure").implement({
+  description: "Why a photo FAILED, for its owner.",
+  fields: (t) => ({
+    reason: t.field({ type: PhotoFailureReason, resolve: (failure) => failure }),
+    message: t.string({ resolve: (failure) => FAILURE_MESSAGES[failure] }),
+  }),
+});
+
+const PhotoVariantRef = builder.objectRef<{ media: MediaRecord; variant: Variant }>("PhotoVariant").implement({
+  description: "One size of a photo in one format, for `srcset` / `<picture>`.",
+  fields: (t) => ({
+    width: t.int({ resolve: ({ variant }) => variant.width }),
+    height: t.int({ resolve: ({ variant }) => variant.height }),
+    format: t.field({ type: ImageFormatEnum, resolve: ({ variant }) => variant.format }),
+    byteSize: t.int({ resolve: ({ variant }) => variant.bytes }),
+    url: t.string({ resolve: ({ media, variant }) => photoUrl(variantKey(media, variant)) }),
+  }),
+});
+
+/** Widths a client may ask for: a screen's width in device pixels, at most. */
+const WIDTH = { min: 1, max: 8192 };
+
 builder.node(PhotoRef, {
-  description: "An uploaded image. Others only ever see READY photos.",
+  description:
+    "An uploaded image. Others only ever see READY photos, and only their variants: the original (with whatever " +
+    "metadata the camera wrote) stays private to its owner.",
   id: { resolve: (media) => media.id },
   loadMany: (ids, context) =>
     ids.map(async (id) => {
@@ -41,14 +97,78 @@ builder.node(PhotoRef, {
     status: t.field({ type: PhotoStatus, resolve: (media) => media.status }),
     url: t.string({
       nullable: true,
-      description: "Where to load the image from; null until the photo is READY. Stable for about an hour.",
-      resolve: (media) => (media.status === "READY" ? photoUrl(media.storageKey) : null),
+      description:
+        "The smallest variant at least `width` pixels wide (or the largest there is: never upscaled) in `format` " +
+        `(WEBP when not given). \`width\` defaults to ${LADDERS.POST_PHOTO.defaultWidth} for post photos and ` +
+        `${LADDERS.AVATAR.defaultWidth} for avatars. Null until the photo is READY. Stable for about an hour.`,
+      args: {
+        width: t.arg.int({
+          validate: z.int().check(z.gte(WIDTH.min), z.lte(WIDTH.max, `A width is at most ${WIDTH.max} pixels.`)),
+        }),
+        format: t.arg({ type: ImageFormatEnum }),
+      },
+      resolve: (media, args) => {
+        if (media.status !== "READY") return null;
+        const width = args.width ?? LADDERS[media.purpose].defaultWidth;
+        const variant = pickVariant(variantsOf(media), width, args.format ?? "webp");
+        return variant ? photoUrl(variantKey(media, variant)) : null;
+      },
     }),
-    width: t.exposeInt("width", { nullable: true }),
-    height: t.exposeInt("height", { nullable: true }),
-    contentType: t.exposeString("contentType"),
-    byteSize: t.exposeInt("byteSize"),
+    variants: t.field({
+      type: [PhotoVariantRef],
+      description: "Every size in `format` (every format when not given), smallest first. Empty until READY.",
+      args: { format: t.arg({ type: ImageFormatEnum }) },
+      extensions: { maxItems: 15 },
+      resolve: (media, args) =>
+        media.status === "READY"
+          ? variantsOf(media)
+              .filter((variant) => !args.format || variant.format === args.format)
+              .map((variant) => ({ media, variant }))
+          : [],
+    }),
+    placeholder: t.string({
+      nullable: true,
+      description:
+        "A ThumbHash (https://evanw.github.io/thumbhash/), base64: ~25 bytes that decode to a blurred preview of " +
+        "the photo, to draw while its variant loads. Null until READY.",
+      resolve: (media) => (media.status === "READY" ? media.placeholder : null),
+    }),
+    color: t.string({
+      nullable: true,
+      description: "The photo's dominant colour (#rrggbb), for a background before anything loads.",
+      resolve: (media) => (media.status === "READY" ? media.color : null),
+    }),
+    aspectRatio: t.float({
+      nullable: true,
+      description: "Width / height as displayed (avatars are square), to lay out before anything loads.",
+      resolve: (media) => {
+        if (media.purpose === "AVATAR" && media.status === "READY") return 1;
+        return media.width && media.height ? media.width / media.height : null;
+      },
+    }),
+    width: t.exposeInt("width", { nullable: true, description: "Of the original, as displayed." }),
+    height: t.exposeInt("height", { nullable: true, description: "Of the original, as displayed." }),
+    contentType: t.exposeString("contentType", { description: "The type of the uploaded original." }),
+    byteSize: t.exposeInt("byteSize", { description: "The size of the uploaded original." }),
     purpose: t.field({ type: PhotoPurposeEnum, resolve: (media) => media.purpose }),
+    failure: t.field({
+      type: PhotoFailureRef,
+      nullable: true,
+      description: "Why the photo FAILED (only its owner ever sees a photo that did).",
+      resolve: (media) => (media.status === "FAILED" ? ((media.failure as PhotoFailure) ?? "PROCESSING_FAILED") : null),
+    }),
+    originalUrl: t.string({
+      nullable: true,
+      extensions: { personal: true },
+      description:
+        "The uploaded original, as it arrived (metadata included): for its owner only (null for anyone else), " +
+        "never through the CDN. Null when originals are not kept (IMAGE_ORIGINALS=delete) once READY.",
+      resolve: (media, _args, context) => {
+        if (media.ownerId !== context.viewer?.id || media.status === "PENDING") return null;
+        if (media.status === "READY" && config().images.originals === "delete") return null;
+        return presignedGet(media.storageKey);
+      },
+    }),
   }),
 });
 

@@ -10,6 +10,7 @@ import {
   exploreFirstPageRanking,
   explorePage,
   feedPage,
+  isVisibleTo,
   type PostRecord,
   type Ranked,
   rankOf,
@@ -38,7 +39,11 @@ function postsOfAuthor(authorId: string, args: ConnectionArgs, context: Context)
 builder.node(PostRef, {
   description: "A post: one to ten photos and a caption.",
   id: { resolve: (post) => post.id },
-  loadMany: (ids, context) => ids.map((id) => context.loaders.post.load(id)),
+  loadMany: (ids, context) =>
+    ids.map(async (id) => {
+      const post = await context.loaders.post.load(id);
+      return post && isVisibleTo(post, context.viewer?.id) ? post : null;
+    }),
   fields: (t) => ({
     author: t.field({
       type: UserRef,
@@ -49,6 +54,9 @@ builder.node(PostRef, {
       },
     }),
     caption: t.exposeString("caption"),
+    published: t.exposeBoolean("published", {
+      description: "False while its photos are being processed: until then only its author sees it (not in any list).",
+    }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     photos: t.field({
       type: [PhotoRef],
@@ -71,7 +79,11 @@ builder.queryFields((t) => ({
     type: PostRef,
     nullable: true,
     args: { id: t.arg.globalID({ required: true, for: PostRef }) },
-    resolve: (_root, args, context) => context.loaders.post.load(args.id.id),
+    description: "A post by id; one whose photos are still being processed is its author's alone.",
+    resolve: async (_root, args, context) => {
+      const post = await context.loaders.post.load(args.id.id);
+      return post && isVisibleTo(post, context.viewer?.id) ? post : null;
+    },
   }),
   feed: t.connection(
     {

@@ -3,7 +3,7 @@ import { ForbiddenError, NotFoundError, rethrowPrismaError } from "../errors.ts"
 import { notified, recordEvent } from "../events/outbox.ts";
 import { one } from "../loaders/batch.ts";
 import { type CommentRecord, commentsById, firstCommentsChanged } from "../loaders/comments.ts";
-import { type PostRecord, postEntity, postsById } from "../loaders/posts.ts";
+import { isVisibleTo, type PostRecord, postEntity, postsById } from "../loaders/posts.ts";
 import { commitChanges } from "../platform/changes.ts";
 import { db } from "../platform/db.ts";
 
@@ -16,7 +16,7 @@ export async function addComment(
   input: { postId: string; body: string },
 ): Promise<{ comment: CommentRecord; post: PostRecord }> {
   const post = await one(postsById, input.postId);
-  if (!post) throw new NotFoundError("That post doesn't exist.");
+  if (!post || !isVisibleTo(post, viewer.id)) throw new NotFoundError("That post doesn't exist.");
   const result = await db()
     .$transaction(async (tx) => {
       const comment = await tx.comment.create({ data: { postId: post.id, authorId: viewer.id, body: input.body } });

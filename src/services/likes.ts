@@ -2,7 +2,7 @@ import type { Viewer } from "../domain/auth.ts";
 import { NotFoundError, rethrowPrismaError } from "../errors.ts";
 import { notified, recordEvent } from "../events/outbox.ts";
 import { one } from "../loaders/batch.ts";
-import { type PostRecord, postEntity, postsById } from "../loaders/posts.ts";
+import { isVisibleTo, type PostRecord, postEntity, postsById } from "../loaders/posts.ts";
 import { commitChanges } from "../platform/changes.ts";
 import { db } from "../platform/db.ts";
 
@@ -27,7 +27,7 @@ export function unlikePost(viewer: Viewer, postId: string): Promise<LikeOutcome>
 
 async function toggleLike(viewer: Viewer, postId: string, like: boolean): Promise<LikeOutcome> {
   const post = await one(postsById, postId);
-  if (!post) throw new NotFoundError("That post doesn't exist.");
+  if (!post || !isVisibleTo(post, viewer.id)) throw new NotFoundError("That post doesn't exist.");
   const { updated, changed } = await db()
     .$transaction(async (tx) => {
       const { count } = like

@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { imageSize } from "image-size";
 import type { Viewer } from "../domain/auth.ts";
 import { ErrorCode, ForbiddenError, NotFoundError, ShutterError, ValidationError } from "../errors.ts";
-import { recordEvent } from "../events/outbox.ts";
 import type { MediaPurpose } from "../generated/prisma/client.ts";
+import { objectKeys } from "../images/variants.ts";
 import { one } from "../loaders/batch.ts";
 import { type MediaRecord, mediaById, mediaEntity } from "../loaders/media.ts";
 import { commitChanges } from "../platform/changes.ts";
@@ -166,7 +166,7 @@ export async function ownMedia(viewer: Viewer, id: string): Promise<MediaRecord>
   return media;
 }
 
-/** Verifies one of the viewer's uploads and makes it READY (see verifyUpload). @throws NotFoundError, ForbiddenError, UploadError */
+/** Verifies one of the viewer's uploads and hands it to the images function (see verifyUpload). @throws NotFoundError, ForbiddenError, UploadError */
 export async function completeUpload(viewer: Viewer, photoId: string): Promise<MediaRecord> {
   return verifyUpload(await ownMedia(viewer, photoId));
 }
@@ -175,14 +175,15 @@ export async function completeUpload(viewer: Viewer, photoId: string): Promise<M
 const HEAD_BYTES = 256 * 1024;
 
 /**
- * Checks what arrived for a PENDING upload before anyone sees it, and marks it READY: the object exists, has
- * the size and type that were signed, arrived before the URL expired, and its first bytes are an image of the
- * declared format (whose width and height are recorded). READY media are returned as they are, so retrying is
- * harmless; concurrent verifications of one upload agree.
+ * Checks what arrived for a PENDING upload before anyone sees it, moves it to the private originals and marks it
+ * PROCESSING (the images function makes its variants, then READY): the object exists, has the size and type that
+ * were signed, arrived before the URL expired, and its first bytes are an image of the declared format (whose
+ * width and height are recorded). Verified media are returned as they are, so retrying is harmless; concurrent
+ * verifications of one upload agree.
  * @throws UploadError (the object and the record are deleted, except when the file has not arrived yet)
  */
 export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
-  if (media.status === "READY") return media;
+  if (media.status !== "PENDING") return media;
   const { bucket } = storageConfig();
   const { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, NotFound } = await awsS3();
   const client = await s3();
@@ -191,9 +192,9 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
     head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: media.storageKey }));
   } catch (error) {
     if (!(error instanceof NotFound) && (error as { name?: string }).name !== "NotFound") throw error;
-    // A concurrent verification may have published it (and removed the upload) meanwhile.
+    // A concurrent verification may have moved it (and removed the upload) meanwhile.
     const current = await db().media.findUnique({ where: { id: media.id } });
-    if (current?.status === "READY") return current;
+    if (current && current.status !== "PENDING") return current;
     if (Date.now() > uploadExpiry(media).getTime()) return reject(media, "EXPIRED");
     throw new UploadError("NOT_RECEIVED");
   }
@@ -229,13 +230,15 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
   }
   // The verified bytes move to a key no upload URL was ever signed for: the presigned PUT stays valid until it
   // expires, and could otherwise replace what was verified. Copied only if it is still the version checked
-  // above; the copy carries no pending tag (the lifecycle rule for abandoned uploads must not expire it).
-  const publishedKey = media.storageKey.replace(/^u\//, "p/");
+  // above; the copy carries no pending tag (the lifecycle rule for abandoned uploads must not expire it). The
+  // originals (o/) are private: only variants (v/) are ever shown to others. On AWS, the copy's arrival is what
+  // triggers the images function (an S3 event notification on o/).
+  const originalKey = media.storageKey.replace(/^u\//, "o/");
   await client
     .send(
       new CopyObjectCommand({
         Bucket: bucket,
-        Key: publishedKey,
+        Key: originalKey,
         CopySource: `${bucket}/${media.storageKey}`,
         CopySourceIfMatch: head.ETag,
         TaggingDirective: "REPLACE",
@@ -245,21 +248,17 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
       }),
     )
     .catch((error) => changedMeanwhile(error, media));
-  await db().$transaction(async (tx) => {
-    // Only the verification that makes it READY records the event; a concurrent one finds it done.
-    const [ready] = await tx.$queryRaw<{ id: string }[]>`
-      UPDATE media SET status = 'READY', width = ${size.width ?? null}, height = ${size.height ?? null},
-        storage_key = ${publishedKey}
-      WHERE id = ${media.id}::uuid AND status = 'PENDING' RETURNING id`;
-    if (ready) await recordEvent(tx, "media.ready", null, { mediaId: media.id, actorId: media.ownerId });
-  });
+  await db().$executeRaw`
+    UPDATE media SET status = 'PROCESSING', width = ${size.width ?? null}, height = ${size.height ?? null},
+      storage_key = ${originalKey}
+    WHERE id = ${media.id}::uuid AND status = 'PENDING'`;
   await commitChanges(mediaEntity.changed(media.id));
   // The uploaded copy is no longer anyone's: a PUT still arriving through the URL recreates it, tagged pending,
   // for the bucket's lifecycle rule (and nothing points at it).
   await deleteObjects([media.storageKey]);
   const current = await db().media.findUnique({ where: { id: media.id } });
   // Deleted meanwhile (the orphan cleanup): as good as never received.
-  if (current?.status !== "READY") throw new UploadError("EXPIRED");
+  if (!current || current.status === "PENDING") throw new UploadError("EXPIRED");
   return current;
 }
 
@@ -299,16 +298,16 @@ export async function deleteOrphanedUploads(
   let deleted = 0;
   for (;;) {
     const batch = await db().$transaction(async (tx) => {
-      const rows = await tx.$queryRaw<{ id: string; storage_key: string }[]>`
-        SELECT id, storage_key FROM media m
+      const rows = await tx.$queryRaw<{ id: string; ownerId: string; storageKey: string; variants: unknown }[]>`
+        SELECT id, owner_id AS "ownerId", storage_key AS "storageKey", variants FROM media m
         WHERE (m.status = 'PENDING' AND m.created_at < ${cutoff})
-           OR (m.status = 'READY' AND m.post_id IS NULL AND m.created_at < ${unusedCutoff}
+           OR (m.status <> 'PENDING' AND m.post_id IS NULL AND m.created_at < ${unusedCutoff}
                AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_id = m.id))
         ORDER BY m.created_at LIMIT ${options.batchSize ?? 200}
         FOR UPDATE OF m SKIP LOCKED`;
       if (rows.length === 0) return rows;
       // Objects first: if deleting them fails, the records stay and the next run tries again.
-      await deleteObjects(rows.map((row) => row.storage_key));
+      await deleteObjects(rows.flatMap(objectKeys));
       await tx.media.deleteMany({ where: { id: { in: rows.map((row) => row.id) } } });
       return rows;
     });

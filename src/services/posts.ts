@@ -2,6 +2,8 @@ import type { Viewer } from "../domain/auth.ts";
 import { LIMITS } from "../domain/validation.ts";
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
 import { recordEvent } from "../events/outbox.ts";
+import type { Prisma } from "../generated/prisma/client.ts";
+import { objectKeys } from "../images/variants.ts";
 import { one } from "../loaders/batch.ts";
 import { firstCommentsChanged } from "../loaders/comments.ts";
 import { type MediaRecord, mediaById, mediaEntity, postPhotosEntity } from "../loaders/media.ts";
@@ -40,18 +42,24 @@ export async function createPost(
   }
   const photos = await Promise.all(found.map((media) => verifyUpload(media as MediaRecord)));
   const post = await db().$transaction(async (tx) => {
-    // Lock the photos, then re-check what another request could have changed since they were loaded.
+    // Lock the photos, then re-check what another request could have changed since they were loaded. The images
+    // function locks a photo before its post too: whichever commits second sees the other's work.
     const locked = await tx.$queryRaw<{ id: string; status: string; post_id: string | null }[]>`
       SELECT id, status, post_id FROM media WHERE id = ANY(${photoIds}::uuid[]) FOR UPDATE`;
     if (locked.length !== photoIds.length) throw new NotFoundError("One of those photos doesn't exist.");
-    if (locked.some((m) => m.status !== "READY")) throw new ConflictError("A photo hasn't finished uploading yet.");
+    if (locked.some((m) => m.status === "FAILED")) {
+      throw new ConflictError("A photo couldn't be processed: choose another one.");
+    }
+    if (locked.some((m) => m.status === "PENDING")) throw new ConflictError("A photo hasn't finished uploading yet.");
     if (locked.some((m) => m.post_id !== null)) throw new ConflictError("A photo is already part of a post.");
-    const post = await tx.post.create({ data: { authorId: viewer.id, caption: input.caption ?? "" } });
+    // Published now if every photo already has its variants; otherwise by the images function, once they do
+    // (until then only its author sees it).
+    const published = locked.every((m) => m.status === "READY");
+    const post = await tx.post.create({ data: { authorId: viewer.id, caption: input.caption ?? "", published } });
     await tx.$executeRaw`
       UPDATE media SET post_id = ${post.id}::uuid, position = v.ord - 1
       FROM unnest(${photoIds}::uuid[]) WITH ORDINALITY AS v(id, ord) WHERE media.id = v.id`;
-    await tx.user.update({ where: { id: viewer.id }, data: { postCount: { increment: 1 } } });
-    await recordEvent(tx, "post.created", null, { postId: post.id, actorId: viewer.id });
+    if (published) await publishedPost(tx, post);
     return post;
   });
   await commitChanges(
@@ -60,6 +68,12 @@ export async function createPost(
     photoIds.map((id) => mediaEntity.changed(id)),
   );
   return { post, photos: photos.map((photo, position) => ({ ...photo, postId: post.id, position })) };
+}
+
+/** What publishing a post changes, in its transaction: its author's post count, and the event others consume. */
+export async function publishedPost(tx: Prisma.TransactionClient, post: { id: string; authorId: string }) {
+  await tx.user.update({ where: { id: post.authorId }, data: { postCount: { increment: 1 } } });
+  await recordEvent(tx, "post.created", null, { postId: post.id, actorId: post.authorId });
 }
 
 /**
@@ -71,11 +85,17 @@ export async function deletePost(viewer: Viewer, postId: string): Promise<string
   if (!post) throw new NotFoundError("That post doesn't exist.");
   if (post.authorId !== viewer.id) throw new ForbiddenError("Only its author can delete a post.");
   const photos = await db().$transaction(async (tx) => {
-    const photos = await tx.media.findMany({ where: { postId: post.id }, select: { id: true, storageKey: true } });
-    // Counted only if this request is the one that deleted it (two deletes may race).
-    const deleted = await tx.post.deleteMany({ where: { id: post.id } });
-    if (deleted.count === 0) throw new NotFoundError("That post doesn't exist.");
-    await tx.user.update({ where: { id: post.authorId }, data: { postCount: { decrement: 1 } } });
+    const photos = await tx.media.findMany({
+      where: { postId: post.id },
+      select: { id: true, ownerId: true, storageKey: true, variants: true },
+    });
+    // Counted only if this request is the one that deleted it (two deletes may race), and if it was published.
+    const [deleted] = await tx.$queryRaw<{ published: boolean }[]>`
+      DELETE FROM posts WHERE id = ${post.id}::uuid RETURNING published`;
+    if (!deleted) throw new NotFoundError("That post doesn't exist.");
+    if (deleted.published) {
+      await tx.user.update({ where: { id: post.authorId }, data: { postCount: { decrement: 1 } } });
+    }
     return photos;
   });
   await commitChanges(
@@ -86,7 +106,7 @@ export async function deletePost(viewer: Viewer, postId: string): Promise<string
     // Its comments went with it (foreign key cascade).
     firstCommentsChanged(post.id),
   );
-  const keys = photos.map((photo) => photo.storageKey);
+  const keys = photos.flatMap(objectKeys);
   // After commit: the rows are gone either way; an object left behind is logged for cleanup, not an error.
   await deleteObjects(keys).catch((error) =>
     logger().error({ err: error, keys }, "could not delete the photos of a deleted post"),

@@ -1,0 +1,199 @@
+// The images function's rules: which photo to work on, what READY means, and what it changes. Called by the
+// Lambda handler (functions/images.ts: S3 event notifications through a queue, and a schedule) and by the events
+// runner in long-running processes; the pixel work itself is images/transform.ts.
+//
+// A photo is PROCESSING from its verification until its variants exist. Work on it is claimed (a lease in the
+// row, so one worker at a time makes its variants, and one that died leaves it to the next after
+// IMAGE_LEASE_SECONDS), and it is finished by a conditional update: redelivered or concurrent work changes
+// nothing twice. A file that is not a usable image FAILS at once with a reason its owner can read; anything else
+// (storage or database trouble) is retried, IMAGE_MAX_ATTEMPTS times in all.
+
+import { recordEvent } from "../events/outbox.ts";
+import { ImageProblem, makeVariants } from "../images/transform.ts";
+import { LADDERS, type PhotoFailure, type Variant, variantKey } from "../images/variants.ts";
+import { type MediaRecord, mediaEntity, postPhotosEntity } from "../loaders/media.ts";
+import { postEntity } from "../loaders/posts.ts";
+import { userEntity } from "../loaders/users.ts";
+import { commitChanges } from "../platform/changes.ts";
+import { config } from "../platform/config.ts";
+import { db } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
+import { awsS3, deleteObjects, s3, storageConfig } from "../platform/storage.ts";
+import { publishedPost } from "./posts.ts";
+
+export type ProcessOutcome = "ready" | "failed" | "skipped" | "retry";
+
+/**
+ * Makes a PROCESSING photo's variants and marks it READY (publishing its post once every photo of it is READY).
+ * Idempotent: a photo that is not PROCESSING, or is claimed by another worker, is skipped.
+ * @returns what became of it; "retry" when a transient failure leaves it for a later attempt.
+ */
+export async function processPhoto(mediaId: string): Promise<ProcessOutcome> {
+  const { leaseSeconds, maxAttempts } = config().images;
+  const [media] = await db().$queryRaw<MediaRecord[]>`
+    UPDATE media SET processing_attempts = processing_attempts + 1, processing_started_at = now()
+    WHERE id = ${mediaId}::uuid AND status = 'PROCESSING'
+      AND (processing_started_at IS NULL OR processing_started_at < now() - make_interval(secs => ${leaseSeconds}))
+    RETURNING id, owner_id AS "ownerId", purpose, storage_key AS "storageKey", post_id AS "postId",
+      processing_attempts AS "processingAttempts"`;
+  if (!media) return "skipped";
+  const log = logger().child({ mediaId, attempt: media.processingAttempts });
+  let uploaded: string[] = [];
+  try {
+    const original = await readObject(media.storageKey);
+    const made = await makeVariants(original, LADDERS[media.purpose]);
+    uploaded = await putVariants(media, made.variants);
+    const variants: Variant[] = made.variants.map(({ width, height, format, bytes }) => ({
+      width,
+      height,
+      format,
+      bytes,
+    }));
+    const finished = await finish(media, {
+      width: made.width,
+      height: made.height,
+      variants,
+      placeholder: made.placeholder,
+      color: made.color,
+    });
+    if (!finished) {
+      // Deleted meanwhile (its post, or the cleanup): what was just written belongs to nothing.
+      await deleteObjects(uploaded);
+      return "skipped";
+    }
+    if (config().images.originals === "delete") await deleteObjects([media.storageKey]);
+    log.info({ variants: variants.length, bytes: variants.reduce((sum, v) => sum + v.bytes, 0) }, "images: ready");
+    return "ready";
+  } catch (error) {
+    if (error instanceof ImageProblem) {
+      log.info({ problem: error.code, reason: error.message }, "images: not a usable image");
+      await fail(media, error.code);
+      await deleteObjects(uploaded).catch(() => undefined);
+      return "failed";
+    }
+    log.error({ err: error }, "images: processing failed; will retry");
+    if (media.processingAttempts >= maxAttempts) {
+      await fail(media, "PROCESSING_FAILED");
+      await deleteObjects(uploaded).catch(() => undefined);
+      return "failed";
+    }
+    // Released for the next attempt (the sweep, or the queue's redelivery) rather than held until the lease ends.
+    await db().$executeRaw`
+      UPDATE media SET processing_started_at = NULL WHERE id = ${mediaId}::uuid AND status = 'PROCESSING'`;
+    return "retry";
+  }
+}
+
+/** Photos waiting for their variants that nobody holds: never claimed, released, or claimed by a worker that died. */
+export async function photosToProcess(limit = 20): Promise<string[]> {
+  const rows = await db().$queryRaw<{ id: string }[]>`
+    SELECT id FROM media
+    WHERE status = 'PROCESSING'
+      AND (processing_started_at IS NULL
+        OR processing_started_at < now() - make_interval(secs => ${config().images.leaseSeconds}))
+    ORDER BY created_at LIMIT ${limit}`;
+  return rows.map((row) => row.id);
+}
+
+/** Processes what is waiting, one photo at a time (each bounded in memory), until none is left or `signal` aborts. */
+export async function processWaitingPhotos(signal?: AbortSignal): Promise<Record<ProcessOutcome, number>> {
+  const counts: Record<ProcessOutcome, number> = { ready: 0, failed: 0, skipped: 0, retry: 0 };
+  const retried = new Set<string>();
+  for (;;) {
+    const ids = (await photosToProcess()).filter((id) => !retried.has(id));
+    if (ids.length === 0 || signal?.aborted) return counts;
+    for (const id of ids) {
+      if (signal?.aborted) return counts;
+      const outcome = await processPhoto(id);
+      counts[outcome]++;
+      // A photo that failed for now waits for the next sweep, not this loop.
+      if (outcome === "retry") retried.add(id);
+    }
+  }
+}
+
+async function readObject(key: string): Promise<Buffer> {
+  const { GetObjectCommand } = await awsS3();
+  const object = await (await s3()).send(new GetObjectCommand({ Bucket: storageConfig().bucket, Key: key }));
+  return Buffer.from(await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+}
+
+/** Writes the variants (a few at a time); they never change once written, so caches may keep them for good. */
+async function putVariants(
+  media: Pick<MediaRecord, "id" | "ownerId">,
+  variants: { width: number; format: Variant["format"]; data: Buffer; contentType: string }[],
+): Promise<string[]> {
+  const { PutObjectCommand } = await awsS3();
+  const client = await s3();
+  const keys: string[] = [];
+  const queue = [...variants];
+  const worker = async () => {
+    for (let variant = queue.shift(); variant; variant = queue.shift()) {
+      const key = variantKey(media, variant);
+      keys.push(key);
+      await client.send(
+        new PutObjectCommand({
+          Bucket: storageConfig().bucket,
+          Key: key,
+          Body: variant.data,
+          ContentType: variant.contentType,
+          CacheControl: "public, max-age=31536000, immutable",
+        }),
+      );
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  return keys;
+}
+
+interface Result {
+  width: number;
+  height: number;
+  variants: Variant[];
+  placeholder: string;
+  color: string;
+}
+
+/**
+ * Marks the photo READY with what was made and, when it was its post's last photo to be READY, publishes the
+ * post. The photo is locked before its post, as createPost does: whichever of the two commits second sees the
+ * other's work, so a post is never left unpublished with all its photos READY.
+ * @returns false if the photo is gone (or was finished by another worker).
+ */
+async function finish(media: Pick<MediaRecord, "id" | "ownerId">, result: Result): Promise<boolean> {
+  const outcome = await db().$transaction(async (tx) => {
+    const [row] = await tx.$queryRaw<{ postId: string | null }[]>`
+      SELECT post_id AS "postId" FROM media WHERE id = ${media.id}::uuid AND status = 'PROCESSING' FOR UPDATE`;
+    if (!row) return null;
+    await tx.$executeRaw`
+      UPDATE media SET status = 'READY', width = ${result.width}, height = ${result.height},
+        variants = ${JSON.stringify(result.variants)}::jsonb, placeholder = ${result.placeholder},
+        color = ${result.color}, failure = NULL, processing_started_at = NULL
+      WHERE id = ${media.id}::uuid`;
+    await recordEvent(tx, "media.ready", null, { mediaId: media.id, actorId: media.ownerId });
+    if (!row.postId) return { postId: null, published: null };
+    const [post] = await tx.$queryRaw<{ id: string; authorId: string }[]>`
+      UPDATE posts SET published = true
+      WHERE id = ${row.postId}::uuid AND NOT published
+        AND NOT EXISTS (SELECT 1 FROM media WHERE post_id = ${row.postId}::uuid AND status <> 'READY')
+      RETURNING id, author_id AS "authorId"`;
+    if (post) await publishedPost(tx, post);
+    return { postId: row.postId, published: post ?? null };
+  });
+  if (!outcome) return false;
+  await commitChanges(
+    mediaEntity.changed(media.id),
+    outcome.postId ? postPhotosEntity.changed(outcome.postId) : [],
+    outcome.published
+      ? [postEntity.changed(outcome.published.id), userEntity.changed(outcome.published.authorId, "user-counts")]
+      : [],
+  );
+  return true;
+}
+
+async function fail(media: Pick<MediaRecord, "id" | "postId">, failure: PhotoFailure): Promise<void> {
+  const [row] = await db().$queryRaw<{ postId: string | null }[]>`
+    UPDATE media SET status = 'FAILED', failure = ${failure}, processing_started_at = NULL
+    WHERE id = ${media.id}::uuid AND status = 'PROCESSING' RETURNING post_id AS "postId"`;
+  if (row) await commitChanges(mediaEntity.changed(media.id), row.postId ? postPhotosEntity.changed(row.postId) : []);
+}
