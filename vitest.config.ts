@@ -35,8 +35,11 @@ const EVERYWHERE = [
 ];
 /** API Gateway events: the Lambda handler's own concerns (payload shapes, authorizer claims). */
 const LAMBDA_ONLY = ["lambda"];
-/** Long-lived connections (Server-Sent Events): not on Lambda, which answers once per invocation. */
-const LONG_RUNNING_ONLY = ["subscriptions", "subscriptions.redis"];
+/**
+ * Long-lived connections (Server-Sent Events) and the events runner: not on Lambda, which answers once per
+ * invocation (its images function is tested everywhere: photos).
+ */
+const LONG_RUNNING_ONLY = ["photos-runner", "subscriptions", "subscriptions.redis"];
 const files = (names: string[]) => names.map((name) => `test/${name}.test.ts`);
 
 const bundled = (name: string, only: string[]): TestProjectInlineConfiguration => ({

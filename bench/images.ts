@@ -28,7 +28,7 @@ async function photoLike(width: number, height: number, seed: number): Promise<B
     .raw()
     .toBuffer();
   const noise = await sharp({
-    create: { width, height, channels: 3, background: "#808080", noise: { type: "gaussian", mean: 128, sigma: 18 } },
+    create: { width, height, channels: 3, background: "#808080", noise: { type: "gaussian", mean: 128, sigma: 6 } },
   })
     .raw()
     .toBuffer();
@@ -49,6 +49,15 @@ async function photoLike(width: number, height: number, seed: number): Promise<B
     .toBuffer();
 }
 
+/**
+ * This process's peak resident memory (VmHWM). Not `resourceUsage().maxRSS`: Linux carries that over `exec`, so a
+ * child would report its parent's peak (the parent holds the 48 MP photo while making it).
+ */
+function peakRssMiB(): number {
+  const line = readFileSync("/proc/self/status", "utf8").match(/^VmHWM:\s+(\d+) kB/m);
+  return line ? Number(line[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
+}
+
 if (values.child) {
   // The child: process each file once (warm-up excluded), one at a time, on one core.
   const { makeVariants } = await import("../src/images/transform.ts");
@@ -58,16 +67,16 @@ if (values.child) {
   await makeVariants(readFileSync(files[0] as string), LADDERS.POST_PHOTO);
   const started = performance.now();
   const made = [];
+  const rssMiB: number[] = [];
   for (const file of files) {
     const result = await makeVariants(readFileSync(file), LADDERS.POST_PHOTO);
+    rssMiB.push(Math.round(process.memoryUsage().rss / 1048576));
     made.push(
       Object.fromEntries(result.variants.map((v) => [`${v.width}.${v.format}`, v.bytes])) as Record<string, number>,
     );
   }
   const seconds = (performance.now() - started) / 1000;
-  process.stdout.write(
-    JSON.stringify({ seconds, photos: files.length, maxRssMiB: process.resourceUsage().maxRSS / 1024, made }),
-  );
+  process.stdout.write(JSON.stringify({ seconds, photos: files.length, maxRssMiB: peakRssMiB(), rssMiB, made }));
   process.exit(0);
 }
 
@@ -114,11 +123,12 @@ function measure(label: string, files: string[]) {
     seconds: number;
     photos: number;
     maxRssMiB: number;
+    rssMiB: number[];
     made: Record<string, number>[];
   };
   const perSecond = result.photos / result.seconds;
   say(
-    `  ${perSecond.toFixed(2)} photos/s on one core (${((result.seconds / result.photos) * 1000).toFixed(0)} ms each), peak RSS ${result.maxRssMiB.toFixed(0)} MiB`,
+    `  ${perSecond.toFixed(2)} photos/s on one core (${((result.seconds / result.photos) * 1000).toFixed(0)} ms each), peak RSS ${result.maxRssMiB.toFixed(0)} MiB (RSS after each: ${result.rssMiB.join(", ")} MiB)`,
   );
   return {
     label,

@@ -57,6 +57,23 @@ test("two checkouts run side by side, each on its own database", async () => {
   }
 });
 
+test("the seeded feed shows photos: their variants are in the embedded S3, with placeholders", async () => {
+  const { data } = await graphql(
+    devA.url,
+    `{ explore(first: 3) { edges { node { photos { url(width: 320, format: WEBP) placeholder aspectRatio variants { format } } } } } }`,
+  );
+  const photos = data?.explore.edges.flatMap((edge: any) => edge.node.photos);
+  expect(photos.length).toBeGreaterThan(0);
+  for (const photo of photos) {
+    expect(photo.placeholder).toMatch(/^[A-Za-z0-9+/]+=*$/);
+    expect(new Set(photo.variants.map((v: any) => v.format))).toEqual(new Set(["AVIF", "WEBP", "JPEG"]));
+    const served = await fetch(photo.url);
+    expect(served.status).toBe(200);
+    expect(served.headers.get("content-type")).toBe("image/webp");
+    expect(Buffer.from(await served.arrayBuffer()).toString("latin1", 8, 12)).toBe("WEBP");
+  }
+});
+
 test("a second `npm run dev` in the same checkout says in one line what is wrong", async () => {
   const second = runDev(a.dir, env);
   expect(await second.exited).toBe(1);

@@ -1,9 +1,9 @@
 // Real image bytes for upload tests: each is a valid file of its format as far as format detection and
 // dimension reading go (the HEIC one is a header only: its ftyp and its ispe dimensions).
 import { readFileSync } from "node:fs";
-import { crc32, deflateSync } from "node:zlib";
+import { deflateSync } from "node:zlib";
 import sharp from "sharp";
-import { encodePng } from "../prisma/png.ts";
+import { encodePng, PNG_SIGNATURE, pngChunk } from "../prisma/png.ts";
 
 export const png = (width = 4, height = 3): Buffer => encodePng(width, height, () => [0x7f, 0x7f, 0x7f]);
 
@@ -109,19 +109,11 @@ export function bombPng(side = 20_000): Buffer {
   header.writeUInt32BE(side, 0);
   header.writeUInt32BE(side, 4);
   header.set([1, 0, 0, 0, 0], 8); // 1-bit greyscale
-  const chunk = (type: string, data: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([length, body, crc]);
-  };
   return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", header),
-    chunk("IDAT", deflateSync(Buffer.alloc(row * side), { level: 9 })),
-    chunk("IEND", Buffer.alloc(0)),
+    PNG_SIGNATURE,
+    pngChunk("IHDR", header),
+    pngChunk("IDAT", deflateSync(Buffer.alloc(row * side), { level: 9 })),
+    pngChunk("IEND", Buffer.alloc(0)),
   ]);
 }
 

@@ -404,8 +404,24 @@ export async function invokeFunction(
   env: Record<string, string> = {},
 ): Promise<{ result: any; logs: Record<string, any>[] }> {
   if (!BUNDLED) {
-    const module = (await import(`../functions/${name}.ts`)) as { handler(event: unknown): Promise<unknown> };
-    return { result: await module.handler(event), logs: [] };
+    if (Object.keys(env).length === 0) {
+      const module = (await import(`../functions/${name}.ts`)) as { handler(event: unknown): Promise<unknown> };
+      return { result: await module.handler(event), logs: [] };
+    }
+    // Settings of its own: a fresh module scope that reads them (as startSource does), disconnected afterwards.
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    vi.resetModules();
+    try {
+      const module = (await import(`../functions/${name}.ts`)) as { handler(event: unknown): Promise<unknown> };
+      (await import("../src/platform/config.ts")).config();
+      process.env = saved;
+      const result = await module.handler(event);
+      await (await import("../src/platform/db.ts")).disconnectDb();
+      return { result, logs: [] };
+    } finally {
+      process.env = saved;
+    }
   }
   const logs: Record<string, any>[] = [];
   const script =

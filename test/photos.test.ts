@@ -3,7 +3,7 @@
 // target ships it (functions/images.ts; on bundled targets the bundle's images.mjs in a process of its own,
 // invoked with the S3 event notification the bucket sends on AWS), and read back through GraphQL and the URLs it
 // gives: dimensions, orientation, metadata (with an EXIF reader), transparency, placeholders, failures, privacy.
-import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import exifr from "exifr";
 import sharp from "sharp";
 import { thumbHashToApproximateAspectRatio, thumbHashToRGBA } from "thumbhash";
@@ -97,6 +97,12 @@ const download = async (url: string) => {
   expect(response.status).toBe(200);
   return Buffer.from(await response.arrayBuffer());
 };
+
+const objectExists = async (key: string) =>
+  (await s3())
+    .send(new HeadObjectCommand({ Bucket: storageConfig().bucket, Key: key }))
+    .then(() => true)
+    .catch(() => false);
 
 /** Every object stored under a media's variants prefix. */
 async function variantObjects(photoGid: string): Promise<string[]> {
@@ -325,4 +331,36 @@ test("an avatar gets its own small ladder of square variants", async ({ alice, b
   expect(avatar.aspectRatio).toBe(1);
   expect(avatar.variants).toEqual([64, 128, 256, 512].map((side) => ({ width: side, height: side })));
   expect(await sharp(await download(avatar.url)).metadata()).toMatchObject({ width: 128, height: 128, format: "webp" });
+});
+
+test("the schedule picks up photos whose notification was lost; one whose workers keep dying fails", async ({
+  alice,
+}) => {
+  const lost = await upload(alice, await photoWebp(400, 300), "webp");
+  const dying = await upload(alice, await photoWebp(400, 300), "webp");
+  await post(alice, [lost]);
+  await post(alice, [dying]);
+  // Three invocations claimed it and never reported back (killed: out of memory, or past their timeout).
+  await db().media.update({
+    where: { id: idOf(dying) },
+    data: { processingAttempts: 3, processingStartedAt: new Date(Date.now() - 10 * 60_000) },
+  });
+  // A scheduled invocation (EventBridge sends its own event shape: anything but queue records or a media id).
+  const { result } = await invokeFunction("images", { source: "aws.events", "detail-type": "Scheduled Event" });
+  expect(result).toMatchObject({ ready: expect.any(Number), failed: expect.any(Number) });
+  expect(result.ready).toBeGreaterThanOrEqual(1);
+  expect((await photo(alice, lost)).status).toBe("READY");
+  expect(await photo(alice, dying)).toMatchObject({ status: "FAILED", failure: { reason: "PROCESSING_FAILED" } });
+});
+
+test("with IMAGE_ORIGINALS=delete the original is gone once the variants exist", async ({ alice }) => {
+  const id = await upload(alice, await phoneJpeg(640, 480), "jpeg");
+  await post(alice, [id]);
+  const { storageKey } = await db().media.findUniqueOrThrow({ where: { id: idOf(id) } });
+  expect(await objectExists(storageKey)).toBe(true);
+  const { result } = await invokeFunction("images", await notification(id), { IMAGE_ORIGINALS: "delete" });
+  expect(result).toEqual({ batchItemFailures: [] });
+  expect(await objectExists(storageKey)).toBe(false);
+  expect((await variantObjects(id)).length).toBeGreaterThan(0);
+  expect((await photo(alice, id)).status).toBe("READY");
 });

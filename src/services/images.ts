@@ -32,11 +32,21 @@ export async function processPhoto(mediaId: string): Promise<ProcessOutcome> {
   const { leaseSeconds, maxAttempts } = config().images;
   const [media] = await db().$queryRaw<MediaRecord[]>`
     UPDATE media SET processing_attempts = processing_attempts + 1, processing_started_at = now()
-    WHERE id = ${mediaId}::uuid AND status = 'PROCESSING'
+    WHERE id = ${mediaId}::uuid AND status = 'PROCESSING' AND processing_attempts < ${maxAttempts}
       AND (processing_started_at IS NULL OR processing_started_at < now() - make_interval(secs => ${leaseSeconds}))
     RETURNING id, owner_id AS "ownerId", purpose, storage_key AS "storageKey", post_id AS "postId",
       processing_attempts AS "processingAttempts"`;
-  if (!media) return "skipped";
+  if (!media) {
+    // Every attempt used up by workers that never reported back (a crash, a timeout, memory): it fails for good
+    // rather than taking a worker down again and again.
+    const [exhausted] = await db().$queryRaw<Pick<MediaRecord, "id" | "postId">[]>`
+      SELECT id, post_id AS "postId" FROM media
+      WHERE id = ${mediaId}::uuid AND status = 'PROCESSING' AND processing_attempts >= ${maxAttempts}
+        AND processing_started_at < now() - make_interval(secs => ${leaseSeconds})`;
+    if (!exhausted) return "skipped";
+    await fail(exhausted, "PROCESSING_FAILED");
+    return "failed";
+  }
   const log = logger().child({ mediaId, attempt: media.processingAttempts });
   let uploaded: string[] = [];
   try {
