@@ -57,9 +57,8 @@ SELECT json_build_object('data', json_build_object('feed', json_build_object(
                      FROM media a WHERE a.id = u.avatar_id AND a.status = 'READY'))
         FROM users u WHERE u.id = s.author_id),
       'photos', coalesce((
-        SELECT json_agg(json_build_object('id', ${gid("Photo", "m.id")}, 'status', m.status,
-          'url', ${variantUrl("m", 1080)}, 'aspectRatio', m.width::float8 / m.height, 'placeholder', m.placeholder,
-          'color', m.color, 'width', m.width, 'height', m.height) ORDER BY m.position)
+        SELECT json_agg(json_build_object('id', ${gid("Photo", "m.id")}, 'url', ${variantUrl("m", 1080)},
+          'aspectRatio', m.width::float8 / m.height, 'placeholder', m.placeholder) ORDER BY m.position)
         FROM media m WHERE m.post_id = s.id AND m.status = 'READY'), '[]'),
       'comments', json_build_object('edges', coalesce((
         SELECT json_agg(json_build_object('node', json_build_object('id', ${gid("Comment", "c.id")}, 'body', c.body,

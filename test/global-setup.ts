@@ -3,7 +3,7 @@
 //   `prisma migrate deploy` and the offline engine, exactly as a deploy would), cloned per test file;
 //   without it, each file starts its own embedded server (see test/setup.ts).
 // - one JWT signing key, so every function instance in the run (tests start several) trusts the same tokens;
-// - object storage: the S3_* settings given, or an s3rver on a temporary folder;
+// - object storage: the S3_* settings given, or an s3rver on a temporary folder (started either way);
 // - the bundle (`npm run build`), which the bundled targets and the container and gateway tests run;
 // - the browser tests' web app, served from an origin of its own.
 import { spawn } from "node:child_process";
@@ -23,6 +23,8 @@ declare module "vitest" {
     templateDatabase: string | null;
     jwtPrivateKey: string;
     s3: Record<string, string>;
+    /** The embedded S3 (s3rver), whatever the run's object storage is. */
+    s3rver: Record<string, string>;
     bundleDir: string;
     webOrigin: string;
   }
@@ -149,7 +151,31 @@ export default async function setup(project: TestProject) {
   const webOrigin = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
   cleanups.push(() => new Promise((resolve) => web.close(resolve)));
 
-  let s3: Record<string, string>;
+  // The embedded S3 (s3rver, what `npm run dev` runs) is always started: with S3_* given (Ceph in CI), the photo
+  // tests also run their pipeline against it.
+  const { default: S3rver } = await import("s3rver");
+  const directory = mkdtempSync(join(tmpdir(), "shutter-s3-"));
+  const server = new S3rver({
+    port: 0,
+    address: "127.0.0.1",
+    silent: true,
+    directory,
+    configureBuckets: [{ name: "shutter-test" }],
+  });
+  const { port } = await server.run();
+  const s3rver = {
+    S3_BUCKET: "shutter-test",
+    S3_ENDPOINT: `http://127.0.0.1:${port}`,
+    S3_FORCE_PATH_STYLE: "true",
+    S3_ACCESS_KEY_ID: "S3RVER",
+    S3_SECRET_ACCESS_KEY: "S3RVER",
+  };
+  cleanups.push(async () => {
+    await server.close();
+    rmSync(directory, { recursive: true, force: true });
+  });
+  await ensureBucket(s3rver, webOrigin);
+  let s3: Record<string, string> = s3rver;
   if (process.env.S3_BUCKET) {
     s3 = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith("S3_") && v)) as Record<
       string,
@@ -157,29 +183,6 @@ export default async function setup(project: TestProject) {
     >;
     await ensureBucket(s3, webOrigin);
     console.log(`[test] object storage: ${s3.S3_ENDPOINT ?? "AWS"}, bucket ${s3.S3_BUCKET}`);
-  } else {
-    const { default: S3rver } = await import("s3rver");
-    const directory = mkdtempSync(join(tmpdir(), "shutter-s3-"));
-    const server = new S3rver({
-      port: 0,
-      address: "127.0.0.1",
-      silent: true,
-      directory,
-      configureBuckets: [{ name: "shutter-test" }],
-    });
-    const { port } = await server.run();
-    s3 = {
-      S3_BUCKET: "shutter-test",
-      S3_ENDPOINT: `http://127.0.0.1:${port}`,
-      S3_FORCE_PATH_STYLE: "true",
-      S3_ACCESS_KEY_ID: "S3RVER",
-      S3_SECRET_ACCESS_KEY: "S3RVER",
-    };
-    cleanups.push(async () => {
-      await server.close();
-      rmSync(directory, { recursive: true, force: true });
-    });
-    await ensureBucket(s3, webOrigin);
   }
 
   const buildStarted = performance.now();
@@ -192,6 +195,7 @@ export default async function setup(project: TestProject) {
   project.provide("templateDatabase", templateDatabase);
   project.provide("jwtPrivateKey", jwtPrivateKey);
   project.provide("s3", s3);
+  project.provide("s3rver", s3rver);
 
   return async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();

@@ -93,10 +93,10 @@ test("an upload is tagged pending until it is verified, so the lifecycle rule on
   expect((await ok(CREATE_POST, { ids: [photo.id] }, { token: alice.token })).createPost.__typename).toBe(
     "CreatePostSuccess",
   );
-  // Verified, it was copied to the key the photo is served from, untagged; the upload key is gone (a PUT
-  // through the still-valid URL would recreate it there, tagged pending, for the lifecycle rule).
-  const published = await db().media.findUniqueOrThrow({ where: { id: idOf(photo.id) } });
-  expect(published.storageKey).toBe(key.replace(/^u\//, "p/"));
-  expect(await tags(published.storageKey)).toEqual([]);
+  // Verified, it was copied to the private originals, untagged; the upload key is gone (a PUT through the
+  // still-valid URL would recreate it there, tagged pending, for the lifecycle rule).
+  const verified = await db().media.findUniqueOrThrow({ where: { id: idOf(photo.id) } });
+  expect(verified.storageKey).toBe(key.replace(/^u\//, "o/"));
+  expect(await tags(verified.storageKey)).toEqual([]);
   await expect(tags(key)).rejects.toThrow();
 });

@@ -8,10 +8,10 @@ const USER_CHIP = `fragment UserChip on User {
 
 /** A post's photos as a card shows them, and as a grid's thumbnail. */
 const PHOTOS = `photos: mediaByPostId(condition: { status: READY }, orderBy: POSITION_ASC) {
-  nodes { rowId status url: variantUrl(width: 1080, format: "webp") aspectRatio placeholder color width height }
+  nodes { rowId url: variantUrl(width: 1080, format: "webp") aspectRatio placeholder }
 }`;
 const GRID_PHOTOS = `photos: mediaByPostId(condition: { status: READY }, orderBy: POSITION_ASC) {
-  nodes { rowId url: variantUrl(width: 320, format: "webp") aspectRatio placeholder width height }
+  nodes { rowId url: variantUrl(width: 320, format: "webp") aspectRatio placeholder }
 }`;
 
 const POST_CARD = `fragment PostCard on Post {
