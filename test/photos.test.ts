@@ -3,7 +3,7 @@
 // target ships it (functions/images.ts; on bundled targets the bundle's images.mjs in a process of its own,
 // invoked with the S3 event notification the bucket sends on AWS), and read back through GraphQL and the URLs it
 // gives: dimensions, orientation, metadata (with an EXIF reader), transparency, placeholders, failures, privacy.
-import { HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import exifr from "exifr";
 import sharp from "sharp";
 import { thumbHashToApproximateAspectRatio, thumbHashToRGBA } from "thumbhash";
@@ -120,8 +120,16 @@ describe("a phone's JPEG (EXIF orientation 6, GPS)", () => {
   }) => {
     const original = await phoneJpeg(1600, 1200);
     expect(await exifr.gps(original)).toMatchObject(GPS);
+    await ok(
+      `mutation ($id: ID!) { follow(input: { userId: $id }) { __typename } }`,
+      { id: alice.gid },
+      { token: bob.token },
+    );
     const id = await upload(alice, original, "jpeg");
     const created = await post(alice, [id]);
+    const FEED = `{ feed(first: 5) { edges { node { id } } } }`;
+    const feedOf = async (user: TestUser) =>
+      (await ok(FEED, {}, { token: user.token })).feed.edges.map((edge: any) => edge.node.id);
     // Verified, but no variant yet: the post is its author's alone.
     expect(created).toMatchObject({ published: false, photos: [{ id, status: "PROCESSING", url: null }] });
     expect((await ok(POST, { id: created.id }, { token: bob.token })).post).toBeNull();
@@ -129,8 +137,11 @@ describe("a phone's JPEG (EXIF orientation 6, GPS)", () => {
       published: false,
       author: { postCount: 0 },
     });
+    expect(await feedOf(bob)).not.toContain(created.id);
+    expect(await feedOf(alice)).not.toContain(created.id);
 
     expect(await processPhotos(id)).toEqual([{ batchItemFailures: [] }]);
+    expect(await feedOf(bob)).toContain(created.id);
 
     expect((await ok(POST, { id: created.id }, { token: bob.token })).post).toMatchObject({
       published: true,
@@ -393,4 +404,28 @@ test("the same pipeline on the embedded S3 (s3rver, as `npm run dev` runs it)", 
   expect(new URL(shown.url).origin).toBe(storage.S3_ENDPOINT);
   const meta = await sharp(bytes).metadata();
   expect([meta.format, meta.width, meta.height, meta.exif]).toEqual(["webp", 640, 960, undefined]);
+});
+
+test("storage trouble is retried through the queue, then fails after IMAGE_MAX_ATTEMPTS", async ({ alice }) => {
+  const id = await upload(alice, await photoWebp(400, 300), "webp");
+  await post(alice, [id]);
+  const event = await notification(id);
+  // The original cannot be read (here: gone from the bucket; in life, storage unavailable).
+  const { storageKey } = await db().media.findUniqueOrThrow({ where: { id: idOf(id) } });
+  await (await s3()).send(new DeleteObjectCommand({ Bucket: storageConfig().bucket, Key: storageKey }));
+  const messageId = event.Records[0]?.messageId;
+  for (const attempt of [1, 2]) {
+    // The message is reported failed, so the queue delivers it again; the claim is released for that delivery.
+    expect((await invokeFunction("images", event)).result).toEqual({
+      batchItemFailures: [{ itemIdentifier: messageId }],
+    });
+    expect(await db().media.findUniqueOrThrow({ where: { id: idOf(id) } })).toMatchObject({
+      status: "PROCESSING",
+      processingAttempts: attempt,
+      processingStartedAt: null,
+    });
+  }
+  expect((await invokeFunction("images", event)).result).toEqual({ batchItemFailures: [] });
+  expect(await photo(alice, id)).toMatchObject({ status: "FAILED", failure: { reason: "PROCESSING_FAILED" } });
+  expect(await variantObjects(id)).toEqual([]);
 });

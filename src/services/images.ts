@@ -48,11 +48,12 @@ export async function processPhoto(mediaId: string): Promise<ProcessOutcome> {
     return "failed";
   }
   const log = logger().child({ mediaId, attempt: media.processingAttempts });
-  let uploaded: string[] = [];
+  // Every key written, as it is written: a failure halfway still knows what to remove.
+  const uploaded: string[] = [];
   try {
     const original = await readObject(media.storageKey);
     const made = await makeVariants(original, LADDERS[media.purpose]);
-    uploaded = await putVariants(media, made.variants);
+    await putVariants(media, made.variants, uploaded);
     const variants: Variant[] = made.variants.map(({ width, height, format, bytes }) => ({
       width,
       height,
@@ -128,14 +129,17 @@ async function readObject(key: string): Promise<Buffer> {
   return Buffer.from(await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
 }
 
-/** Writes the variants (a few at a time); they never change once written, so caches may keep them for good. */
+/**
+ * Writes the variants (a few at a time), noting each key in `keys` before its PUT; they never change once
+ * written, so caches may keep them for good.
+ */
 async function putVariants(
   media: Pick<MediaRecord, "id" | "ownerId">,
   variants: { width: number; format: Variant["format"]; data: Buffer; contentType: string }[],
-): Promise<string[]> {
+  keys: string[],
+): Promise<void> {
   const { PutObjectCommand } = await awsS3();
   const client = await s3();
-  const keys: string[] = [];
   const queue = [...variants];
   const worker = async () => {
     for (let variant = queue.shift(); variant; variant = queue.shift()) {
@@ -153,7 +157,6 @@ async function putVariants(
     }
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
-  return keys;
 }
 
 interface Result {
