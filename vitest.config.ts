@@ -18,6 +18,7 @@ const EVERYWHERE = [
   "graphiql",
   "masking",
   "notifications",
+  "outages",
   "persisted",
   "persisted-deploy.redis",
   "photos",

@@ -15,6 +15,7 @@ export const ErrorCode = {
   RATE_LIMITED: "RATE_LIMITED",
   UPLOAD_INVALID: "UPLOAD_INVALID",
   QUOTA_EXCEEDED: "QUOTA_EXCEEDED",
+  SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   INTERNAL_SERVER_ERROR: "INTERNAL_SERVER_ERROR",
 } as const;
 
@@ -104,6 +105,24 @@ export class RateLimitedError extends ShutterError {
       http: { status: 429, headers: { "Retry-After": String(seconds) } },
     });
     this.retryAfterSeconds = seconds;
+  }
+}
+
+/**
+ * A service Shutter needs (the database, object storage) cannot be reached right now: nothing is wrong with the
+ * request, and the same request will work once it is back. HTTP 503 with Retry-After when nothing could be
+ * served; a field's error (with the rest of the answer) otherwise.
+ */
+export class ServiceUnavailableError extends ShutterError {
+  constructor(service: "database" | "storage", retryAfterSeconds = 5) {
+    super(
+      ErrorCode.SERVICE_UNAVAILABLE,
+      `We can't reach our ${service} right now. Try again in ${retryAfterSeconds} seconds; nothing was lost.`,
+      {
+        retryAfterSeconds,
+        http: { status: 503, headers: { "Retry-After": String(retryAfterSeconds) } },
+      },
+    );
   }
 }
 

@@ -1,15 +1,17 @@
 import { PothosValidationError } from "@pothos/core";
 import { GraphQLError } from "graphql";
 import { maskError as yogaMaskError } from "graphql-yoga";
-import { ErrorCode } from "../errors.ts";
+import { ErrorCode, ServiceUnavailableError } from "../errors.ts";
 import { logger } from "../platform/logger.ts";
+import { unavailableService } from "../platform/outage.ts";
 
 export const INTERNAL_ERROR_MESSAGE =
   "Something went wrong on our side. Try again; if it keeps happening, tell us the request id.";
 
 /**
- * Hides unexpected errors (a bug, a database outage) behind a generic message and logs the real one with the
- * request id; typed errors (ShutterError and other GraphQL errors) pass through unchanged.
+ * Hides unexpected errors (a bug) behind a generic message and logs the real one with the request id; an outage
+ * of the database or storage becomes SERVICE_UNAVAILABLE; typed errors (ShutterError and other GraphQL errors)
+ * pass through unchanged.
  */
 export function maskError(error: unknown, message: string): Error {
   const original = error instanceof GraphQLError && error.originalError ? error.originalError : error;
@@ -19,6 +21,21 @@ export function maskError(error: unknown, message: string): Error {
       nodes: error instanceof GraphQLError ? error.nodes : undefined,
       path: error instanceof GraphQLError ? error.path : undefined,
       extensions: { code: ErrorCode.BAD_USER_INPUT },
+    });
+  }
+  // An outage is not a bug: a typed, retryable error the client can act on (HTTP 503 when nothing was served).
+  const service = unavailableService(original);
+  if (service) {
+    logger().warn(
+      { err: original, service, path: error instanceof GraphQLError ? error.path : undefined },
+      "service unavailable",
+    );
+    const unavailable = new ServiceUnavailableError(service);
+    return new GraphQLError(unavailable.message, {
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      path: error instanceof GraphQLError ? error.path : undefined,
+      originalError: unavailable,
+      extensions: unavailable.extensions,
     });
   }
   const masked = yogaMaskError(error, message, false);
