@@ -16,6 +16,7 @@ const EVERYWHERE = [
   "explore",
   "follows",
   "graphiql",
+  "idempotency",
   "masking",
   "notifications",
   "outages",

@@ -5,6 +5,7 @@
 import { hostname } from "node:os";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
+import { pruneKeys } from "../platform/idempotency.ts";
 import { logger } from "../platform/logger.ts";
 import { deliverDue } from "./delivery.ts";
 import { processEvents, unprocessedEvents } from "./process.ts";
@@ -18,8 +19,9 @@ export async function sweep(minAgeMs = 0): Promise<{ processed: number; failed: 
 }
 
 /**
- * Forgets what is no longer needed, a bounded amount at a time: events processed a week ago, and webhook
- * delivery ids older than twice the replay window (their timestamps alone now get a replay refused).
+ * Forgets what is no longer needed, a bounded amount at a time: events processed a week ago, webhook delivery ids
+ * older than twice the replay window (their timestamps alone now get a replay refused), and expired idempotency
+ * keys.
  */
 export async function prune(): Promise<void> {
   const window = config().opsWebhook.toleranceSeconds * 2;
@@ -28,6 +30,7 @@ export async function prune(): Promise<void> {
       SELECT id FROM outbox_events WHERE processed_at < now() - interval '7 days' ORDER BY processed_at LIMIT 5000)`;
   await db().$executeRaw`
     DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(secs => ${window})`;
+  await pruneKeys();
 }
 
 const pause = (ms: number, signal: AbortSignal) =>

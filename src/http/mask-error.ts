@@ -2,7 +2,7 @@ import { PothosValidationError } from "@pothos/core";
 import { GraphQLError } from "graphql";
 import { maskError as yogaMaskError } from "graphql-yoga";
 import { ErrorCode, ServiceUnavailableError } from "../errors.ts";
-import { logger } from "../platform/logger.ts";
+import { logger, requestScope } from "../platform/logger.ts";
 import { unavailableService } from "../platform/outage.ts";
 
 export const INTERNAL_ERROR_MESSAGE =
@@ -39,6 +39,9 @@ export function maskError(error: unknown, message: string): Error {
     });
   }
   const masked = yogaMaskError(error, message, false);
+  // A duplicate's transaction stopped by the other's Idempotency-Key: expected, and its answer is replaced by the
+  // other's (plugins/use-idempotency.ts).
+  if (requestScope.getStore()?.idempotency?.taken) return masked;
   if (masked !== error) {
     logger().error({ err: original, path: error instanceof GraphQLError ? error.path : undefined }, "unexpected error");
   }

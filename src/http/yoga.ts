@@ -11,6 +11,7 @@ import { useArmor } from "./plugins/use-armor.ts";
 import { useBodyLimit } from "./plugins/use-body-limit.ts";
 import { useGate } from "./plugins/use-gate.ts";
 import { useHttpCaching } from "./plugins/use-http-caching.ts";
+import { useIdempotency } from "./plugins/use-idempotency.ts";
 import { useJsonPosts } from "./plugins/use-json-posts.ts";
 import { useNoSubscriptionsOnLambda } from "./plugins/use-no-subscriptions-on-lambda.ts";
 import { usePersistedDocuments } from "./plugins/use-persisted-documents.ts";
@@ -50,8 +51,8 @@ export function createShutterYoga(): ShutterYoga {
       ? {
           origin: corsOrigins.includes("*") ? "*" : corsOrigins,
           methods: ["GET", "POST", "OPTIONS"],
-          allowedHeaders: ["content-type", "authorization", "x-request-id", ...CLIENT_HEADERS],
-          exposedHeaders: ["x-request-id", "retry-after", "etag"],
+          allowedHeaders: ["content-type", "authorization", "x-request-id", "idempotency-key", ...CLIENT_HEADERS],
+          exposedHeaders: ["x-request-id", "retry-after", "etag", "idempotent-replayed"],
           credentials: false,
           maxAge: 600,
         }
@@ -82,6 +83,7 @@ export function createShutterYoga(): ShutterYoga {
       useVariablesShape(),
       useResponseCache(),
       useGate(),
+      useIdempotency(),
       useNoSubscriptionsOnLambda(),
       useStreamGuard(),
     ],

@@ -114,6 +114,7 @@ const EnvSchema = z.object({
   UPLOAD_ORPHAN_AGE_MINUTES: z._default(int(1, 7 * 24 * 60), 60),
   UPLOAD_UNUSED_RETENTION_HOURS: z._default(int(1, 24 * 365), 24),
   IMAGE_ORIGINALS: z._default(oneOf(["keep", "delete"]), "keep"),
+  IDEMPOTENCY_RETENTION_HOURS: z._default(int(1, 24 * 30), 24),
   IMAGE_MAX_ATTEMPTS: z._default(int(1, 20), 3),
   IMAGE_LEASE_SECONDS: z._default(int(10, 3600), 120),
   PERSISTED_QUERIES: z.optional(
@@ -240,6 +241,8 @@ function parseConfig(env: Record<string, string | undefined>) {
       orphanAgeMinutes: e.UPLOAD_ORPHAN_AGE_MINUTES,
       unusedRetentionHours: e.UPLOAD_UNUSED_RETENTION_HOURS,
     },
+    /** How long a mutation's Idempotency-Key replays its first answer. */
+    idempotencyRetentionHours: e.IDEMPOTENCY_RETENTION_HOURS,
     images: {
       /** After the variants are made: keep the original (private, its owner's) or delete it. */
       originals: e.IMAGE_ORIGINALS,

@@ -3,6 +3,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import type { SqlDriverAdapter, SqlDriverAdapterFactory, SqlQueryable } from "@prisma/driver-adapter-utils";
 import { PrismaClient } from "../generated/prisma/client.ts";
 import { type Config, config } from "./config.ts";
+import { claimInTransaction } from "./idempotency.ts";
 import { requestScope } from "./logger.ts";
 import { noteStatement } from "./reads.ts";
 
@@ -110,19 +111,39 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
       const startTransaction = adapter.startTransaction.bind(adapter);
       adapter.startTransaction = async (isolationLevel) => {
         count(); // BEGIN
-        if (!trackWrites) return instrument(await startTransaction(isolationLevel));
-        // A transaction's writes count once it commits: a rolled-back one changed nothing.
-        const pending = new Set<string>();
         const scope = requestScope.getStore();
+        // A transaction's writes count once it commits: a rolled-back one changed nothing.
+        const pending = trackWrites ? new Set<string>() : undefined;
         const transaction = instrument(await startTransaction(isolationLevel), pending);
+        // The mutation's Idempotency-Key goes in its first transaction, first (see platform/idempotency.ts).
+        const claim = scope?.idempotency;
+        const claiming = Boolean(claim && !claim.claimed && !claim.taken && !claim.inFlight);
+        if (claim && claiming) {
+          claim.inFlight = true;
+          try {
+            await claimInTransaction(transaction, claim);
+          } catch (error) {
+            claim.inFlight = false;
+            // The adapter's rollback() only releases the connection (Prisma sends ROLLBACK itself, but it never
+            // got this transaction): end it here, or the pool would hand out a connection still inside it.
+            await transaction.executeRaw({ sql: "ROLLBACK", args: [], argTypes: [] }).catch(() => undefined);
+            await transaction.rollback().catch(() => undefined);
+            throw error;
+          }
+        }
         const commit = transaction.commit.bind(transaction);
         const rollback = transaction.rollback.bind(transaction);
         transaction.commit = async () => {
           await commit();
-          if (scope) for (const table of pending) scope.writtenTables.add(table);
+          if (claim && claiming) {
+            claim.claimed = true;
+            claim.inFlight = false;
+          }
+          if (scope && pending) for (const table of pending) scope.writtenTables.add(table);
         };
         transaction.rollback = async () => {
-          pending.clear();
+          pending?.clear();
+          if (claim && claiming) claim.inFlight = false;
           await rollback();
         };
         return transaction;

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { type Logger, type LoggerOptions, pino } from "pino";
 import type { Change } from "./changes.ts";
 import { config } from "./config.ts";
+import type { IdempotencyClaim } from "./idempotency.ts";
 import type { Reads } from "./reads.ts";
 import type { ResponseCacheState } from "./response-cache.ts";
 
@@ -23,6 +24,8 @@ export interface RequestScope {
   events: bigint[];
   /** A document the request registers (APQ), stored once its operation passed the gate (see use-gate.ts). */
   registration?: { hash: string; document: string };
+  /** The mutation's Idempotency-Key, claimed in its first transaction (see platform/idempotency.ts). */
+  idempotency?: IdempotencyClaim;
   /** Tables whose rows committed statements updated or deleted (counted outside production; see db.ts). */
   writtenTables: Set<string>;
   /** Tables of the entities the request's writes declared as changed (see changes.ts). */

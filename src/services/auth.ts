@@ -16,6 +16,7 @@ import {
   ValidationError,
 } from "../errors.ts";
 import { notificationsPubSub } from "../events/pubsub.ts";
+import type { Prisma } from "../generated/prisma/client.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
@@ -62,19 +63,26 @@ export async function signUp(visitor: Visitor, input: SignUpInput): Promise<Sess
         : "An account with that email already exists. Log in instead.",
     );
   }
-  const user = await db()
-    .user.create({
-      data: {
-        handle: input.handle,
-        displayName: input.displayName,
-        email: input.email,
-        passwordHash: input.password ? await hashPassword(input.password) : null,
-        identities: identity ? { create: { issuer: identity.issuer, subject: identity.subject } } : undefined,
-      },
-    })
-    // Two sign-ups racing for the same handle: the unique index decides.
-    .catch((error) => rethrowPrismaError(error, { conflict: "That handle or email was just taken. Try again." }));
-  return startSession(user.id);
+  const passwordHash = input.password ? await hashPassword(input.password) : null;
+  // The account and its first session in one transaction: a sign-up retried with its Idempotency-Key finds both
+  // or neither.
+  return (
+    db()
+      .$transaction(async (tx) => {
+        const user = await tx.user.create({
+          data: {
+            handle: input.handle,
+            displayName: input.displayName,
+            email: input.email,
+            passwordHash,
+            identities: identity ? { create: { issuer: identity.issuer, subject: identity.subject } } : undefined,
+          },
+        });
+        return startSession(user.id, tx);
+      })
+      // Two sign-ups racing for the same handle: the unique index decides.
+      .catch((error) => rethrowPrismaError(error, { conflict: "That handle or email was just taken. Try again." }))
+  );
 }
 
 /**
@@ -132,10 +140,13 @@ async function tokensFor(userId: string, sessionId: string, expiresAt: Date, ref
 }
 
 /** Starts a session (one device) and returns its first access and refresh tokens. */
-export async function startSession(userId: string): Promise<SessionTokens> {
+export async function startSession(
+  userId: string,
+  tx: Pick<Prisma.TransactionClient, "session"> = db(),
+): Promise<SessionTokens> {
   const refreshToken = randomBytes(32).toString("base64url");
   const expiresAt = refreshTokenExpiry();
-  const session = await db().session.create({
+  const session = await tx.session.create({
     data: { userId, expiresAt, refreshTokens: { create: { tokenHash: hashToken(refreshToken) } } },
   });
   return tokensFor(userId, session.id, expiresAt, refreshToken);

@@ -1,0 +1,134 @@
+import { type ExecutionResult, GraphQLError, getOperationAST, print } from "graphql";
+import type { Plugin } from "graphql-yoga";
+import type { Context } from "../../context.ts";
+import { RequestErrorCode } from "../../errors.ts";
+import { awaitAnswer, findKey, LOST_AFTER_MS, recordAnswer, requestHash } from "../../platform/idempotency.ts";
+import { requestScope } from "../../platform/logger.ts";
+
+/** Visible ASCII, 1–255 characters: a UUID, a ULID, or whatever the app generates per attempt-group. */
+const KEY = /^[\x21-\x7e]{1,255}$/;
+
+const refusal = (code: string, message: string, status: number, retryAfter?: number) =>
+  new GraphQLError(message, {
+    extensions: {
+      code,
+      http: { status, headers: retryAfter ? { "Retry-After": String(retryAfter) } : {} },
+    },
+  });
+
+/** Answers replayed from a key, by request: marked with `Idempotent-Replayed: true`. */
+const replayed = new WeakSet<Request>();
+
+/**
+ * `Idempotency-Key` on mutations: a repeat of a key (same viewer, same operation and variables) within
+ * IDEMPOTENCY_RETENTION_HOURS gets the first answer again, without a second effect, also when the two arrive at
+ * once on different instances (the key is claimed in the mutation's own transaction: platform/idempotency.ts).
+ * The same key with another operation or other variables is refused (IDEMPOTENCY_KEY_REUSED, 422); a repeat while
+ * the first is still running waits for its answer, briefly, then is told to retry (IDEMPOTENCY_KEY_IN_USE, 409).
+ * Runs after the gate: replays pass the same limits as anything else.
+ */
+export function useIdempotency(): Plugin {
+  return {
+    async onExecute({ args, setResultAndStopExecution }) {
+      const context = args.contextValue as unknown as Context;
+      const key = context.request.headers.get("idempotency-key");
+      if (key === null || getOperationAST(args.document, args.operationName)?.operation !== "mutation") return;
+      if (!KEY.test(key)) {
+        setResultAndStopExecution({
+          errors: [
+            refusal(
+              RequestErrorCode.IDEMPOTENCY_KEY_INVALID,
+              "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice).",
+              400,
+            ),
+          ],
+        });
+        return;
+      }
+      const scope = context.viewer?.id ?? "anonymous";
+      const hash = requestHash(print(args.document), args.operationName ?? undefined, args.variableValues);
+      const stored = await findKey(scope, key);
+      if (stored) {
+        const answer = settle(hash, stored.response === null ? await awaitAnswer(scope, key) : stored);
+        if (answer.replay) replayed.add(context.request);
+        setResultAndStopExecution(answer.result);
+        return;
+      }
+      const request = requestScope.getStore();
+      if (!request) return;
+      const claim = { scope, key, requestHash: hash, claimed: false, taken: false };
+      request.idempotency = claim;
+      return {
+        async onExecuteDone({ result, setResult }) {
+          if (!("data" in result) && !("errors" in result)) return; // a stream: mutations never are
+          // What is replayed: the answer itself, not this response's metadata (request id, statistics).
+          const done: ExecutionResult = { data: result.data, ...(result.errors ? { errors: result.errors } : {}) };
+          if (!claim.claimed && !claim.taken) {
+            // Nothing committed in a transaction. Another request may hold the key (it claimed it after this one
+            // looked): its answer is the one. Otherwise a clean answer is recorded; an error is not (nothing
+            // happened, so the client may simply retry with the same key).
+            const holder = await findKey(scope, key);
+            if (!holder && (done.errors?.length || !done.data || hasPayloadError(done.data))) return;
+            if (!holder && (await recordAnswer(claim, done))) return;
+          } else if (claim.claimed && (await recordAnswer(claim, done))) return;
+          // Another request holds the key: its answer is this one's (this one's work was rolled back, or found
+          // done by the other).
+          const answer = settle(hash, await awaitAnswer(scope, key));
+          if (answer.replay) replayed.add(context.request);
+          setResult(answer.result);
+        },
+      };
+    },
+    onResponse({ request, response }) {
+      if (replayed.has(request)) response.headers.set("Idempotent-Replayed", "true");
+    },
+  };
+}
+
+/** Whether a mutation's payload is one of its typed errors (`... on Error`): nothing was done. */
+function hasPayloadError(data: Record<string, unknown>): boolean {
+  return Object.values(data).some((payload) => {
+    if (typeof payload !== "object" || payload === null) return false;
+    const { __typename } = payload as { __typename?: unknown };
+    return (
+      (typeof __typename === "string" && __typename.endsWith("Error")) || ("code" in payload && "message" in payload)
+    );
+  });
+}
+
+/** What to answer a repeat of a key, given the key's row (null: it expired or was never committed). */
+function settle(
+  hash: string,
+  stored: Awaited<ReturnType<typeof findKey>>,
+): { result: ExecutionResult; replay: boolean } {
+  if (stored && stored.requestHash !== hash) {
+    return {
+      replay: false,
+      result: {
+        errors: [
+          refusal(
+            RequestErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "This Idempotency-Key was used for another operation or other variables. Use a new key for a new request.",
+            422,
+          ),
+        ],
+      },
+    };
+  }
+  if (stored?.response) return { replay: true, result: stored.response as ExecutionResult };
+  return {
+    replay: false,
+    result: {
+      errors: [
+        refusal(
+          RequestErrorCode.IDEMPOTENCY_KEY_IN_USE,
+          stored && Date.now() - stored.createdAt.getTime() > LOST_AFTER_MS
+            ? "A request with this Idempotency-Key was applied, but its answer was lost. Reload instead of retrying."
+            : "A request with this Idempotency-Key is still being processed. Retry in a second to get its answer.",
+          409,
+          1,
+        ),
+      ],
+    },
+  };
+}

@@ -1,0 +1,134 @@
+// Idempotency keys for mutations (the `Idempotency-Key` header; the edge is http/plugins/use-idempotency.ts).
+//
+// A key is claimed inside the mutation's first database transaction, as that transaction's first statement
+// (db.ts calls `claimInTransaction` right after BEGIN): the key exists if and only if that transaction — the
+// mutation's effect — committed. A duplicate arriving at the same moment, on any instance, finds the key locked
+// (or already there) and rolls back before doing anything, then replays the first one's answer once it is
+// recorded; a crash between the effect and recording its answer leaves the key, so a retry can never apply the
+// effect twice. The first answer
+// is stored on the row once known, and replayed to repeats for IDEMPOTENCY_RETENTION_HOURS.
+import { createHash } from "node:crypto";
+import type { SqlQueryable } from "@prisma/driver-adapter-utils";
+import { config } from "./config.ts";
+import { db } from "./db.ts";
+
+export interface IdempotencyClaim {
+  /** Whose keys: the viewer's id, or "anonymous". */
+  scope: string;
+  key: string;
+  /** sha256 of the operation (document, name) and its variables. */
+  requestHash: string;
+  /** Claimed by a committed transaction of this request. */
+  claimed: boolean;
+  /** Another request holds the key: this one's transaction was rolled back before it did anything. */
+  taken: boolean;
+  /** A transaction of this request is claiming it now (others of the same request don't try). */
+  inFlight?: boolean;
+}
+
+/** A transaction found the key claimed by another request (its work is rolled back). */
+export class IdempotencyKeyTaken extends Error {
+  constructor() {
+    super("Idempotency-Key already claimed by another request");
+    this.name = "IdempotencyKeyTaken";
+  }
+}
+
+export const requestHash = (document: string, operationName: string | undefined, variables: unknown) =>
+  createHash("sha256")
+    .update(JSON.stringify([document, operationName ?? null, variables ?? {}]))
+    .digest("hex");
+
+/**
+ * Claims the key in a transaction that has just begun (an expired row, older than the retention, is taken over).
+ * Never waits: a transaction of another request claiming the same key right now holds its advisory lock, and
+ * one that committed left its row; either way @throws IdempotencyKeyTaken at once, and this request then waits
+ * for that one's answer outside any transaction. (Waiting inside would also stall Prisma: a transaction that
+ * cannot start holds up the client's others.)
+ */
+export async function claimInTransaction(transaction: SqlQueryable, claim: IdempotencyClaim): Promise<void> {
+  const text = { scalarType: "string", arity: "scalar" } as const;
+  const locked = await transaction.queryRaw({
+    sql: "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || ':' || $2, 17)) AS locked",
+    args: [claim.scope, claim.key],
+    argTypes: [text, text],
+  });
+  const inserted =
+    locked.rows[0]?.[0] === true
+      ? await transaction.queryRaw({
+          sql: `INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, $2, $3)
+            ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, response = NULL,
+              created_at = now()
+            WHERE idempotency_keys.created_at < now() - make_interval(hours => $4::int)
+            RETURNING 1 AS claimed`,
+          args: [claim.scope, claim.key, claim.requestHash, config().idempotencyRetentionHours],
+          argTypes: [text, text, text, { scalarType: "int", arity: "scalar" }],
+        })
+      : undefined;
+  if (!inserted?.rows.length) {
+    claim.taken = true;
+    throw new IdempotencyKeyTaken();
+  }
+}
+
+/** A key claimed this long ago without an answer belongs to a request that died after its effect committed. */
+export const LOST_AFTER_MS = 60_000;
+
+export interface StoredKey {
+  requestHash: string;
+  response: unknown;
+  createdAt: Date;
+}
+
+/** The key's row, unless it expired. */
+export async function findKey(scope: string, key: string): Promise<StoredKey | null> {
+  const [row] = await db().$queryRaw<StoredKey[]>`
+    SELECT request_hash AS "requestHash", response, created_at AS "createdAt" FROM idempotency_keys
+    WHERE scope = ${scope} AND key = ${key}
+      AND created_at >= now() - make_interval(hours => ${config().idempotencyRetentionHours}::int)`;
+  return row ?? null;
+}
+
+/**
+ * Records the answer of the request that holds the key. A request that committed nothing in a transaction (its
+ * writes, if any, were single statements) claims the key now. @returns false if another request holds it.
+ */
+export async function recordAnswer(claim: IdempotencyClaim, response: unknown): Promise<boolean> {
+  const json = JSON.stringify(response);
+  if (claim.claimed) {
+    await db().$executeRaw`
+      UPDATE idempotency_keys SET response = ${json}::jsonb WHERE scope = ${claim.scope} AND key = ${claim.key}`;
+    return true;
+  }
+  const inserted = await db().$queryRaw<{ claimed: number }[]>`
+    INSERT INTO idempotency_keys (scope, key, request_hash, response)
+    VALUES (${claim.scope}, ${claim.key}, ${claim.requestHash}, ${json}::jsonb)
+    ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, response = EXCLUDED.response,
+      created_at = now()
+    WHERE idempotency_keys.created_at < now() - make_interval(hours => ${config().idempotencyRetentionHours}::int)
+    RETURNING 1 AS claimed`;
+  return inserted.length > 0;
+}
+
+/**
+ * Waits (a little) for the answer of the request that holds a key: its row appears when its transaction commits,
+ * and its answer once the operation is done.
+ */
+export async function awaitAnswer(scope: string, key: string, timeoutMs = 5_000): Promise<StoredKey | null> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const stored = await findKey(scope, key);
+    if ((stored && stored.response !== null) || Date.now() > until) return stored;
+    // Claimed a minute ago and still no answer: its request died after committing; no use waiting.
+    if (stored && Date.now() - stored.createdAt.getTime() > LOST_AFTER_MS) return stored;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Forgets expired keys, a bounded number at a time (the events runner's and the schedule's housekeeping). */
+export async function pruneKeys(): Promise<number> {
+  return db().$executeRaw`
+    DELETE FROM idempotency_keys WHERE ctid IN (
+      SELECT ctid FROM idempotency_keys
+      WHERE created_at < now() - make_interval(hours => ${config().idempotencyRetentionHours}::int) LIMIT 5000)`;
+}
