@@ -2,11 +2,13 @@
 // GET /health answers while the process lives; GET /ready only while it can serve (database reachable, not
 // shutting down). On SIGTERM it reports not ready, waits SHUTDOWN_DELAY_MS for load balancers to notice
 // (plain Kubernetes needs a few seconds; Knative and Cloud Run drain before the signal), stops accepting
-// connections, lets requests in flight finish (up to SHUTDOWN_DRAIN_MS), then closes its pools.
+// connections, lets requests in flight finish (up to SHUTDOWN_DRAIN_MS), then closes its pools. Under more load than
+// it can serve it refuses the excess quickly (MAX_CONCURRENT_REQUESTS, MAX_QUEUED_REQUESTS, MAX_QUEUE_WAIT_MS).
 import { createServer } from "node:http";
 import { createServerAdapter } from "@whatwg-node/server";
 import { closePubSub } from "../src/events/pubsub.ts";
 import { closePublisher } from "../src/events/stream.ts";
+import { createShedder, overloaded } from "../src/http/load-shedding.ts";
 import { closeCache } from "../src/platform/cache.ts";
 import { config } from "../src/platform/config.ts";
 import { db, disconnectDb } from "../src/platform/db.ts";
@@ -34,9 +36,30 @@ async function ready(): Promise<Response> {
   }
 }
 
-const adapter = createServerAdapter<{ req: { socket: { remoteAddress?: string } } }>((request, { req }) =>
-  new URL(request.url).pathname === "/ready" ? ready() : fetch(request, { remoteAddress: req.socket.remoteAddress }),
-);
+// Bounded concurrency with a short queue (src/http/load-shedding.ts): the excess is refused at once with 503.
+// Health and readiness are never queued; Server-Sent Events streams (bounded per viewer) hold no slot.
+const shedder = createShedder({
+  concurrency: Number(process.env.MAX_CONCURRENT_REQUESTS ?? 64),
+  queue: Number(process.env.MAX_QUEUED_REQUESTS ?? 64),
+  waitMs: Number(process.env.MAX_QUEUE_WAIT_MS ?? 1_000),
+});
+
+const adapter = createServerAdapter<{ req: { socket: { remoteAddress?: string } } }>(async (request, { req }) => {
+  const path = new URL(request.url).pathname;
+  if (path === "/ready") return ready();
+  const serve = () => fetch(request, { remoteAddress: req.socket.remoteAddress });
+  if (path === "/health" || request.headers.get("accept")?.includes("text/event-stream")) return serve();
+  const release = await shedder.admit();
+  if (!release) {
+    logger().warn({ running: shedder.running, waiting: shedder.waiting }, "server: overloaded, request refused");
+    return overloaded();
+  }
+  try {
+    return await serve();
+  } finally {
+    release();
+  }
+});
 const server = createServer(adapter);
 server.keepAliveTimeout = 65_000; // longer than the usual load balancer idle timeout (60 s)
 

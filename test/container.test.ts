@@ -132,6 +132,45 @@ describe("the Node HTTP entry (server.mjs)", () => {
   });
 });
 
+describe("load shedding", () => {
+  test("beyond its concurrency and its queue it refuses at once with 503, serves the rest, stays healthy", async () => {
+    const database = await emptyDatabase();
+    await migrate(database.url);
+    // Every statement takes 800 ms: the first requests hold their slots while the rest arrive.
+    const proxy = await startProxy(database.url, 800);
+    const server = await startServer(bundle, {
+      DATABASE_URL: proxy.url,
+      MAX_CONCURRENT_REQUESTS: "2",
+      MAX_QUEUED_REQUESTS: "2",
+      MAX_QUEUE_WAIT_MS: "30000",
+    });
+    try {
+      proxy.setMode("slow");
+      // Not kept by the response cache (a search): each one reaches the database.
+      const SEARCH = `{ searchUsers(prefix: "an", first: 1) { edges { node { handle } } } }`;
+      const answers = Promise.all(Array.from({ length: 10 }, () => graphql(server, SEARCH)));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Health is never queued.
+      expect((await fetch(`${server.url}/health`)).status).toBe(200);
+      const responses = await answers;
+      const refused = responses.filter((r) => r.status === 503);
+      expect(responses.map((r) => r.status).sort()).toEqual([...Array(4).fill(200), ...Array(6).fill(503)]);
+      for (const response of refused) {
+        expect(response.headers.get("retry-after")).toBe("1");
+        expect((await response.json()).errors[0].extensions.code).toBe("SERVICE_UNAVAILABLE");
+      }
+      expect(server.logs.filter((l) => l.msg === "server: overloaded, request refused")).toHaveLength(6);
+      // The load gone, it serves again.
+      proxy.setMode("forward");
+      expect((await graphql(server, SEARCH)).status).toBe(200);
+    } finally {
+      server.child.kill("SIGKILL");
+      await proxy.close();
+      await database.drop();
+    }
+  });
+});
+
 describe("the bundle's deploy-time migration (migrate.mjs)", () => {
   test("migrates a fresh database with the bundled engine and migrations, then finds nothing to do", async () => {
     const database = await emptyDatabase();
