@@ -3,6 +3,9 @@
 // at the same moment on two instances; the same key for something else is refused; a key whose effect committed
 // is never applied twice, even if its answer was lost.
 import { randomUUID } from "node:crypto";
+import { ApolloClient, ApolloLink, gql, HttpLink, InMemoryCache } from "@apollo/client";
+import { SetContextLink } from "@apollo/client/link/context";
+import { RetryLink } from "@apollo/client/link/retry";
 import { beforeAll, expect } from "vitest";
 import { db } from "../src/platform/db.ts";
 import { createPhoto, createPost, rowCounts, type TestUser, test } from "./helpers.ts";
@@ -175,4 +178,44 @@ test("after the retention window a key is new again; malformed keys are refused"
   expect(bad.status).toBe(400);
   expect(bad.body.errors?.[0].extensions.code).toBe("IDEMPOTENCY_KEY_INVALID");
   expect(await db().comment.count({ where: { postId: post.id } })).toBe(2);
+});
+
+test("Apollo Client with its RetryLink: a comment whose answer was lost on the way back is sent again and made once", async ({
+  alice,
+  bob,
+}) => {
+  const post = await createPost(alice);
+  // The network drops the first answer, after the server has acted (a phone leaving a cell).
+  let attempts = 0;
+  const flakyFetch: typeof fetch = async (input, init) => {
+    attempts++;
+    const response = await fetch(input, init);
+    if (attempts === 1) {
+      await response.arrayBuffer();
+      throw new TypeError("fetch failed: the connection was reset");
+    }
+    return response;
+  };
+  // One key per user action, set before the RetryLink so every attempt carries it (README, "Retries and outages").
+  const actionKey = new SetContextLink((previous, operation) =>
+    operation.operationType === "mutation"
+      ? { headers: { ...previous.headers, "idempotency-key": previous.actionId ?? randomUUID() } }
+      : {},
+  );
+  const client = new ApolloClient({
+    link: ApolloLink.from([
+      actionKey,
+      new RetryLink({ delay: { initial: 10, jitter: false }, attempts: { max: 3 } }),
+      new HttpLink({ uri: await one.url(), fetch: flakyFetch, headers: { authorization: `Bearer ${bob.token}` } }),
+    ]),
+    cache: new InMemoryCache(),
+  });
+  const { data } = await client.mutate({
+    mutation: gql`mutation Comment($id: ID!) { addComment(input: { postId: $id, body: "made once" }) {
+      __typename ... on AddCommentSuccess { comment { id body } } } }`,
+    variables: { id: post.gid },
+  });
+  expect(attempts).toBe(2);
+  expect((data as any).addComment.comment.body).toBe("made once");
+  expect(await db().comment.count({ where: { postId: post.id } })).toBe(1);
 });
