@@ -35,7 +35,14 @@ stop() {
   for pidfile in "$DIR"/run/*.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
-  sleep 1
+  # Daemons of a start that failed before writing their pid file: found by the configuration they run with. A
+  # monitor left alive would answer the next start's OSD with its own fsid ("wrong fsid").
+  pkill -f -- "-c $CONF" 2>/dev/null || true
+  for _ in $(seq 20); do
+    pgrep -f -- "-c $CONF" >/dev/null || break
+    sleep 0.5
+  done
+  pkill -9 -f -- "-c $CONF" 2>/dev/null || true
   for pidfile in "$DIR"/run/*.pid; do
     [ -f "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
   done
@@ -91,7 +98,8 @@ EOF
     wait_for "the OSD" 120 sh -c "ceph -c '$CONF' osd stat | grep -q '1 up'"
     log "starting the RADOS Gateway on 127.0.0.1:$PORT"
     radosgw -c "$CONF" -n client.rgw.a
-    wait_for "the gateway" 120 curl -sf "http://127.0.0.1:$PORT"
+    # Up to two minutes: on a machine still busy (CI, right after npm ci) the gateway has taken over one.
+    wait_for "the gateway" 240 curl -sf "http://127.0.0.1:$PORT"
     radosgw-admin -c "$CONF" user create --uid=shutter --display-name=Shutter \
       --access-key="$ACCESS_KEY" --secret="$SECRET_KEY" >/dev/null
     log "ready"

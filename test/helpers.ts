@@ -189,6 +189,22 @@ export async function createPhoto(
   return { ...media, gid: globalId("Photo", media.id) };
 }
 
+/**
+ * PUTs bytes to a presigned upload URL the way an app does: with exactly the headers it was given (fetch sets
+ * Content-Length from the body itself). @returns the storage's status.
+ */
+export async function putUpload(
+  upload: { url: string; headers: { name: string; value: string }[] },
+  bytes: Buffer,
+): Promise<number> {
+  const headers = Object.fromEntries(
+    upload.headers.filter((header) => header.name !== "Content-Length").map((header) => [header.name, header.value]),
+  );
+  const response = await fetch(upload.url, { method: "PUT", headers, body: new Uint8Array(bytes) });
+  await response.arrayBuffer();
+  return response.status;
+}
+
 /** A post by the user through the API, with `photos` fresh READY photos. */
 export async function createPost(user: TestUser, options: { photos?: number; caption?: string } = {}) {
   const photos = await Promise.all(Array.from({ length: options.photos ?? 1 }, () => createPhoto(user.id)));

@@ -2,7 +2,7 @@
 // switched off and on), requests get SERVICE_UNAVAILABLE — HTTP 503 with Retry-After when nothing could be served,
 // never a masked internal error — what the caches hold is still served, and recovery needs no restart.
 import { afterAll, beforeAll, expect } from "vitest";
-import { createPost, createUser, rowCounts, test } from "./helpers.ts";
+import { createPost, createUser, putUpload, rowCounts, test } from "./helpers.ts";
 import { png } from "./images.ts";
 import { type Instance, startInstance } from "./instances.ts";
 import { startProxy, type TcpProxy } from "./tcp-proxy.ts";
@@ -117,12 +117,7 @@ test("with object storage unreachable, using an upload is SERVICE_UNAVAILABLE, a
       alice.token,
     );
     const { photo, upload } = started.data.createUpload;
-    const headers = Object.fromEntries(
-      (upload.headers as { name: string; value: string }[])
-        .filter((h) => h.name !== "Content-Length")
-        .map((h) => [h.name, h.value]),
-    );
-    expect((await fetch(upload.url, { method: "PUT", headers, body: new Uint8Array(bytes) })).status).toBe(200);
+    expect(await putUpload(upload, bytes)).toBe(200);
     const CREATE_POST = `mutation ($ids: [ID!]!) { createPost(input: { photoIds: $ids }) { __typename } }`;
     storage.setMode("down");
     const refused = await viaProxy.fetch("/graphql", {

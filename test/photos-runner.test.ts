@@ -3,7 +3,7 @@
 // (as the Knative manifest sets). On Lambda the images function does it (test/photos.test.ts).
 import { afterAll, beforeAll, expect } from "vitest";
 import { runEvents } from "../src/events/runner.ts";
-import { target, test } from "./helpers.ts";
+import { putUpload, target, test } from "./helpers.ts";
 import { phoneJpeg } from "./images.ts";
 import { BUNDLED, type Instance, startInstance } from "./instances.ts";
 
@@ -32,12 +32,7 @@ test("a posted photo gets its variants and its post is published, with nothing e
     alice.token,
   );
   const { photo, upload } = started.data.createUpload;
-  const headers = Object.fromEntries(
-    (upload.headers as { name: string; value: string }[])
-      .filter((h) => h.name !== "Content-Length")
-      .map((h) => [h.name, h.value]),
-  );
-  expect((await fetch(upload.url, { method: "PUT", headers, body: new Uint8Array(bytes) })).status).toBe(200);
+  expect(await putUpload(upload, bytes)).toBe(200);
   const posted = await instance.query(
     `mutation ($ids: [ID!]!) { createPost(input: { photoIds: $ids }) { ... on CreatePostSuccess { post { id published } } } }`,
     { ids: [photo.id] },

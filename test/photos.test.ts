@@ -10,7 +10,7 @@ import { thumbHashToApproximateAspectRatio, thumbHashToRGBA } from "thumbhash";
 import { describe, expect, inject } from "vitest";
 import { db } from "../src/platform/db.ts";
 import { s3, storageConfig } from "../src/platform/storage.ts";
-import { gql, ok, type TestUser, test } from "./helpers.ts";
+import { gql, ok, putUpload, type TestUser, test } from "./helpers.ts";
 import { bombPng, GPS, hugeJpeg, phoneHeic, phoneJpeg, photoWebp, transparentPng, truncatedJpeg } from "./images.ts";
 import { invokeFunction, startInstance } from "./instances.ts";
 
@@ -51,13 +51,7 @@ async function upload(user: TestUser, bytes: Buffer, type: keyof typeof CONTENT_
     { token: user.token },
   );
   const { photo, upload } = data.createUpload;
-  const headers = Object.fromEntries(
-    (upload.headers as { name: string; value: string }[])
-      .filter((h) => h.name !== "Content-Length")
-      .map((h) => [h.name, h.value]),
-  );
-  const put = await fetch(upload.url, { method: "PUT", headers, body: new Uint8Array(bytes) });
-  expect(put.status).toBe(200);
+  expect(await putUpload(upload, bytes)).toBe(200);
   return photo.id as string;
 }
 
@@ -388,12 +382,7 @@ test("the same pipeline on the embedded S3 (s3rver, as `npm run dev` runs it)", 
   );
   const { photo, upload: target } = data.createUpload;
   expect(new URL(target.url).origin).toBe(storage.S3_ENDPOINT);
-  const headers = Object.fromEntries(
-    (target.headers as { name: string; value: string }[])
-      .filter((h) => h.name !== "Content-Length")
-      .map((h) => [h.name, h.value]),
-  );
-  expect((await fetch(target.url, { method: "PUT", headers, body: new Uint8Array(original) })).status).toBe(200);
+  expect(await putUpload(target, original)).toBe(200);
   const posted = await instance.query(CREATE_POST, { ids: [photo.id] }, alice.token);
   expect(posted.data.createPost.post.published).toBe(false);
   const { result } = await invokeFunction("images", { mediaId: idOf(photo.id) }, storage);
