@@ -343,8 +343,15 @@ test("the schedule picks up photos whose notification was lost; one whose worker
 }) => {
   const lost = await upload(alice, await photoWebp(400, 300), "webp");
   const dying = await upload(alice, await photoWebp(400, 300), "webp");
+  const released = await upload(alice, await photoWebp(400, 300), "webp");
   await post(alice, [lost]);
   await post(alice, [dying]);
+  await post(alice, [released]);
+  // Its attempts used up and its claim released (IMAGE_MAX_ATTEMPTS lowered since): it fails, and the sweep ends.
+  await db().media.update({
+    where: { id: idOf(released) },
+    data: { processingAttempts: 3, processingStartedAt: null },
+  });
   // Three invocations claimed it and never reported back (killed: out of memory, or past their timeout).
   await db().media.update({
     where: { id: idOf(dying) },
@@ -356,6 +363,7 @@ test("the schedule picks up photos whose notification was lost; one whose worker
   expect(result.ready).toBeGreaterThanOrEqual(1);
   expect((await photo(alice, lost)).status).toBe("READY");
   expect(await photo(alice, dying)).toMatchObject({ status: "FAILED", failure: { reason: "PROCESSING_FAILED" } });
+  expect(await photo(alice, released)).toMatchObject({ status: "FAILED", failure: { reason: "PROCESSING_FAILED" } });
 });
 
 test("with IMAGE_ORIGINALS=delete the original is gone once the variants exist", async ({ alice }) => {

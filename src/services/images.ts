@@ -42,7 +42,7 @@ export async function processPhoto(mediaId: string): Promise<ProcessOutcome> {
     const [exhausted] = await db().$queryRaw<Pick<MediaRecord, "id" | "postId">[]>`
       SELECT id, post_id AS "postId" FROM media
       WHERE id = ${mediaId}::uuid AND status = 'PROCESSING' AND processing_attempts >= ${maxAttempts}
-        AND processing_started_at < now() - make_interval(secs => ${leaseSeconds})`;
+        AND (processing_started_at IS NULL OR processing_started_at < now() - make_interval(secs => ${leaseSeconds}))`;
     if (!exhausted) return "skipped";
     await fail(exhausted, "PROCESSING_FAILED");
     return "failed";
@@ -109,16 +109,16 @@ export async function photosToProcess(limit = 20): Promise<string[]> {
 /** Processes what is waiting, one photo at a time (each bounded in memory), until none is left or `signal` aborts. */
 export async function processWaitingPhotos(signal?: AbortSignal): Promise<Record<ProcessOutcome, number>> {
   const counts: Record<ProcessOutcome, number> = { ready: 0, failed: 0, skipped: 0, retry: 0 };
-  const retried = new Set<string>();
+  // Each photo once per sweep: one to retry, or one that stays listed for any other reason, waits for the next
+  // sweep instead of spinning this loop.
+  const tried = new Set<string>();
   for (;;) {
-    const ids = (await photosToProcess()).filter((id) => !retried.has(id));
+    const ids = (await photosToProcess()).filter((id) => !tried.has(id));
     if (ids.length === 0 || signal?.aborted) return counts;
     for (const id of ids) {
       if (signal?.aborted) return counts;
-      const outcome = await processPhoto(id);
-      counts[outcome]++;
-      // A photo that failed for now waits for the next sweep, not this loop.
-      if (outcome === "retry") retried.add(id);
+      tried.add(id);
+      counts[await processPhoto(id)]++;
     }
   }
 }
