@@ -22,7 +22,7 @@ export interface Server {
 export async function startServer(label: string, args: string[], env: Record<string, string>): Promise<Server> {
   const child = spawn(process.execPath, args, {
     cwd: root,
-    env: { ...process.env, ...env, PORT: "0" },
+    env: { ...process.env, PORT: "0", ...env }, // a fixed PORT where given (a restarted instance keeps its port)
     stdio: ["ignore", "pipe", "pipe"],
   });
   // A bench that fails half-way must not leave its servers running (and competing with the next run).

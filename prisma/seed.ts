@@ -566,9 +566,9 @@ async function seed(client: pg.Client, upload: boolean) {
     comments,
   );
 
+  // Every follow has its notification, as the events handler would have made it (the soak checks this).
   for (const [followerId = null, followeeId = null, at = null] of follows) {
-    if (random.next() < 0.3)
-      notifications.push([uuidv7((at as Date).getTime()), followeeId, "FOLLOW", followerId, null, null, at]);
+    notifications.push([uuidv7((at as Date).getTime()), followeeId, "FOLLOW", followerId, null, null, at]);
   }
   // Older notifications have been seen; the last two weeks' are unread.
   const all = [...notifications, ...commentNotifications].map((row): Row => {

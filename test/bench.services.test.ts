@@ -2,28 +2,16 @@
 // working as Shutter changes. Nothing here is about speed — only that every scenario and floor was measured,
 // without errors, and reported with its ratios. Needs a PostgreSQL server and Redis (DATABASE_URL, REDIS_URL).
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import pg from "pg";
-import { afterAll, expect, test } from "vitest";
+import { expect, test } from "vitest";
 import type { Results } from "../bench/report.ts";
 import { PEER_SCREENS, SCENARIOS } from "../bench/scenarios.ts";
+import { harnessScratch } from "./databases.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "shutter-bench-smoke-"));
-const database = `shutter_bench_smoke_${Math.random().toString(36).slice(2, 8)}`;
-
-afterAll(async () => {
-  rmSync(dir, { recursive: true, force: true });
-  const admin = new pg.Client({
-    connectionString: Object.assign(new URL(process.env.DATABASE_URL as string), { pathname: "/postgres" }).toString(),
-  });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-  await admin.end();
-});
+const { dir, database } = harnessScratch("shutter-bench-smoke");
 
 test("npm run bench -- --smoke measures every scenario and both floors, and reports the ratios", async () => {
   const { stderr } = await promisify(execFile)(

@@ -2,8 +2,11 @@
 // DATABASE_URL is set), or a new embedded server in a process of its own (the embedded one holds a single
 // database).
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
-import { inject } from "vitest";
+import { afterAll, inject } from "vitest";
 
 export interface EmptyDatabase {
   url: string;
@@ -49,4 +52,23 @@ export async function emptyDatabase(): Promise<EmptyDatabase> {
       await exited;
     },
   };
+}
+
+/**
+ * A scratch folder and a database name for a harness that creates its own database on DATABASE_URL's server
+ * (the bench, the soak); both removed after the file.
+ */
+export function harnessScratch(prefix: string): { dir: string; database: string } {
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  const database = `${prefix.replaceAll("-", "_")}_${Math.random().toString(36).slice(2, 8)}`;
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    const admin = new pg.Client({
+      connectionString: Object.assign(new URL(process.env.DATABASE_URL as string), { pathname: "/postgres" }).href,
+    });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    await admin.end();
+  });
+  return { dir, database };
 }

@@ -421,6 +421,8 @@ export async function invokeFunction(
       return { result, logs: [] };
     } finally {
       process.env = saved;
+      // Modules configured with these settings must not serve a later invocation that asked for none.
+      vi.resetModules();
     }
   }
   const logs: Record<string, any>[] = [];

@@ -79,7 +79,7 @@ test("a write during the outage is refused as SERVICE_UNAVAILABLE and changes no
   expect(await rowCounts()).toEqual(counts);
 });
 
-test("what the caches hold is still served while PostgreSQL is down", async () => {
+test("what the caches hold is still served while PostgreSQL is down, flagged as such until it is back", async () => {
   const author = await createUser();
   const post = await createPost(author, { caption: "cached" });
   // Warm: explore's answer for signed-out readers is kept (response cache), the post in the entity cache.
@@ -87,20 +87,32 @@ test("what the caches hold is still served while PostgreSQL is down", async () =
   const warm = await ask(EXPLORE);
   expect(warm.headers.get("x-cache")).toBe("HIT");
   const POST = `query ($id: ID!) { post(id: $id) { caption } }`;
-  expect((await ask(POST, { id: post.gid }, author.token)).body.data.post.caption).toBe("cached");
+  const before = await ask(POST, { id: post.gid }, author.token);
+  expect(before.body.data.post.caption).toBe("cached");
+  expect(before.body.extensions?.degraded).toBeUndefined();
   database.setMode("down");
   try {
+    // The instance learns of the outage from a request that needs the database (the feed: 503).
+    expect((await ask(FEED, {}, author.token)).status).toBe(503);
     const explore = await ask(EXPLORE);
     expect(explore.status).toBe(200);
     expect(explore.headers.get("x-cache")).toBe("HIT");
     expect(explore.body.data.explore.edges.map((e: any) => e.node.id)).toContain(post.gid);
+    expect(explore.body.extensions.degraded).toMatchObject({ services: ["database"], message: /from cache/ });
     // Signed in, through the entity cache alone (a post by id needs no statement once cached).
     const cached = await ask(POST, { id: post.gid }, author.token);
     expect(cached.status).toBe(200);
     expect(cached.body.data.post.caption).toBe("cached");
+    expect(cached.body.extensions.degraded.services).toEqual(["database"]);
+    expect(Date.parse(cached.body.extensions.degraded.since)).toBeLessThanOrEqual(Date.now());
   } finally {
     database.setMode("forward");
   }
+  // Back: the first answer that reached the database clears the flag.
+  const back = await ask(FEED, {}, author.token);
+  expect(back.status).toBe(200);
+  expect(back.body.extensions?.degraded).toBeUndefined();
+  expect((await ask(EXPLORE)).body.extensions?.degraded).toBeUndefined();
 });
 
 test("with object storage unreachable, using an upload is SERVICE_UNAVAILABLE, and works once it is back", async ({

@@ -13,6 +13,7 @@ import { s3, storageConfig } from "../src/platform/storage.ts";
 import { gql, ok, putUpload, type TestUser, test } from "./helpers.ts";
 import { bombPng, GPS, hugeJpeg, phoneHeic, phoneJpeg, photoWebp, transparentPng, truncatedJpeg } from "./images.ts";
 import { invokeFunction, startInstance } from "./instances.ts";
+import { startProxy } from "./tcp-proxy.ts";
 
 const CREATE_UPLOAD = `mutation ($input: CreateUploadInput!) {
   createUpload(input: $input) {
@@ -403,11 +404,42 @@ test("the same pipeline on the embedded S3 (s3rver, as `npm run dev` runs it)", 
   expect([meta.format, meta.width, meta.height, meta.exif]).toEqual(["webp", 640, 960, undefined]);
 });
 
+test("storage out of reach costs no attempt: the photo waits through the outage, then is processed", async ({
+  alice,
+}) => {
+  const id = await upload(alice, await photoWebp(400, 300), "webp");
+  await post(alice, [id]);
+  const event = await notification(id);
+  const messageId = event.Records[0]?.messageId;
+  const storage = await startProxy(process.env.S3_ENDPOINT as string);
+  const viaProxy = { S3_ENDPOINT: storage.url.replace(/\/$/, "") };
+  try {
+    storage.setMode("down");
+    // More deliveries than IMAGE_MAX_ATTEMPTS (3): each reported failed for the queue to retry, none counted.
+    for (let delivery = 1; delivery <= 4; delivery++) {
+      expect((await invokeFunction("images", event, viaProxy)).result).toEqual({
+        batchItemFailures: [{ itemIdentifier: messageId }],
+      });
+    }
+    expect(await db().media.findUniqueOrThrow({ where: { id: idOf(id) } })).toMatchObject({
+      status: "PROCESSING",
+      processingAttempts: 0,
+      processingStartedAt: null,
+    });
+    storage.setMode("forward");
+    expect((await invokeFunction("images", event, viaProxy)).result).toEqual({ batchItemFailures: [] });
+    expect(await photo(alice, id)).toMatchObject({ status: "READY" });
+  } finally {
+    await storage.close();
+  }
+});
+
 test("storage trouble is retried through the queue, then fails after IMAGE_MAX_ATTEMPTS", async ({ alice }) => {
   const id = await upload(alice, await photoWebp(400, 300), "webp");
   await post(alice, [id]);
   const event = await notification(id);
-  // The original cannot be read (here: gone from the bucket; in life, storage unavailable).
+  // The original cannot be read: gone from the bucket (a 404, the photo's own trouble; storage that cannot be
+  // reached is not, and gives the attempt back: the next test).
   const { storageKey } = await db().media.findUniqueOrThrow({ where: { id: idOf(id) } });
   await (await s3()).send(new DeleteObjectCommand({ Bucket: storageConfig().bucket, Key: storageKey }));
   const messageId = event.Records[0]?.messageId;

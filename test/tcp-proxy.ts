@@ -53,7 +53,12 @@ export async function startProxy(target: string, delayMs = 400): Promise<TcpProx
     }
     const upstream = new NetSocket();
     sockets.add(upstream);
-    upstream.on("close", () => sockets.delete(upstream));
+    // The server closing its side (an idle keep-alive connection timing out) closes the client's: a proxy that
+    // kept it open would take the client's next request into a dead connection.
+    upstream.on("close", () => {
+      sockets.delete(upstream);
+      client.destroy();
+    });
     upstream.on("error", () => client.destroy());
     upstream.connect(Number(port), hostname);
     client.on("data", (chunk) => {

@@ -9,6 +9,7 @@ import type { Prisma } from "../generated/prisma/client.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
+import { unavailableService } from "../platform/outage.ts";
 import { sql } from "../platform/sql.ts";
 import type { DomainEvents, EventKind } from "./outbox.ts";
 import { notificationsPubSub } from "./pubsub.ts";
@@ -42,6 +43,13 @@ export async function processEvents(ids: readonly bigint[], concurrency = 4): Pr
         }
       } catch (error) {
         failed.push(id);
+        // An outage (the database, mostly) is not the event's fault: it must not bring it closer to the dead
+        // letters, which are for events that fail by themselves.
+        const service = unavailableService(error);
+        if (service) {
+          logger().warn({ err: error, service, eventId: id.toString() }, "events: service unavailable; will retry");
+          continue;
+        }
         logger().error({ err: error, eventId: id.toString() }, "events: processing failed; will retry");
         await db().$executeRaw`UPDATE outbox_events SET attempts = attempts + 1 WHERE id = ${id}`.catch(
           () => undefined,

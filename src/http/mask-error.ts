@@ -3,7 +3,7 @@ import { GraphQLError } from "graphql";
 import { maskError as yogaMaskError } from "graphql-yoga";
 import { ErrorCode, ServiceUnavailableError } from "../errors.ts";
 import { logger, requestScope } from "../platform/logger.ts";
-import { unavailableService } from "../platform/outage.ts";
+import { noteDatabase, unavailableService } from "../platform/outage.ts";
 
 export const INTERNAL_ERROR_MESSAGE =
   "Something went wrong on our side. Try again; if it keeps happening, tell us the request id.";
@@ -26,6 +26,7 @@ export function maskError(error: unknown, message: string): Error {
   // An outage is not a bug: a typed, retryable error the client can act on (HTTP 503 when nothing was served).
   const service = unavailableService(original);
   if (service) {
+    if (service === "database") noteDatabase(false);
     logger().warn(
       { err: original, service, path: error instanceof GraphQLError ? error.path : undefined },
       "service unavailable",
@@ -42,6 +43,13 @@ export function maskError(error: unknown, message: string): Error {
   // A duplicate's transaction stopped by the other's Idempotency-Key: expected, and its answer is replaced by the
   // other's (plugins/use-idempotency.ts).
   if (requestScope.getStore()?.idempotency?.taken) return masked;
+  // The client closed the connection before its answer (a timeout of its own, a phone going to sleep): the
+  // request was abandoned, nothing went wrong here.
+  // (By name: the server adapter's own DOMException is not always the global class.)
+  if ((original as Error | undefined)?.name === "AbortError") {
+    logger().info({ path: error instanceof GraphQLError ? error.path : undefined }, "request abandoned by the client");
+    return masked;
+  }
   if (masked !== error) {
     logger().error({ err: original, path: error instanceof GraphQLError ? error.path : undefined }, "unexpected error");
   }

@@ -9,6 +9,7 @@ import { createRequestScope, logger, type RequestScope, requestScope } from "../
 import { INTERNAL_ERROR_MESSAGE, maskError } from "./mask-error.ts";
 import { useArmor } from "./plugins/use-armor.ts";
 import { useBodyLimit } from "./plugins/use-body-limit.ts";
+import { useDegradedFlag } from "./plugins/use-degraded-flag.ts";
 import { useGate } from "./plugins/use-gate.ts";
 import { useHttpCaching } from "./plugins/use-http-caching.ts";
 import { useIdempotency } from "./plugins/use-idempotency.ts";
@@ -76,6 +77,7 @@ export function createShutterYoga(): ShutterYoga {
       useRoutes(),
       useHttpCaching(),
       useRequestScope(),
+      useDegradedFlag(),
       usePersistedDocuments(),
       useArmor(),
       useDisableIntrospection({ isDisabled: () => !config().introspection }),
@@ -134,8 +136,11 @@ export function handleRequest(
       response = await yoga.fetch(request, serverContext);
     } catch (error) {
       // Yoga answers what goes wrong inside GraphQL; a throw before it (a route, a plugin's onRequest) would
-      // reach the server adapter, which answers with the stack. It gets the generic answer instead.
-      logger().error({ err: error }, "unexpected error");
+      // reach the server adapter, which answers with the stack. It gets the generic answer instead — unless the
+      // client closed the connection first: then nobody is waiting for an answer, and nothing went wrong here.
+      if (request.signal.aborted || (error as Error | undefined)?.name === "AbortError") {
+        logger().info("request abandoned by the client");
+      } else logger().error({ err: error }, "unexpected error");
       response = Response.json(
         {
           errors: [

@@ -5,6 +5,7 @@ import { PrismaClient } from "../generated/prisma/client.ts";
 import { type Config, config } from "./config.ts";
 import { claimInTransaction } from "./idempotency.ts";
 import { requestScope } from "./logger.ts";
+import { noteDatabase, unavailableService } from "./outage.ts";
 import { noteStatement } from "./reads.ts";
 
 let client: PrismaClient | undefined;
@@ -57,6 +58,20 @@ function statementName(query: { sql: string }): string {
   return name;
 }
 
+/** Whether the database answers, as each statement finds out (platform/outage.ts). */
+function observed<R>(sent: Promise<R>): Promise<R> {
+  return sent.then(
+    (result) => {
+      noteDatabase(true);
+      return result;
+    },
+    (error: unknown) => {
+      if (unavailableService(error) === "database") noteDatabase(false);
+      throw error;
+    },
+  );
+}
+
 /** The table a statement updates or deletes rows of (Prisma's SQL and ours), or null for anything else. */
 const WRITE = /^\s*(?:update|delete\s+from)\s+(?:"?public"?\.)?"?(\w+)"?/i;
 
@@ -86,8 +101,9 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
    * Runs a statement; outside production, once it succeeded, the table it wrote goes to `pending` (a
    * transaction's) or the request's scope.
    */
-  const run = <R>(sql: string, pending: Set<string> | undefined, statement: () => Promise<R>): Promise<R> => {
+  const run = <R>(sql: string, pending: Set<string> | undefined, send: () => Promise<R>): Promise<R> => {
     count();
+    const statement = () => observed(send());
     if (!trackWrites) return timeFirst(statement);
     const written = pending ?? requestScope.getStore()?.writtenTables;
     return timeFirst(statement).then((result) => {
@@ -114,7 +130,7 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
         const scope = requestScope.getStore();
         // A transaction's writes count once it commits: a rolled-back one changed nothing.
         const pending = trackWrites ? new Set<string>() : undefined;
-        const transaction = instrument(await startTransaction(isolationLevel), pending);
+        const transaction = instrument(await observed(startTransaction(isolationLevel)), pending);
         // The mutation's Idempotency-Key goes in its first transaction, first (see platform/idempotency.ts).
         const claim = scope?.idempotency;
         const claiming = Boolean(claim && !claim.claimed && !claim.taken && !claim.inFlight);

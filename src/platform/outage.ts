@@ -46,3 +46,17 @@ export function unavailableService(error: unknown): "database" | "storage" | nul
   }
   return null;
 }
+
+/**
+ * Since when this process has found the database unreachable, or null while it works as far as the process knows:
+ * set by a statement that failed with an outage, cleared by the next that succeeds. Answers given meanwhile come
+ * from the caches (http/plugins/use-degraded-flag.ts says so in their extensions).
+ */
+let databaseDownSince: number | null = null;
+
+export function noteDatabase(reachable: boolean): void {
+  if (reachable) databaseDownSince = null;
+  else databaseDownSince ??= Date.now();
+}
+
+export const databaseDown = (): number | null => databaseDownSince;

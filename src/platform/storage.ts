@@ -34,6 +34,10 @@ export async function s3(): Promise<S3Client> {
       // versions) reject or ignore the newer default checksum headers, and they leak into presigned URLs.
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
+      // Without them a request on a connection that died silently (a NAT or proxy that dropped it without a reset)
+      // waits forever — and with it the request, or the images worker, which takes one photo at a time. (The
+      // request timeout is for a socket with nothing moving, not for a whole transfer.)
+      requestHandler: { connectionTimeout: 5_000, requestTimeout: 10_000 },
     });
   }
   return client;

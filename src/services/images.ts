@@ -18,6 +18,7 @@ import { commitChanges } from "../platform/changes.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
+import { unavailableService } from "../platform/outage.ts";
 import { awsS3, deleteObjects, s3, storageConfig } from "../platform/storage.ts";
 import { publishedPost } from "./posts.ts";
 
@@ -48,6 +49,7 @@ export async function processPhoto(mediaId: string): Promise<ProcessOutcome> {
     return "failed";
   }
   const log = logger().child({ mediaId, attempt: media.processingAttempts });
+  log.info("images: claimed");
   // Every key written, as it is written: a failure halfway still knows what to remove.
   const uploaded: string[] = [];
   try {
@@ -81,6 +83,17 @@ export async function processPhoto(mediaId: string): Promise<ProcessOutcome> {
       await fail(media, error.code);
       await deleteObjects(uploaded).catch(() => undefined);
       return "failed";
+    }
+    // Storage or the database out for a while is nobody's fault: the attempt is given back (attempts count
+    // photos that break workers), and the photo waits for the next sweep or redelivery.
+    const service = unavailableService(error);
+    if (service) {
+      log.warn({ err: error, service }, "images: service unavailable; the photo waits");
+      await deleteObjects(uploaded).catch(() => undefined);
+      await db().$executeRaw`
+        UPDATE media SET processing_started_at = NULL, processing_attempts = processing_attempts - 1
+        WHERE id = ${mediaId}::uuid AND status = 'PROCESSING'`.catch(() => undefined);
+      return "retry";
     }
     log.error({ err: error }, "images: processing failed; will retry");
     if (media.processingAttempts >= maxAttempts) {

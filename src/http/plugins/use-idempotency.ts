@@ -3,7 +3,7 @@ import type { Plugin } from "graphql-yoga";
 import type { Context } from "../../context.ts";
 import { RequestErrorCode } from "../../errors.ts";
 import { awaitAnswer, findKey, LOST_AFTER_MS, recordAnswer, requestHash } from "../../platform/idempotency.ts";
-import { requestScope } from "../../platform/logger.ts";
+import { logger, requestScope } from "../../platform/logger.ts";
 
 /** Visible ASCII, 1–255 characters: a UUID, a ULID, or whatever the app generates per attempt-group. */
 const KEY = /^[\x21-\x7e]{1,255}$/;
@@ -58,6 +58,14 @@ export function useIdempotency(): Plugin {
       if (!request) return;
       const claim = { scope, key, requestHash: hash, claimed: false, taken: false };
       request.idempotency = claim;
+      // The effect has committed by now: this answer is true whether or not it can be kept. If the database fails
+      // to keep it (an outage, a pool exhausted under load), this client still gets it — rather than an error that
+      // would send it retrying an action already done — and a later repeat of the key is told its answer was lost.
+      const record = (done: ExecutionResult) =>
+        recordAnswer(claim, done).catch((error: unknown) => {
+          logger().warn({ err: error, key }, "idempotency: answer not recorded; repeats of this key will be refused");
+          return true;
+        });
       return {
         async onExecuteDone({ result, setResult }) {
           if (!("data" in result) && !("errors" in result)) return; // a stream: mutations never are
@@ -69,8 +77,8 @@ export function useIdempotency(): Plugin {
             // happened, so the client may simply retry with the same key).
             const holder = await findKey(scope, key);
             if (!holder && (done.errors?.length || !done.data || hasPayloadError(done.data))) return;
-            if (!holder && (await recordAnswer(claim, done))) return;
-          } else if (claim.claimed && (await recordAnswer(claim, done))) return;
+            if (!holder && (await record(done))) return;
+          } else if (claim.claimed && (await record(done))) return;
           // Another request holds the key: its answer is this one's (this one's work was rolled back, or found
           // done by the other).
           const answer = settle(hash, await awaitAnswer(scope, key));
