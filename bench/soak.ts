@@ -526,8 +526,13 @@ function summarize(input: {
   // IDEMPOTENCY_KEY_IN_USE (and after a minute, that the answer was lost), never a second effect. Not a lost write
   // (the integrity checks find it applied once); counted apart.
   const answerLost = input.ledger.filter((entry) => input.answerLost.has(entry.key));
+  // (An upload flow's entry repeats the outcome of its last write, which is in the ledger itself.)
   const lost = input.ledger.filter(
-    (entry) => !entry.ok && !entry.outcome?.startsWith("payload:") && !input.answerLost.has(entry.key),
+    (entry) =>
+      entry.kind !== "UploadFlow" &&
+      !entry.ok &&
+      !entry.outcome?.startsWith("payload:") &&
+      !input.answerLost.has(entry.key),
   );
   const gaveUp = { ...final };
   if (gaveUp.IDEMPOTENCY_KEY_IN_USE) gaveUp.IDEMPOTENCY_KEY_IN_USE -= answerLost.length;
