@@ -28,6 +28,7 @@ const EVERYWHERE = [
   "response-cache",
   "security",
   "smoke",
+  "telemetry",
   "two-instances.redis",
   "upload.browser",
   "uploads",

@@ -9,12 +9,22 @@ import { deliverDue } from "../src/events/delivery.ts";
 import { processEvents } from "../src/events/process.ts";
 import { prune, sweep } from "../src/events/runner.ts";
 import { loadSecrets } from "../src/platform/secrets.ts";
+import { flushTelemetry, initTelemetry } from "../src/platform/telemetry.ts";
 
 await loadSecrets();
+await initTelemetry();
 
 export { runEvents } from "../src/events/runner.ts";
 
 export async function handler(event: Partial<SQSEvent>): Promise<SQSBatchResponse | Record<string, number>> {
+  try {
+    return await handle(event);
+  } finally {
+    await flushTelemetry(); // before the instance may freeze
+  }
+}
+
+async function handle(event: Partial<SQSEvent>): Promise<SQSBatchResponse | Record<string, number>> {
   if (Array.isArray(event.Records)) {
     const byEvent = new Map<bigint, string[]>();
     const batchItemFailures: { itemIdentifier: string }[] = [];

@@ -5,10 +5,13 @@ import type { ServerContext } from "../src/context.ts";
 import { type GatewayEvent, type GatewayResult, serverContextOf, toRequest, toResult } from "../src/http/lambda.ts";
 import { createShutterYoga, handleRequest } from "../src/http/yoga.ts";
 import { loadSecrets } from "../src/platform/secrets.ts";
+import { flushTelemetry, initTelemetry } from "../src/platform/telemetry.ts";
 
 // Secrets kept in Secrets Manager or SSM (SHUTTER_SECRET_ID, SHUTTER_SSM_PATH) become settings before the
 // configuration is read: once per instance, part of its init.
 await loadSecrets();
+// Traces and metrics when OTEL_EXPORTER_OTLP_ENDPOINT is set (the SDK is not even loaded otherwise).
+await initTelemetry();
 const yoga = createShutterYoga();
 performance.mark("shutter:init:done");
 
@@ -21,5 +24,8 @@ export function fetch(request: Request, serverContext: ServerContext = {}): Prom
 export async function handler(event: GatewayEvent): Promise<GatewayResult> {
   const request = toRequest(event);
   const response = await handleRequest(yoga, request, serverContextOf(event), event.requestContext.requestId);
-  return toResult(response, event, request);
+  const result = await toResult(response, event, request);
+  // The instance may be frozen as soon as this returns: spans still buffered would go with it.
+  await flushTelemetry();
+  return result;
 }

@@ -9,9 +9,11 @@
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { createRequestScope, logger, requestScope } from "../src/platform/logger.ts";
 import { loadSecrets } from "../src/platform/secrets.ts";
+import { flushTelemetry, initTelemetry } from "../src/platform/telemetry.ts";
 import { processPhoto, processWaitingPhotos } from "../src/services/images.ts";
 
 await loadSecrets();
+await initTelemetry();
 
 /** o/<owner>/<media id>.<ext>: the verified originals the bucket notifies about. */
 const ORIGINAL_KEY = /^o\/[0-9a-f-]{36}\/([0-9a-f-]{36})\.[a-z]+$/;
@@ -37,6 +39,17 @@ export function mediaIdsOf(body: string): string[] | null {
 }
 
 export async function handler(
+  event: Partial<SQSEvent> & { mediaId?: string },
+  context?: Partial<Context>,
+): Promise<SQSBatchResponse | { outcome: string } | Record<string, number>> {
+  try {
+    return await handle(event, context);
+  } finally {
+    await flushTelemetry(); // before the instance may freeze
+  }
+}
+
+async function handle(
   event: Partial<SQSEvent> & { mediaId?: string },
   context?: Partial<Context>,
 ): Promise<SQSBatchResponse | { outcome: string } | Record<string, number>> {

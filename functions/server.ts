@@ -13,6 +13,7 @@ import { closeCache } from "../src/platform/cache.ts";
 import { config } from "../src/platform/config.ts";
 import { db, disconnectDb } from "../src/platform/db.ts";
 import { logger, logStartupFailure } from "../src/platform/logger.ts";
+import { shutdownTelemetry } from "../src/platform/telemetry.ts";
 
 // The function's module scope validates the configuration and reads secrets: a failure there is one clear
 // log line and exit code 1, not an uncaught exception printing a minified line of the bundle.
@@ -94,7 +95,7 @@ async function shutdown(signal: string) {
   events.abort();
   await runner;
   closePubSub();
-  await Promise.allSettled([disconnectDb(), closeCache(), closePublisher()]);
+  await Promise.allSettled([disconnectDb(), closeCache(), closePublisher(), shutdownTelemetry()]);
   logger().info("server: stopped");
   process.exit(0);
 }

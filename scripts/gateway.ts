@@ -86,6 +86,8 @@ export async function startGateway(options: GatewayOptions) {
       env: {
         ...process.env,
         ...options.env,
+        // As Lambda's runtime sets them (the function knows it runs on Lambda: metrics as EMF log lines).
+        AWS_LAMBDA_FUNCTION_NAME: "shutter-graphql",
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySizeMb),
       } as NodeJS.ProcessEnv,
       execArgv: ["--enable-source-maps"],

@@ -79,3 +79,30 @@ test("npm run bench -- --smoke measures every scenario and both floors, and repo
   }
   expect(readFileSync(join(dir, "results/latest.svg"), "utf8")).toMatch(/^<svg [\s\S]*<\/svg>\n$/);
 }, 240_000);
+
+test("npm run bench:tracing measures tracing off, at 10 % and at 100 % sampling, with spans received", async () => {
+  // After the smoke bench above: its database holds the small data set.
+  await promisify(execFile)(
+    process.execPath,
+    ["bench/tracing.ts", "--size", "small", "--rounds", "1", "--duration", "2", "--warmup", "1"].concat([
+      "--connections",
+      "2",
+      "--database",
+      database,
+      "--out",
+      join(dir, "tracing"),
+      "--dist",
+      join(dir, "dist"),
+    ]),
+    { cwd: root, maxBuffer: 64 * 1024 * 1024 },
+  );
+  const { results } = JSON.parse(readFileSync(join(dir, "tracing/tracing.json"), "utf8"));
+  expect(results.map((r: { setting: string }) => r.setting)).toEqual(["off", "on, 10 % sampled", "on, 100 % sampled"]);
+  const [off, tenth, all] = results;
+  for (const r of results) expect(r.rps).toBeGreaterThan(0);
+  expect(off.spansPerRequest).toBe(0);
+  // A feed request is a dozen spans and more; a tenth of them sampled send far fewer.
+  expect(all.spansPerRequest).toBeGreaterThan(5);
+  expect(tenth.spansPerRequest).toBeLessThan(all.spansPerRequest * 0.6);
+  expect(readFileSync(join(dir, "tracing/tracing.md"), "utf8")).toMatch(/\| on, 100 % sampled \| \d+ \|/);
+}, 180_000);

@@ -11,6 +11,7 @@ import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
 import { unavailableService } from "../platform/outage.ts";
 import { sql } from "../platform/sql.ts";
+import { inSpan } from "../platform/telemetry.ts";
 import type { DomainEvents, EventKind } from "./outbox.ts";
 import { notificationsPubSub } from "./pubsub.ts";
 
@@ -37,7 +38,7 @@ export async function processEvents(ids: readonly bigint[], concurrency = 4): Pr
   const worker = async () => {
     for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
       try {
-        const added = await processEvent(id);
+        const added = await inSpan("events.process", { "shutter.event_id": id.toString() }, () => processEvent(id));
         for (const note of added) {
           notificationsPubSub().publish("notification:added", note.recipientId, { id: note.id });
         }

@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspection";
+import type { Span } from "@opentelemetry/api";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import { schema } from "../../schema/index.ts";
 import { type Context, createContext, type ServerContext } from "../context.ts";
 import { announce } from "../events/stream.ts";
 import { config } from "../platform/config.ts";
 import { createRequestScope, logger, type RequestScope, requestScope } from "../platform/logger.ts";
+import { inRequestSpan } from "../platform/telemetry.ts";
 import { INTERNAL_ERROR_MESSAGE, maskError } from "./mask-error.ts";
 import { useArmor } from "./plugins/use-armor.ts";
 import { useBodyLimit } from "./plugins/use-body-limit.ts";
@@ -20,6 +22,7 @@ import { useRequestScope } from "./plugins/use-request-scope.ts";
 import { useResponseCache } from "./plugins/use-response-cache.ts";
 import { useRoutes } from "./plugins/use-routes.ts";
 import { useStreamGuard } from "./plugins/use-stream-guard.ts";
+import { useTracing } from "./plugins/use-tracing.ts";
 import { useVariablesShape } from "./plugins/use-variables-shape.ts";
 
 // The HTTP edge: Yoga and its plugins, one per file (./plugins), each doing one job. This file only wires them.
@@ -78,6 +81,7 @@ export function createShutterYoga(): ShutterYoga {
       useHttpCaching(),
       useRequestScope(),
       useDegradedFlag(),
+      useTracing(),
       usePersistedDocuments(),
       useArmor(),
       useDisableIntrospection({ isDisabled: () => !config().introspection }),
@@ -130,7 +134,8 @@ export function handleRequest(
   platformRequestId?: string,
 ): Promise<Response> {
   const scope: RequestScope = createRequestScope(requestIdFor(request, platformRequestId));
-  return requestScope.run(scope, async () => {
+  return requestScope.run(scope, () => inRequestSpan(request, scope.requestId, (span) => serve(span)));
+  async function serve(span?: Span): Promise<Response> {
     let response: Response;
     try {
       response = await yoga.fetch(request, serverContext);
@@ -155,6 +160,10 @@ export function handleRequest(
     }
     // Events the operation committed are announced to the events runner before the function may freeze.
     await announce(scope.events);
+    span?.setAttributes({
+      "http.response.status_code": response.status,
+      ...(scope.operationName ? { "graphql.operation.name": scope.operationName } : {}),
+    });
     return response;
-  });
+  }
 }

@@ -1,4 +1,5 @@
 import { isUuid } from "../platform/sql.ts";
+import { inSpan, tracing } from "../platform/telemetry.ts";
 
 /**
  * Runs a by-id batch query for the well-formed ids only and returns one result per key, in key order:
@@ -63,4 +64,13 @@ export async function firstPages<T>(
 /** What a by-id batch function returns for one id (null when absent): a service's single read. */
 export async function one<T>(batch: (ids: readonly string[]) => Promise<(T | null)[]>, id: string): Promise<T | null> {
   return (await batch([id]))[0] ?? null;
+}
+
+/** A DataLoader batch function in a span of its own (with its batch size) when tracing; else the function. */
+export function traced<K, V>(
+  name: string,
+  batch: (keys: readonly K[]) => Promise<V[]>,
+): (keys: readonly K[]) => Promise<V[]> {
+  if (!tracing()) return batch;
+  return (keys) => inSpan(`dataloader ${name}`, { "dataloader.batch_size": keys.length }, () => batch(keys));
 }

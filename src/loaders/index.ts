@@ -1,5 +1,5 @@
 import DataLoader from "dataloader";
-import { type FirstPageKey, firstPageCacheKey } from "./batch.ts";
+import { type FirstPageKey, firstPageCacheKey, traced } from "./batch.ts";
 import { type CommentRecord, commentsById, firstCommentsByPost } from "./comments.ts";
 import { viewerLikes } from "./likes.ts";
 import { mediaById, photosByPost } from "./media.ts";
@@ -16,33 +16,41 @@ export type { FirstPageKey } from "./batch.ts";
  */
 export function createLoaders(viewerId: string | null) {
   const firstPage = { cacheKeyFn: firstPageCacheKey };
-  const user = new DataLoader(usersById);
-  const post = new DataLoader(postsById);
-  const comment = new DataLoader(commentsById);
+  const user = new DataLoader(traced("user", usersById));
+  const post = new DataLoader(traced("post", postsById));
+  const comment = new DataLoader(traced("comment", commentsById));
   return {
     user,
-    userByHandle: new DataLoader(async (handles: readonly string[]) => {
-      const ids = await userIdsByHandle(handles);
-      return Promise.all(ids.map((id) => (id ? user.load(id) : null)));
-    }),
+    userByHandle: new DataLoader(
+      traced("userByHandle", async (handles: readonly string[]) => {
+        const ids = await userIdsByHandle(handles);
+        return Promise.all(ids.map((id) => (id ? user.load(id) : null)));
+      }),
+    ),
     post,
-    media: new DataLoader(mediaById),
+    media: new DataLoader(traced("media", mediaById)),
     comment,
-    notification: new DataLoader(notificationsById),
-    photosByPost: new DataLoader(photosByPost),
+    notification: new DataLoader(traced("notification", notificationsById)),
+    photosByPost: new DataLoader(traced("photosByPost", photosByPost)),
     firstCommentsByPost: new DataLoader<FirstPageKey, CommentRecord[], string>(
-      async (keys) => (await firstCommentsByPost(keys)).map((rows) => primed(comment, rows)),
+      traced("firstCommentsByPost", async (keys) =>
+        (await firstCommentsByPost(keys)).map((rows) => primed(comment, rows)),
+      ),
       firstPage,
     ),
     firstPostsByAuthor: new DataLoader<FirstPageKey, PostRecord[], string>(
-      async (keys) => (await firstPostsByAuthor(keys)).map((rows) => primed(post, rows)),
+      traced("firstPostsByAuthor", async (keys) => (await firstPostsByAuthor(keys)).map((rows) => primed(post, rows))),
       firstPage,
     ),
-    viewerHasLiked: new DataLoader((postIds: readonly string[]) =>
-      viewerId ? viewerLikes(viewerId, postIds) : Promise.resolve(postIds.map(() => false)),
+    viewerHasLiked: new DataLoader(
+      traced("viewerHasLiked", (postIds: readonly string[]) =>
+        viewerId ? viewerLikes(viewerId, postIds) : Promise.resolve(postIds.map(() => false)),
+      ),
     ),
-    viewerIsFollowing: new DataLoader((userIds: readonly string[]) =>
-      viewerId ? viewerFollows(viewerId, userIds) : Promise.resolve(userIds.map(() => false)),
+    viewerIsFollowing: new DataLoader(
+      traced("viewerIsFollowing", (userIds: readonly string[]) =>
+        viewerId ? viewerFollows(viewerId, userIds) : Promise.resolve(userIds.map(() => false)),
+      ),
     ),
   };
 }

@@ -3,6 +3,7 @@ import { LRUCache } from "lru-cache";
 import { config } from "./config.ts";
 import { logger, requestScope } from "./logger.ts";
 import { boundAge, covered } from "./reads.ts";
+import { inSpan } from "./telemetry.ts";
 
 /**
  * The shared cache: Redis when REDIS_URL is set (one truth for every function instance), otherwise a bounded
@@ -110,7 +111,7 @@ export class RedisStore implements CacheStore {
     return Date.now() >= this.openUntil;
   }
 
-  private async guard<T>(operation: () => Promise<T>, fallback: T): Promise<T> {
+  private async guard<T>(command: string, operation: () => Promise<T>, fallback: T): Promise<T> {
     if (Date.now() < this.openUntil) return fallback;
     try {
       // The first connection (TCP, and TLS to ElastiCache) is no command: it has its own budget (connectTimeout).
@@ -126,7 +127,12 @@ export class RedisStore implements CacheStore {
       }
       if (this.connecting) await this.connecting;
       countRoundTrip();
-      const result = await withinBudget(operation(), this.options.commandTimeoutMs ?? 150);
+      const result = await inSpan(
+        `redis ${command}`,
+        { "db.system.name": "redis" },
+        () => withinBudget(operation(), this.options.commandTimeoutMs ?? 150),
+        "client",
+      );
       if (!this.healthy) {
         this.healthy = true;
         logger().info("cache: Redis is reachable again, caching resumed");
@@ -145,6 +151,7 @@ export class RedisStore implements CacheStore {
   mget(keys: string[]) {
     if (keys.length === 0) return Promise.resolve([]);
     return this.guard(
+      "MGET",
       () => this.client.mget(keys),
       keys.map(() => null),
     );
@@ -154,11 +161,15 @@ export class RedisStore implements CacheStore {
     if (entries.length === 0) return;
     const keys = entries.flatMap((e) => [e.valueKey, e.versionKey]);
     const args = entries.flatMap((e) => [e.seenVersion, e.value, String(e.ttlMs)]);
-    await this.guard(async () => {
-      await (
-        this.client as unknown as { fillIfUnchanged(n: number, ...a: string[]): Promise<unknown> }
-      ).fillIfUnchanged(keys.length, ...keys, ...args);
-    }, undefined);
+    await this.guard(
+      "EVALSHA",
+      async () => {
+        await (
+          this.client as unknown as { fillIfUnchanged(n: number, ...a: string[]): Promise<unknown> }
+        ).fillIfUnchanged(keys.length, ...keys, ...args);
+      },
+      undefined,
+    );
   }
 
   async invalidate(entities: { versionKey: string; valueKeys: string[] }[]) {
@@ -168,21 +179,25 @@ export class RedisStore implements CacheStore {
       multi.incr(versionKey).pexpire(versionKey, VERSION_TTL_MS);
       if (valueKeys.length) multi.del(...valueKeys);
     }
-    await this.guard(async () => {
-      await multi.exec();
-    }, undefined);
+    await this.guard(
+      "MULTI",
+      async () => {
+        await multi.exec();
+      },
+      undefined,
+    );
   }
 
   async set(key: string, value: string, ttlMs: number) {
-    await this.guard(() => this.client.set(key, value, "PX", ttlMs), undefined);
+    await this.guard("SET", () => this.client.set(key, value, "PX", ttlMs), undefined);
   }
 
   acquireLock(key: string, ttlMs: number) {
-    return this.guard(async () => (await this.client.set(key, "1", "PX", ttlMs, "NX")) === "OK", true);
+    return this.guard("SET", async () => (await this.client.set(key, "1", "PX", ttlMs, "NX")) === "OK", true);
   }
 
   async del(keys: string[]) {
-    if (keys.length) await this.guard(() => this.client.del(...keys), 0);
+    if (keys.length) await this.guard("DEL", () => this.client.del(...keys), 0);
   }
 
   async close() {

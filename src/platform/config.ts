@@ -146,6 +146,15 @@ const EnvSchema = z.object({
   NOTIFY_HOOK_SECRET: z.optional(text(16)),
   NOTIFY_HOOK_MAX_ATTEMPTS: z._default(int(1, 50), 6),
   NOTIFY_HOOK_BACKOFF_MS: z._default(int(10, 3_600_000), 2_000),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.optional(url(["http:", "https:"])),
+  OTEL_TRACES_SAMPLER_ARG: z._default(
+    z.coerce
+      .number({ error: "must be a number" })
+      .check(z.gte(0, { error: "must be at least 0" }), z.lte(1, { error: "must be at most 1" })),
+    1,
+  ),
+  OTEL_SERVICE_NAME: z._default(text(), "shutter"),
+  OTEL_METRIC_EXPORT_INTERVAL: z._default(int(100, 3_600_000), 60_000),
 });
 
 /** Every setting read from the environment (the README's configuration table lists them). */
@@ -277,6 +286,14 @@ function parseConfig(env: Record<string, string | undefined>) {
       ),
       toleranceSeconds: e.OPS_WEBHOOK_TOLERANCE_SECONDS,
       maxBytes: e.OPS_WEBHOOK_MAX_BYTES,
+    },
+    telemetry: {
+      /** Where traces (and, outside Lambda, metrics) go over OTLP/HTTP; unset, telemetry is off. */
+      otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+      /** The share of traces started here that are kept (a caller's sampling decision is followed). */
+      sampleRatio: e.OTEL_TRACES_SAMPLER_ARG,
+      serviceName: e.OTEL_SERVICE_NAME,
+      metricsIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL,
     },
     events: {
       /** Whether the container entry also runs the events runner (functions/server.ts). */

@@ -7,6 +7,7 @@ import { claimInTransaction } from "./idempotency.ts";
 import { requestScope } from "./logger.ts";
 import { noteDatabase, unavailableService } from "./outage.ts";
 import { noteStatement } from "./reads.ts";
+import { inSpan, tracing } from "./telemetry.ts";
 
 let client: PrismaClient | undefined;
 
@@ -103,7 +104,15 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
    */
   const run = <R>(sql: string, pending: Set<string> | undefined, send: () => Promise<R>): Promise<R> => {
     count();
-    const statement = () => observed(send());
+    const statement = () =>
+      !tracing()
+        ? observed(send())
+        : inSpan(
+            `sql ${/^\s*(\w+)/.exec(sql)?.[1]?.toUpperCase() ?? "statement"}`,
+            { "db.system.name": "postgresql", "db.query.text": sql.slice(0, 2_000) },
+            () => observed(send()),
+            "client",
+          );
     if (!trackWrites) return timeFirst(statement);
     const written = pending ?? requestScope.getStore()?.writtenTables;
     return timeFirst(statement).then((result) => {

@@ -5,12 +5,15 @@ import { config } from "./config.ts";
 import type { IdempotencyClaim } from "./idempotency.ts";
 import type { Reads } from "./reads.ts";
 import type { ResponseCacheState } from "./response-cache.ts";
+import { activeTraceId } from "./telemetry.ts";
 
 /** What every log line and error of one request carries. */
 export interface RequestScope {
   requestId: string;
   startedAt: number;
   operationName?: string;
+  /** The codes of the errors answered (for the request's metrics). */
+  errorCodes?: string[];
   /** SQL statements sent to PostgreSQL while serving the request. */
   sqlStatements: number;
   /** Round trips to the cache (Redis) while serving the request. */
@@ -75,9 +78,11 @@ export function logger(): Logger {
     const options: LoggerOptions = {
       level,
       base: { service: "shutter" },
+      // The request id in every line of a request, and the trace id when tracing (each findable from the other).
       mixin: () => {
         const scope = requestScope.getStore();
-        return scope ? { requestId: scope.requestId } : {};
+        const traceId = activeTraceId();
+        return { ...(scope ? { requestId: scope.requestId } : {}), ...(traceId ? { traceId } : {}) };
       },
       // Secrets never reach the logs, even if an object carrying them is logged whole.
       redact: ["password", "*.password", "refreshToken", "*.refreshToken", "headers.authorization", "authorization"],

@@ -1,5 +1,6 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { type Config, config } from "./config.ts";
+import { inSpan, tracing } from "./telemetry.ts";
 
 // The AWS SDK is loaded on first use: most requests never touch storage (photo URLs come from a CDN base URL in
 // production), and the SDK would be a sixth of the code every cold start loads.
@@ -39,6 +40,19 @@ export async function s3(): Promise<S3Client> {
       // request timeout is for a socket with nothing moving, not for a whole transfer.)
       requestHandler: { connectionTimeout: 5_000, requestTimeout: 10_000 },
     });
+    // A span per S3 call (its retries included) when tracing.
+    if (tracing()) {
+      client.middlewareStack.add(
+        (next, context) => (args) =>
+          inSpan(
+            `s3 ${context.commandName ?? "command"}`,
+            { "rpc.system": "aws-api", "rpc.service": "S3" },
+            () => next(args),
+            "client",
+          ),
+        { step: "initialize", name: "shutterTracing" },
+      );
+    }
   }
   return client;
 }

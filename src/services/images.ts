@@ -20,6 +20,7 @@ import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
 import { unavailableService } from "../platform/outage.ts";
 import { awsS3, deleteObjects, s3, storageConfig } from "../platform/storage.ts";
+import { inSpan } from "../platform/telemetry.ts";
 import { publishedPost } from "./posts.ts";
 
 export type ProcessOutcome = "ready" | "failed" | "skipped" | "retry";
@@ -29,7 +30,15 @@ export type ProcessOutcome = "ready" | "failed" | "skipped" | "retry";
  * Idempotent: a photo that is not PROCESSING, or is claimed by another worker, is skipped.
  * @returns what became of it; "retry" when a transient failure leaves it for a later attempt.
  */
-export async function processPhoto(mediaId: string): Promise<ProcessOutcome> {
+export function processPhoto(mediaId: string): Promise<ProcessOutcome> {
+  return inSpan("images.process", { "shutter.media_id": mediaId }, async (span) => {
+    const outcome = await processOne(mediaId);
+    span?.setAttribute("shutter.outcome", outcome);
+    return outcome;
+  });
+}
+
+async function processOne(mediaId: string): Promise<ProcessOutcome> {
   const { leaseSeconds, maxAttempts } = config().images;
   const [media] = await db().$queryRaw<MediaRecord[]>`
     UPDATE media SET processing_attempts = processing_attempts + 1, processing_started_at = now()

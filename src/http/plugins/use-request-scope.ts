@@ -4,6 +4,7 @@ import { ErrorCode, RequestErrorCode } from "../../errors.ts";
 import { undeclaredChanges } from "../../platform/changes.ts";
 import { config } from "../../platform/config.ts";
 import { logger, type RequestScope, requestScope } from "../../platform/logger.ts";
+import { onLambda, recordRequest } from "../../platform/telemetry.ts";
 
 /**
  * Stamps every error with the request id (also sent as the `x-request-id` header and present in every log line
@@ -26,6 +27,14 @@ export function useRequestScope(): Plugin {
       }
       // Generic over the result type: Yoga's, or graphql-js's (which some packages augment).
       // In production a result without errors leaves as it is (no copy: a cached answer is never parsed).
+      // The codes answered, for the request's metrics.
+      for (const single of Array.isArray(result) ? result : [result as SingleResult]) {
+        for (const error of single.errors ?? []) {
+          const code = (error.extensions as { code?: unknown } | undefined)?.code;
+          scope.errorCodes ??= [];
+          scope.errorCodes.push(typeof code === "string" ? code : ErrorCode.INTERNAL_SERVER_ERROR);
+        }
+      }
       const stamp = <R extends SingleResult>(single: R): R =>
         config().production && !single.errors?.length
           ? single
@@ -65,6 +74,10 @@ export function useRequestScope(): Plugin {
         setResponse(response);
       }
       response.headers.set("x-request-id", scope.requestId);
+      const durationMs = Math.round(performance.now() - scope.startedAt);
+      const errorCodes = scope.errorCodes ?? [];
+      const coldStart = firstRequest;
+      firstRequest = false;
       logger().info(
         {
           method: request.method,
@@ -76,10 +89,22 @@ export function useRequestScope(): Plugin {
           cacheHits: scope.cacheHits,
           cacheMisses: scope.cacheMisses,
           responseCache: scope.responseCache?.hit ? "hit" : scope.responseCache?.kept ? "kept" : undefined,
-          durationMs: Math.round(performance.now() - scope.startedAt),
+          durationMs,
+          ...(errorCodes.length ? { errorCodes } : {}),
+          // On Lambda this line is also the request's metrics (CloudWatch Embedded Metric Format).
+          ...(onLambda() ? embeddedMetrics(scope.operationName, errorCodes, coldStart) : {}),
         },
         "request",
       );
+      recordRequest({
+        operation: scope.operationName ?? "unknown",
+        status: response.status,
+        durationMs,
+        sqlStatements: scope.sqlStatements,
+        cacheHits: scope.cacheHits,
+        cacheMisses: scope.cacheMisses,
+        errorCodes,
+      });
     },
   };
 }
@@ -91,6 +116,43 @@ function responseCacheOutcome(scope: RequestScope): string {
   if (kept) return "kept";
   if (!scope.reads.shareable) return "not shareable (not a query, or introspection)";
   return `not kept: ${scope.reads.uncovered ?? "an error"}`;
+}
+
+/** Whether this instance has served a request yet (its first one is its cold start). */
+let firstRequest = true;
+
+/**
+ * The request's metrics as CloudWatch Embedded Metric Format fields of its log line: CloudWatch turns the line
+ * into metrics, no agent or API call needed. Per operation: requests, latency (the line's `durationMs`), SQL
+ * statements, entity cache hits and misses (their ratio is a metric-math expression), errors, cold starts; and
+ * errors by code. See the README (Observability).
+ */
+function embeddedMetrics(operationName: string | undefined, errorCodes: string[], coldStart: boolean) {
+  const perOperation = [
+    { Name: "requests", Unit: "Count" },
+    { Name: "durationMs", Unit: "Milliseconds" },
+    { Name: "sqlStatements", Unit: "Count" },
+    { Name: "cacheHits", Unit: "Count" },
+    { Name: "cacheMisses", Unit: "Count" },
+    { Name: "errors", Unit: "Count" },
+    { Name: "coldStarts", Unit: "Count" },
+  ];
+  return {
+    _aws: {
+      Timestamp: Date.now(),
+      CloudWatchMetrics: [
+        { Namespace: "Shutter", Dimensions: [["operation"], []], Metrics: perOperation },
+        ...(errorCodes.length
+          ? [{ Namespace: "Shutter", Dimensions: [["errorCode"]], Metrics: [{ Name: "errors", Unit: "Count" }] }]
+          : []),
+      ],
+    },
+    operation: operationName ?? "unknown",
+    requests: 1,
+    errors: errorCodes.length,
+    coldStarts: coldStart ? 1 : 0,
+    ...(errorCodes.length ? { errorCode: errorCodes[0] } : {}),
+  };
 }
 
 /** One execution result, as much of it as the stamp reads. */
