@@ -21,7 +21,7 @@ test("a minute of load through four faults loses nothing, doubles nothing, and l
   const run = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
     const child = execFile(
       process.execPath,
-      ["bench/soak.ts", "--duration", "60", "--rate", "30", "--uploads", "3"].concat([
+      ["bench/soak.ts", "--duration", "60", "--rate", "20", "--uploads", "3"].concat([
         "--database",
         database,
         "--out",
@@ -53,7 +53,7 @@ test("a minute of load through four faults loses nothing, doubles nothing, and l
   // its key's row has no answer, and the checks below find the write applied once.)
   const gaveUp = Object.entries(report.totals.final).filter(([o]) => o !== "ok" && !o.startsWith("payload:"));
   expect(gaveUp).toEqual(report.writes.answerLost ? [["IDEMPOTENCY_KEY_IN_USE", report.writes.answerLost]] : []);
-  expect(report.totals.operations).toBeGreaterThan(1500);
+  expect(report.totals.operations).toBeGreaterThan(1000);
   expect(report.writes.total).toBeGreaterThan(100);
   expect(report.writes.lost).toEqual([]);
 

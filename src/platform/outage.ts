@@ -2,8 +2,12 @@
 // database driver, Prisma and the AWS SDK report them. They become SERVICE_UNAVAILABLE (retryable, HTTP 503) at the
 // edge (http/mask-error.ts) instead of a masked internal error.
 
-/** Prisma's codes for a database it cannot reach, that timed out, or closed the connection; and a pool timeout. */
-const PRISMA_UNREACHABLE = new Set(["P1001", "P1002", "P1008", "P1017", "P2024"]);
+/**
+ * Prisma's codes for a database it cannot reach, that timed out, or closed the connection; a pool timeout; and a
+ * transaction that could not start or outlived its timeout (P2028: rolled back, nothing committed — under load, a
+ * database too slow to serve is as good as unreachable, and the retry is safe).
+ */
+const PRISMA_UNREACHABLE = new Set(["P1001", "P1002", "P1008", "P1017", "P2024", "P2028"]);
 /** The pg adapter's kinds of connection failure (DriverAdapterError's cause). */
 const ADAPTER_UNREACHABLE = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout"]);
 /** PostgreSQL's own: shutting down, starting up, too many connections, and connection exceptions (class 08). */

@@ -83,6 +83,8 @@ async function processOne(mediaId: string): Promise<ProcessOutcome> {
       await deleteObjects(uploaded);
       return "skipped";
     }
+    // The upload's own copy, should verification have failed to remove it (storage down just then).
+    await deleteObjects([media.storageKey.replace(/^o\//, "u/")]).catch(() => undefined);
     if (config().images.originals === "delete") await deleteObjects([media.storageKey]);
     log.info({ variants: variants.length, bytes: variants.reduce((sum, v) => sum + v.bytes, 0) }, "images: ready");
     return "ready";
