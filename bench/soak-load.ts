@@ -255,7 +255,11 @@ async function uploadAndPost() {
   const success = created.data?.createUpload as
     | { photo: { id: string }; upload: { url: string; headers: { name: string; value: string }[] } }
     | undefined;
-  if (!success?.upload) return;
+  // No answer (an instance killed before it answered, say): a photo may exist that the client never learnt of.
+  if (!success?.upload) {
+    record({ kind: "UploadFlow", key: "", ok: false, outcome: created.outcome, attempts: 0 });
+    return;
+  }
   // The flow as a whole, by its photo: a photo never posted must be one of a flow that gave up.
   const flow = (ok: boolean, outcome: string) =>
     record({ kind: "UploadFlow", key: success.photo.id, ok, outcome, attempts: 0 });
