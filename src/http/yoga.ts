@@ -126,6 +126,9 @@ export function requestIdFor(request: Request, platformRequestId?: string): stri
   return given ?? randomUUID();
 }
 
+/** Whether this instance has served a request: its first one carries the cold start (traces, metrics). */
+let served = false;
+
 /** Serves one request within its own scope (request id, SQL statement count) on the given Yoga instance. */
 export function handleRequest(
   yoga: ShutterYoga,
@@ -134,7 +137,9 @@ export function handleRequest(
   platformRequestId?: string,
 ): Promise<Response> {
   const scope: RequestScope = createRequestScope(requestIdFor(request, platformRequestId));
-  return requestScope.run(scope, () => inRequestSpan(request, scope.requestId, (span) => serve(span)));
+  scope.coldStart = !served;
+  served = true;
+  return requestScope.run(scope, () => inRequestSpan(request, scope, (span) => serve(span)));
   async function serve(span?: Span): Promise<Response> {
     let response: Response;
     try {

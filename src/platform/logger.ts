@@ -12,6 +12,8 @@ export interface RequestScope {
   requestId: string;
   startedAt: number;
   operationName?: string;
+  /** Whether this is the first request its instance serves (its cold start), for traces and metrics. */
+  coldStart?: boolean;
   /** The codes of the errors answered (for the request's metrics). */
   errorCodes?: string[];
   /** SQL statements sent to PostgreSQL while serving the request. */

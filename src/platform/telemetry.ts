@@ -26,7 +26,6 @@ let enabled = false;
 let flush: (() => Promise<void>) | undefined;
 let shutdown: (() => Promise<void>) | undefined;
 let instruments: Instruments | undefined;
-let coldStartPending = true;
 
 /** Whether traces are being recorded in this process. */
 export const tracing = (): boolean => enabled;
@@ -185,13 +184,12 @@ export function inSpanSync<T>(name: string, attributes: Attributes, fn: () => T)
 /**
  * The request's span, a child of the caller's trace (`traceparent`, or X-Ray's `X-Amzn-Trace-Id`; on Lambda also
  * the runtime's `_X_AMZN_TRACE_ID`), with the instance's cold start as a span of its own on its first request:
- * from the process's start to the end of its init (`initDone`, a `performance.now()` time).
+ * from the process's start to the end of its init (the `shutter:init:done` mark).
  */
 export function inRequestSpan<T>(
   request: Request,
-  requestId: string,
+  scope: { requestId: string; coldStart?: boolean },
   fn: (span?: Span) => Promise<T>,
-  initDone?: number,
 ): Promise<T> {
   if (!api) return fn();
   const { context, propagation, SpanKind } = api;
@@ -204,8 +202,7 @@ export function inRequestSpan<T>(
   }
   const parent: Context = propagation.extract(context.active(), carrier);
   const url = new URL(request.url);
-  const coldStart = coldStartPending;
-  coldStartPending = false;
+  const coldStart = Boolean(scope.coldStart);
   return context.with(parent, () =>
     tracer().startActiveSpan(
       `${request.method} ${url.pathname}`,
@@ -214,7 +211,7 @@ export function inRequestSpan<T>(
         attributes: {
           "http.request.method": request.method,
           "url.path": url.pathname,
-          "shutter.request_id": requestId,
+          "shutter.request_id": scope.requestId,
           "faas.coldstart": coldStart,
         },
       },
@@ -224,8 +221,7 @@ export function inRequestSpan<T>(
           const origin = performance.timeOrigin;
           tracer()
             .startSpan("cold start", { startTime: origin, attributes: { "faas.coldstart": true } })
-            .end(origin + (initDone ?? initEnd()));
-          instruments?.coldStarts.add(1);
+            .end(origin + initEnd());
         }
         try {
           return await fn(span);
@@ -256,8 +252,10 @@ export function recordRequest(request: {
   cacheHits: number;
   cacheMisses: number;
   errorCodes: string[];
+  coldStart: boolean;
 }): void {
   if (!instruments) return;
+  if (request.coldStart) instruments.coldStarts.add(1);
   const operation = { "graphql.operation.name": request.operation };
   instruments.requests.add(1, { ...operation, "http.response.status_code": request.status });
   instruments.duration.record(request.durationMs, operation);

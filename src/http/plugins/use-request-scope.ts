@@ -76,8 +76,6 @@ export function useRequestScope(): Plugin {
       response.headers.set("x-request-id", scope.requestId);
       const durationMs = Math.round(performance.now() - scope.startedAt);
       const errorCodes = scope.errorCodes ?? [];
-      const coldStart = firstRequest;
-      firstRequest = false;
       logger().info(
         {
           method: request.method,
@@ -92,7 +90,7 @@ export function useRequestScope(): Plugin {
           durationMs,
           ...(errorCodes.length ? { errorCodes } : {}),
           // On Lambda this line is also the request's metrics (CloudWatch Embedded Metric Format).
-          ...(onLambda() ? embeddedMetrics(scope.operationName, errorCodes, coldStart) : {}),
+          ...(onLambda() ? embeddedMetrics(scope.operationName, errorCodes, Boolean(scope.coldStart)) : {}),
         },
         "request",
       );
@@ -104,6 +102,7 @@ export function useRequestScope(): Plugin {
         cacheHits: scope.cacheHits,
         cacheMisses: scope.cacheMisses,
         errorCodes,
+        coldStart: Boolean(scope.coldStart),
       });
     },
   };
@@ -117,9 +116,6 @@ function responseCacheOutcome(scope: RequestScope): string {
   if (!scope.reads.shareable) return "not shareable (not a query, or introspection)";
   return `not kept: ${scope.reads.uncovered ?? "an error"}`;
 }
-
-/** Whether this instance has served a request yet (its first one is its cold start). */
-let firstRequest = true;
 
 /**
  * The request's metrics as CloudWatch Embedded Metric Format fields of its log line: CloudWatch turns the line
