@@ -1,7 +1,9 @@
 // Deletes photos nothing uses (abandoned uploads after UPLOAD_ORPHAN_AGE_MINUTES, verified photos in no post
-// or profile after UPLOAD_UNUSED_RETENTION_HOURS), objects and records.
+// or profile after UPLOAD_UNUSED_RETENTION_HOURS), objects and records; and expired rate-limit counters (kept in
+// PostgreSQL when there is no Redis).
 // Exported for a scheduler (an EventBridge schedule on AWS); `npm run cleanup` runs it locally. Safe to run
 // concurrently and repeatedly.
+import { deleteExpiredLimits } from "../src/domain/rate-limit.ts";
 import { createRequestScope, logger, requestScope } from "../src/platform/logger.ts";
 import { deleteOrphanedUploads } from "../src/services/media.ts";
 
@@ -11,7 +13,8 @@ export async function handler(event?: {
 }): Promise<{ deleted: number }> {
   return requestScope.run(createRequestScope(`cleanup-${Date.now()}`), async () => {
     const deleted = await deleteOrphanedUploads(event);
-    logger().info({ deleted }, "cleanup: unused photos deleted");
+    const expiredLimits = await deleteExpiredLimits();
+    logger().info({ deleted, expiredLimits }, "cleanup: unused photos and expired rate limits deleted");
     return { deleted };
   });
 }

@@ -1,18 +1,17 @@
 // `npm run dev`: serves the GraphQL function on http://localhost:4000/graphql with GraphiQL.
 // `npm run gateway` (`--gateway`): serves the bundled function through the local API Gateway emulator instead
 // (scripts/gateway.ts): one process per function instance, cold and warm starts, Lambda's report lines.
-// Whatever is not configured runs embedded: PostgreSQL (@prisma/dev, data kept between runs,
-// migrated and seeded on start), object storage (s3rver on disk in .shutter/s3) and the cache (in-process).
-// Set DATABASE_URL, REDIS_URL or S3_BUCKET (and S3_*) to use real services instead.
-// Each checkout has its own embedded database (named after the checkout's folder), so several checkouts can run
-// side by side; without PORT, a busy 4000 gives way to the next free port.
+// Whatever is not configured runs embedded: PostgreSQL (a real server, scripts/embedded-postgres.ts, its data
+// kept between runs in .shutter/postgres, migrated and seeded on start), object storage (s3rver on disk in
+// .shutter/s3) and the cache (in-process). Set DATABASE_URL, REDIS_URL or S3_BUCKET (and S3_*) to use real services
+// instead. Each checkout has its own embedded database (in its own folder), so several checkouts can run side by
+// side; without PORT, a busy 4000 gives way to the next free port.
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { basename } from "node:path";
 import { createServerAdapter } from "@whatwg-node/server";
+import pg from "pg";
 import { photoBucketCorsRule } from "../infra/bucket-cors.ts";
 
 const root = new URL("..", import.meta.url);
@@ -24,7 +23,7 @@ class DevError extends Error {}
 /** Runs a tooling script to completion, its output shown as it goes. */
 function step(label: string, script: string, args: string[]): Promise<void> {
   say(`${label}…`);
-  // Asynchronous on purpose: the embedded database lives in this process and must keep serving meanwhile.
+  // Asynchronous on purpose: this process serves the embedded S3 meanwhile (the seed uploads photos to it).
   const child = spawn(process.execPath, [new URL(script, root).pathname, ...args], {
     cwd: root.pathname,
     env: process.env,
@@ -38,35 +37,47 @@ function step(label: string, script: string, args: string[]): Promise<void> {
   });
 }
 
-/** The embedded database of this checkout: its name says which folder it belongs to. */
-const embeddedDatabaseName = (checkout = root.pathname) =>
-  `shutter-${basename(checkout)
-    .replace(/[^\w-]/g, "")
-    .slice(0, 20)}-${createHash("sha256").update(checkout).digest("hex").slice(0, 8)}`;
-
-async function embeddedDatabase() {
-  const { startPrismaDevServer } = await import("@prisma/dev");
-  const name = embeddedDatabaseName();
-  // Ports chosen by the system: another checkout's server may hold the default ones.
-  const server = await startPrismaDevServer({
-    name,
-    persistenceMode: "stateful",
-    port: 0,
-    databasePort: 0,
-    shadowDatabasePort: 0,
-    streamsPort: 0,
-  }).catch((error: Error) => {
-    throw new DevError(
-      /already running/.test(error.message)
-        ? `this checkout's embedded PostgreSQL ("${name}") is already running: is \`npm run dev\` open in another terminal? Stop it, or set DATABASE_URL to use another database.`
-        : `the embedded PostgreSQL did not start: ${error.message.split("\n")[0]}`,
-    );
-  });
-  process.env.DATABASE_URL = server.database.connectionString;
-  // PGlite serves one connection at a time behind a multiplexer: keep the pool small.
-  process.env.DATABASE_POOL_MAX ??= "1";
-  return server;
+/** What was started, stopped in reverse order on the way out (a failed start included). */
+const closers: (() => Promise<unknown>)[] = [];
+async function closeAll() {
+  for (const close of closers.splice(0).reverse()) await close().catch(() => {});
 }
+
+async function embeddedDatabase(): Promise<number> {
+  const { EmbeddedPostgresError, isAlive, runningServer, startEmbeddedPostgres, stopServer } = await import(
+    "./embedded-postgres.ts"
+  );
+  const dataDir = new URL(".shutter/postgres", root).pathname;
+  // Which `npm run dev` uses this checkout's database: a second one must not start (or stop) it.
+  const owner = new URL(".shutter/dev.pid", root).pathname;
+  const server = runningServer(dataDir);
+  if (server) {
+    const pid = existsSync(owner) ? Number(readFileSync(owner, "utf8")) : 0;
+    if (pid && isAlive(pid)) throw new DevError(alreadyRunning(pid));
+    say(`stopping the embedded PostgreSQL that an ended \`npm run dev\` left running (process ${server})`);
+    await stopServer(server);
+  }
+  mkdirSync(new URL(".shutter/", root), { recursive: true });
+  writeFileSync(owner, String(process.pid));
+  closers.push(async () => rmSync(owner, { force: true }));
+  const db = await startEmbeddedPostgres({ dataDir, detached: true, progress: say }).catch((error: Error) => {
+    // Two starts at the same moment: the second finds the first's lock file.
+    if (/postmaster\.pid/.test(error.message)) throw new DevError(alreadyRunning());
+    throw error instanceof EmbeddedPostgresError ? new DevError(error.message) : error;
+  });
+  closers.push(() => db.stop());
+  // The app's own database in the cluster (`postgres` stays the maintenance database).
+  const admin = new pg.Client({ connectionString: db.url });
+  await admin.connect();
+  const { rowCount } = await admin.query("SELECT 1 FROM pg_database WHERE datname = 'shutter'");
+  if (!rowCount) await admin.query("CREATE DATABASE shutter");
+  await admin.end();
+  process.env.DATABASE_URL = Object.assign(new URL(db.url), { pathname: "/shutter" }).href;
+  return db.version;
+}
+
+const alreadyRunning = (pid?: number) =>
+  `this checkout's embedded PostgreSQL (.shutter/postgres) is in use by another \`npm run dev\`${pid ? ` (process ${pid})` : ""}: stop it, or set DATABASE_URL to use another database.`;
 
 async function embeddedStorage() {
   const { default: S3rver } = await import("s3rver");
@@ -111,17 +122,12 @@ async function main() {
   } catch (error) {
     throw new DevError((error as Error).message);
   }
-  const closers: (() => Promise<unknown>)[] = [];
   const backends: string[] = [];
 
-  const embedded = !process.env.DATABASE_URL;
   if (process.env.DATABASE_URL) backends.push("PostgreSQL: DATABASE_URL");
   else {
-    const db = await embeddedDatabase();
-    closers.push(() => db.close());
-    backends.push(
-      `PostgreSQL: embedded (@prisma/dev "${embeddedDatabaseName()}", kept between runs, ${process.env.DATABASE_URL})`,
-    );
+    const version = await embeddedDatabase();
+    backends.push(`PostgreSQL: embedded (PostgreSQL ${version}, data in .shutter/postgres, kept between runs)`);
   }
   if (process.env.S3_BUCKET) backends.push(`object storage: S3 bucket ${process.env.S3_BUCKET}`);
   else {
@@ -134,7 +140,7 @@ async function main() {
   await step("migrating", "prisma/engine.mjs", ["migrate", "deploy"]);
   await step("seeding (when empty)", "prisma/seed.ts", ["--if-empty"]);
 
-  if (process.argv.includes("--gateway")) return serveThroughGateway(backends, closers, embedded);
+  if (process.argv.includes("--gateway")) return serveThroughGateway(backends);
 
   // Imported only now: the function reads its configuration (set above) at module scope.
   const { fetch } = await import("../functions/graphql.ts").catch((error: Error) => {
@@ -161,7 +167,7 @@ async function main() {
     await runner;
     const { disconnectDb } = await import("../src/platform/db.ts");
     await disconnectDb();
-    await Promise.allSettled(closers.map((close) => close()));
+    await closeAll();
     process.exit(0);
   };
   process.once("SIGINT", shutdown);
@@ -193,11 +199,10 @@ async function listen(server: Server): Promise<number> {
   }
 }
 
-async function serveThroughGateway(backends: string[], closers: (() => Promise<unknown>)[], embedded: boolean) {
+async function serveThroughGateway(backends: string[]) {
   await step("bundling", "scripts/build.ts", []);
   const { startGateway } = await import("./gateway.ts");
-  // The embedded PostgreSQL serves one connection at a time: with it, one instance.
-  const maxInstances = embedded ? 1 : Number(process.env.GATEWAY_MAX_INSTANCES ?? 10);
+  const maxInstances = Number(process.env.GATEWAY_MAX_INSTANCES ?? 10);
   const gateway = await startGateway({
     module: new URL("../dist/functions/graphql.mjs", import.meta.url).pathname,
     port: Number(process.env.PORT ?? 4000),
@@ -212,14 +217,15 @@ async function serveThroughGateway(backends: string[], closers: (() => Promise<u
   say("notifications: run `npm run events` alongside to turn events into notifications");
   const shutdown = async () => {
     await gateway.close();
-    await Promise.allSettled(closers.map((close) => close()));
+    await closeAll();
     process.exit(0);
   };
   process.once("SIGINT", shutdown);
   process.once("SIGTERM", shutdown);
 }
 
-await main().catch((error: Error) => {
+await main().catch(async (error: Error) => {
+  await closeAll();
   // Expected failures say what to do; anything else is summed up in a line, its details kept in a file.
   if (error instanceof DevError) say(`cannot start: ${error.message}`);
   else {

@@ -300,9 +300,13 @@ test("photos are never cached for someone who may not see them", async ({ alice,
 test("the store refuses a fill made under an outdated version", async () => {
   const store = cacheStore();
   const keys = cacheKeys("test-entity", "fill-check");
-  await store.invalidate([{ versionKey: keys.versionKey, valueKeys: [keys.valueKey] }]); // version 1
-  await store.fillIfUnchanged([{ ...keys, seenVersion: "0", value: "stale", ttlMs: 60_000 }]);
+  // Versions are the store's own strings (Redis counts; the in-process store counts within a generation).
+  const [before] = await store.mget([keys.versionKey]);
+  await store.invalidate([{ versionKey: keys.versionKey, valueKeys: [keys.valueKey] }]);
+  const [after] = await store.mget([keys.versionKey]);
+  expect(after).not.toBe(before ?? "0");
+  await store.fillIfUnchanged([{ ...keys, seenVersion: before ?? "0", value: "stale", ttlMs: 60_000 }]);
   expect(await store.mget([keys.valueKey])).toEqual([null]);
-  await store.fillIfUnchanged([{ ...keys, seenVersion: "1", value: "fresh", ttlMs: 60_000 }]);
-  expect(await store.mget([keys.valueKey, keys.versionKey])).toEqual(["fresh", "1"]);
+  await store.fillIfUnchanged([{ ...keys, seenVersion: after as string, value: "fresh", ttlMs: 60_000 }]);
+  expect(await store.mget([keys.valueKey, keys.versionKey])).toEqual(["fresh", after]);
 });

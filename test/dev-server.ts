@@ -1,8 +1,8 @@
 // `npm run dev` as a developer runs it: in a checkout of the repository (here, a copy in a temporary folder that
 // shares this one's node_modules), with nothing configured, so everything is embedded (PostgreSQL, S3, cache).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 
@@ -16,6 +16,8 @@ export interface Checkout {
 /** Another checkout of this repository: its files as they are now (tracked, and new ones not ignored). */
 export function copyCheckout(label: string): Checkout {
   const dir = mkdtempSync(join(tmpdir(), `shutter-${label}-`));
+  // As a checkout usually is: readable by others (as root, the embedded PostgreSQL runs as the postgres user).
+  chmodSync(dir, 0o755);
   const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "-z"], {
     cwd: root,
     encoding: "utf8",
@@ -39,9 +41,8 @@ export function copyCheckout(label: string): Checkout {
 export interface DevServer {
   url: string;
   output: string[];
-  /** The embedded PostgreSQL's name (each checkout has its own). */
-  database: string;
-  stop(): Promise<void>;
+  /** Stops it as a terminal's Ctrl-C does (SIGINT), or with another signal (SIGKILL: a crash). */
+  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /** The environment of a developer's shell: none of the services the tests configure. */
@@ -73,26 +74,17 @@ export async function startDev(dir: string, env: NodeJS.ProcessEnv = bareEnviron
   void exited.then((exitCode) => {
     code = exitCode;
   });
-  // Migrating and seeding an embedded database takes ~15 s alone, minutes on a loaded machine.
+  // Creating, migrating and seeding an embedded database takes ~15 s alone, minutes on a loaded machine.
   const deadline = Date.now() + 240_000;
   for (;;) {
     const serving = output.map((line) => /\[dev\] GraphiQL: (http:\/\/\S+)/.exec(line)?.[1]).find(Boolean);
     if (serving) {
-      const database = output.map((line) => /@prisma\/dev "([^"]+)"/.exec(line)?.[1]).find(Boolean) ?? "";
       return {
         url: serving,
         output,
-        database,
-        async stop() {
-          child.kill("SIGTERM");
+        async stop(signal = "SIGINT") {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
           await exited;
-          // The embedded database of this checkout is kept between runs, outside the checkout: the test's goes.
-          if (database) {
-            const data = join(process.env.XDG_DATA_HOME ?? join(homedir(), ".local", "share"), "prisma-dev-nodejs");
-            for (const path of [join(data, database), join(data, "durable-streams", database)]) {
-              rmSync(path, { recursive: true, force: true });
-            }
-          }
         },
       };
     }

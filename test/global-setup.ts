@@ -1,13 +1,14 @@
 // Runs once per test run. Prepares what every test file shares:
-// - PostgreSQL: with DATABASE_URL, a freshly migrated template database on that server (migrated through
-//   `prisma migrate deploy` and the offline engine, exactly as a deploy would), cloned per test file;
-//   without it, each file starts its own embedded server (see test/setup.ts).
+// - PostgreSQL: the server DATABASE_URL points to, or without it an embedded one (a real PostgreSQL, as
+//   `npm run dev` runs it: scripts/embedded-postgres.ts) in a temporary folder, for this run only; on it a freshly
+//   migrated template database (migrated through `prisma migrate deploy` and the offline engine, exactly as a
+//   deploy would), cloned per test file (see test/setup.ts).
 // - one JWT signing key, so every function instance in the run (tests start several) trusts the same tokens;
 // - object storage: the S3_* settings given, or an s3rver on a temporary folder (started either way);
 // - the bundle (`npm run build`), which the bundled targets and the container and gateway tests run;
 // - the browser tests' web app, served from an origin of its own.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -16,11 +17,14 @@ import { exportPKCS8, generateKeyPair } from "jose";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { photoBucketCorsRule } from "../infra/bucket-cors.ts";
+import { startEmbeddedPostgres } from "../scripts/embedded-postgres.ts";
 import { buildFunctions } from "./bundle.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
-    templateDatabase: string | null;
+    /** The PostgreSQL server of the run: a connection string to its `postgres` database. */
+    databaseServer: string;
+    templateDatabase: string;
     jwtPrivateKey: string;
     s3: Record<string, string>;
     /** The embedded S3 (s3rver), whatever the run's object storage is. */
@@ -92,39 +96,49 @@ async function ensureBucket(settings: Record<string, string>, webOrigin: string)
 
 export default async function setup(project: TestProject) {
   const cleanups: (() => Promise<unknown>)[] = [];
-  const serverUrl = process.env.DATABASE_URL;
-  let templateDatabase: string | null = null;
-
-  if (serverUrl) {
-    const runId = `${Math.floor(Date.now() / 1000)}_${Math.random().toString(36).slice(2, 8)}`;
-    templateDatabase = `shutter_t${runId}_template`;
-    await onServer(serverUrl, async (client) => {
-      // Databases of runs that were killed before their teardown, more than 6 hours ago.
-      const { rows } = await client.query<{ datname: string }>(
-        "SELECT datname FROM pg_database WHERE datname ~ '^shutter_t[0-9]+_'",
-      );
-      for (const { datname } of rows) {
-        const startedAt = Number(datname.slice("shutter_t".length).split("_")[0]) * 1000;
-        if (Date.now() - startedAt > 6 * 3600_000)
-          await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-      }
-      await client.query(`CREATE DATABASE "${templateDatabase}"`);
-    });
+  let serverUrl = process.env.DATABASE_URL;
+  if (!serverUrl) {
     const started = performance.now();
-    await migrate(withDatabase(serverUrl, templateDatabase));
-    console.log(`[test] migrated a fresh template database in ${Math.round(performance.now() - started)} ms`);
-    cleanups.push(() =>
-      onServer(serverUrl, async (client) => {
-        const { rows } = await client.query<{ datname: string }>(
-          "SELECT datname FROM pg_database WHERE datname LIKE $1",
-          [`shutter_t${runId}_%`],
-        );
-        for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-      }),
+    const folder = mkdtempSync(join(tmpdir(), "shutter-test-pg-"));
+    // As root the server runs as the postgres user, which must be able to enter the folder.
+    chmodSync(folder, 0o755);
+    const embedded = await startEmbeddedPostgres({ dataDir: join(folder, "data"), throwaway: true });
+    serverUrl = embedded.url;
+    cleanups.push(async () => {
+      await embedded.stop();
+      rmSync(folder, { recursive: true, force: true });
+    });
+    console.log(
+      `[test] DATABASE_URL is not set: an embedded PostgreSQL ${embedded.version} for this run, started in ${Math.round(performance.now() - started)} ms`,
     );
-  } else {
-    console.log("[test] DATABASE_URL is not set: every test file runs on its own embedded PostgreSQL (@prisma/dev)");
   }
+  const runId = `${Math.floor(Date.now() / 1000)}_${Math.random().toString(36).slice(2, 8)}`;
+  const templateDatabase = `shutter_t${runId}_template`;
+  const database = serverUrl;
+  await onServer(database, async (client) => {
+    // Databases of runs that were killed before their teardown, more than 6 hours ago.
+    const { rows } = await client.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname ~ '^shutter_t[0-9]+_'",
+    );
+    for (const { datname } of rows) {
+      const startedAt = Number(datname.slice("shutter_t".length).split("_")[0]) * 1000;
+      if (Date.now() - startedAt > 6 * 3600_000)
+        await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    }
+    await client.query(`CREATE DATABASE "${templateDatabase}"`);
+  });
+  const migrationStarted = performance.now();
+  await migrate(withDatabase(database, templateDatabase));
+  console.log(`[test] migrated a fresh template database in ${Math.round(performance.now() - migrationStarted)} ms`);
+  cleanups.push(() =>
+    onServer(database, async (client) => {
+      const { rows } = await client.query<{ datname: string }>(
+        "SELECT datname FROM pg_database WHERE datname LIKE $1",
+        [`shutter_t${runId}_%`],
+      );
+      for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    }),
+  );
   if (!process.env.REDIS_URL) {
     console.log(
       "[test] REDIS_URL is not set: the cache is in-process, and the test files about Redis itself (test/*.redis.test.ts) are not run",
@@ -192,6 +206,7 @@ export default async function setup(project: TestProject) {
 
   project.provide("bundleDir", bundleDir);
   project.provide("webOrigin", webOrigin);
+  project.provide("databaseServer", database);
   project.provide("templateDatabase", templateDatabase);
   project.provide("jwtPrivateKey", jwtPrivateKey);
   project.provide("s3", s3);

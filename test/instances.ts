@@ -335,8 +335,7 @@ async function startLambda(env: Record<string, string>, payloadFormat: "2.0" | "
   const gateway = await startGateway({
     module: `${bundle()}/graphql.mjs`,
     payloadFormat,
-    // The embedded PostgreSQL of a test file serves one connection at a time.
-    maxInstances: inject("templateDatabase") ? 3 : 1,
+    maxInstances: 3,
     env: bundledEnv(env),
     log: () => {},
     output: collect(logs),

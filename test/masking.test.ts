@@ -33,6 +33,40 @@ test("unexpected errors are masked, carry the request id, and are logged with it
   await database.drop();
 });
 
+test("malformed parameters are a 400 BAD_REQUEST saying which, never an unexpected error", async () => {
+  const instance = await startInstance({ LOG_LEVEL: "info" });
+  const query = "{ explore(first: 1) { edges { node { id } } } }";
+  const cases: [Record<string, unknown>, string][] = [
+    [{ query, operationName: { $gt: "" } }, 'Expected "operationName" to be a string, but given object.'],
+    [{ query, operationName: 7 }, 'Expected "operationName" to be a string, but given number.'],
+    [{ query, operationName: ["Explore"] }, 'Expected "operationName" to be a string, but given array.'],
+    [{ query: 5 }, 'Expected "query" to be a string, but given number.'],
+    [{ query, variables: "{}" }, 'Expected "variables" to be an object, but given string.'],
+    [{ query, variables: [1] }, 'Expected "variables" to be an object, but given array.'],
+    [{ query, extensions: true }, 'Expected "extensions" to be an object, but given boolean.'],
+    [{ documentId: { sha256: "x" } }, 'Expected "documentId" to be a string, but given object.'],
+  ];
+  for (const [body, message] of cases) {
+    const response = await instance.fetch("/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const answer = await response.json();
+    expect(
+      [response.status, answer.errors?.[0]?.message, answer.errors?.[0]?.extensions?.code],
+      JSON.stringify(body),
+    ).toEqual([400, message, "BAD_REQUEST"]);
+  }
+  // Each was logged as the client's mistake, with no operation name taken from it.
+  const lines = await eventually(() => {
+    const found = instance.logs.filter((l) => l.msg === "request" && l.method === "POST");
+    return found.length >= cases.length ? found : undefined;
+  });
+  expect(lines.map((l) => [l.status, l.operationName])).toEqual(cases.map(() => [400, undefined]));
+  expect(instance.logs.filter((l) => l.level >= 50)).toEqual([]);
+});
+
 /** A log line of another process arrives a moment after the response. */
 async function eventually<T>(find: () => T | undefined): Promise<T> {
   for (let waited = 0; waited < 3000; waited += 20) {

@@ -98,3 +98,32 @@ test("with DATABASE_PREPARED_STATEMENTS on a direct connection, statements are p
     await direct.close();
   }
 });
+
+test("without Redis, LISTEN through the pooler is found not to work: nothing is cached, nothing is stale", async ({
+  alice,
+  bob,
+}) => {
+  // REDIS_URL is set for this run: instances without it need an environment of their own.
+  const saved = process.env.REDIS_URL;
+  delete process.env.REDIS_URL;
+  let x: Instance | undefined;
+  let y: Instance | undefined;
+  try {
+    [x, y] = await Promise.all([
+      startInstance({ DATABASE_URL: pooled.toString(), LOG_LEVEL: "info" }),
+      startInstance({ DATABASE_URL: pooled.toString(), LOG_LEVEL: "info" }),
+    ]);
+    const post = await createPost(alice);
+    const read = `query ($id: ID!) { post(id: $id) { likeCount } }`;
+    expect((await y.query(read, { id: post.gid })).data.post.likeCount).toBe(0);
+    expect((await y.query(read, { id: post.gid })).data.post.likeCount).toBe(0);
+    await x.query(LIKE, { id: post.gid }, bob.token);
+    expect((await y.query(read, { id: post.gid })).data.post.likeCount).toBe(1);
+    const said = (instance: Instance) =>
+      instance.logs.some((line) => line.level === 50 && /LISTEN\/NOTIFY does not work/.test(line.msg));
+    expect(said(y)).toBe(true);
+  } finally {
+    if (saved) process.env.REDIS_URL = saved;
+    await Promise.all([x?.close(), y?.close()]);
+  }
+});

@@ -1,10 +1,11 @@
-// Runs in each test file's process before the file is imported: gives the file its own database and the
-// environment the function reads at module scope.
+// Runs in each test file's process before the file is imported: gives the file its own database (a clone of the
+// run's template, on the run's server: DATABASE_URL's or the embedded one) and the environment the function reads
+// at module scope.
 import { afterAll, inject } from "vitest";
 import { closeInstances } from "./instances.ts";
 
 const template = inject("templateDatabase");
-const serverUrl = process.env.DATABASE_URL;
+const serverUrl = inject("databaseServer");
 
 Object.assign(process.env, {
   NODE_ENV: "test",
@@ -16,7 +17,7 @@ Object.assign(process.env, {
   ...inject("s3"),
 });
 
-if (serverUrl && template) {
+{
   const pg = (await import("pg")).default;
   const name = `${template.replace(/_template$/, "")}_${Math.random().toString(36).slice(2, 10)}`;
   const admin = new URL(serverUrl);
@@ -41,26 +42,6 @@ if (serverUrl && template) {
     const { disconnectDb } = await import("../src/platform/db.ts");
     const { closeCache } = await import("../src/platform/cache.ts");
     await Promise.all([disconnectDb(), closeCache()]);
-  });
-} else {
-  const { startPrismaDevServer } = await import("@prisma/dev");
-  const { migrate } = await import("./global-setup.ts");
-  const server = await startPrismaDevServer({
-    name: `shutter-test-${process.pid}`,
-    persistenceMode: "stateless",
-    port: 0,
-    databasePort: 0,
-    shadowDatabasePort: 0,
-    streamsPort: 0,
-  });
-  await migrate(server.database.connectionString);
-  process.env.DATABASE_URL = server.database.connectionString;
-  process.env.SHADOW_DATABASE_URL = server.shadowDatabase.connectionString;
-  process.env.DATABASE_POOL_MAX = "1";
-  afterAll(async () => {
-    const { disconnectDb } = await import("../src/platform/db.ts");
-    await disconnectDb();
-    await server.close();
   });
 }
 

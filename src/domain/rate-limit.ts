@@ -1,24 +1,31 @@
 import { createHash } from "node:crypto";
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterMemory, RateLimiterPrisma, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { RateLimitedError } from "../errors.ts";
 import { type CacheStore, cacheStore, countRoundTrip, RedisStore } from "../platform/cache.ts";
 import { config } from "../platform/config.ts";
+import { db } from "../platform/db.ts";
+
+type Backing = RateLimiterRedis | RateLimiterPrisma;
 
 /**
- * A budget of points per key per window, kept in Redis so every function instance draws on the same budget;
- * in process when there is no Redis, and while Redis is unavailable (then each instance counts alone, which
- * errs on the side of letting requests through).
+ * A budget of points per key per window, kept in Redis so every function instance draws on the same budget.
+ * Without Redis, a `shared` limit (what guards accounts and storage: sign-in guessing, sign-ups, registrations)
+ * is kept in PostgreSQL instead (the rate_limits table), so that ten instances do not allow ten times the
+ * guesses; the others (operation budgets, charged on every request) are counted by each instance alone. While
+ * the store is unavailable each instance counts alone, which errs on the side of letting requests through.
  */
 class Limiter {
   private readonly memory: RateLimiterMemory;
-  private readonly redis?: RateLimiterRedis;
+  private readonly backing?: Backing;
   private readonly store: CacheStore;
+  private readonly durationSeconds: number;
 
-  constructor(store: CacheStore, name: string, points: number, durationSeconds: number) {
+  constructor(store: CacheStore, name: string, points: number, durationSeconds: number, shared = false) {
     this.store = store;
+    this.durationSeconds = durationSeconds;
     this.memory = new RateLimiterMemory({ keyPrefix: name, points, duration: durationSeconds });
     if (this.store instanceof RedisStore) {
-      this.redis = new RateLimiterRedis({
+      this.backing = new RateLimiterRedis({
         storeClient: this.store.client,
         keyPrefix: `${config().redisKeyPrefix}:rl:${name}`,
         points,
@@ -26,15 +33,27 @@ class Limiter {
         // Used only when a Redis command fails; a client still connecting (lazily, on first use) is waited for.
         insuranceLimiter: this.memory,
       });
+    } else if (shared) {
+      this.backing = new RateLimiterPrisma({
+        storeClient: db(),
+        tableName: "rateLimit",
+        // The same names as in Redis: deployments sharing a database keep their counts apart as they would there.
+        keyPrefix: `${config().redisKeyPrefix}:rl:${name}`,
+        points,
+        duration: durationSeconds,
+        // Expired rows go with the cleanup function (functions/cleanup.ts), not a timer in every instance.
+        clearExpiredByTimeout: false,
+        insuranceLimiter: this.memory,
+      });
     }
   }
 
   private limiter() {
-    if (this.redis && (this.store as RedisStore).available) {
+    if (this.backing instanceof RateLimiterRedis) {
+      if (!(this.store as RedisStore).available) return this.memory;
       countRoundTrip();
-      return this.redis;
     }
-    return this.memory;
+    return this.backing ?? this.memory;
   }
 
   /** Takes `points` from the key's budget. @returns seconds to wait when the budget is spent, else 0. */
@@ -52,7 +71,20 @@ class Limiter {
   async refund(key: string, points = 1): Promise<void> {
     await this.limiter().reward(key, points);
   }
+
+  /** Whether the key holds points in its current window (a mark that has not expired). */
+  async has(key: string): Promise<boolean> {
+    return ((await this.limiter().get(key))?.consumedPoints ?? 0) > 0;
+  }
+
+  /** Marks the key for a whole window (however many points it held). */
+  async mark(key: string): Promise<void> {
+    await this.limiter().set(key, 1, this.durationSeconds);
+  }
 }
+
+/** How long an address that signed in to an account keeps passing that account's wider limits. */
+const KNOWN_FOR_SECONDS = 30 * 86_400;
 
 function createLimiters(store: CacheStore) {
   const { rateLimit } = config();
@@ -61,12 +93,14 @@ function createLimiters(store: CacheStore) {
     store,
     operations: new Limiter(store, "op", rateLimit.viewerPoints, rateLimit.windowSeconds),
     anonymous: new Limiter(store, "anon", rateLimit.anonymousPoints, rateLimit.windowSeconds),
-    loginPair: new Limiter(store, "login-pair", rateLimit.loginFailuresPerAccount, login),
-    loginAccount: new Limiter(store, "login-acct", rateLimit.loginFailuresPerAccountFromNewAddresses, login),
-    loginAddress: new Limiter(store, "login-addr", rateLimit.loginFailuresPerAddress, login),
-    signUps: new Limiter(store, "signup", rateLimit.signUpsPerAddress, 3600),
-    registrations: new Limiter(store, "apq-bytes", rateLimit.registrationBytesPerHour, 3600),
-    opsEvents: new Limiter(store, "ops-events", rateLimit.opsEventsPerMinute, 60),
+    loginPair: new Limiter(store, "login-pair", rateLimit.loginFailuresPerAccount, login, true),
+    loginAccount: new Limiter(store, "login-acct", rateLimit.loginFailuresPerAccountFromNewAddresses, login, true),
+    loginAddress: new Limiter(store, "login-addr", rateLimit.loginFailuresPerAddress, login, true),
+    /** Addresses that signed in to an account (account|address hash), for KNOWN_FOR_SECONDS. */
+    knownAddresses: new Limiter(store, "login-known", 1, KNOWN_FOR_SECONDS, true),
+    signUps: new Limiter(store, "signup", rateLimit.signUpsPerAddress, 3600, true),
+    registrations: new Limiter(store, "apq-bytes", rateLimit.registrationBytesPerHour, 3600, true),
+    opsEvents: new Limiter(store, "ops-events", rateLimit.opsEventsPerMinute, 60, true),
   };
 }
 
@@ -97,10 +131,7 @@ export interface LoginReservation {
 }
 
 const knownKey = (account: string, address: string) =>
-  `${config().redisKeyPrefix}:login-known:${account}:${createHash("sha256").update(address).digest("base64url").slice(0, 16)}`;
-
-/** How long an address that signed in to an account keeps passing that account's wider limits. */
-const KNOWN_FOR_MS = 30 * 86_400_000;
+  `${account}:${createHash("sha256").update(address).digest("base64url").slice(0, 16)}`;
 
 /**
  * Reserves a login attempt before the password is checked (concurrent guesses cannot exceed a limit: each
@@ -117,7 +148,7 @@ const KNOWN_FOR_MS = 30 * 86_400_000;
  */
 export async function reserveLoginAttempt(account: string, address: string): Promise<LoginReservation> {
   const limiters = all();
-  const [known] = await limiters.store.mget([knownKey(account, address)]);
+  const known = await limiters.knownAddresses.has(knownKey(account, address));
   const wanted: LoginReservation["taken"] = [
     { limiter: "loginPair", key: `${account}|${address}` },
     ...(known
@@ -149,7 +180,7 @@ async function releaseLoginAttempt(reservation: LoginReservation): Promise<void>
 /** A successful login: its attempt does not count, and its address is known to the account from now on. */
 export async function loginSucceeded(reservation: LoginReservation): Promise<void> {
   await releaseLoginAttempt(reservation);
-  await all().store.set(knownKey(reservation.account, reservation.address), "1", KNOWN_FOR_MS);
+  await all().knownAddresses.mark(knownKey(reservation.account, reservation.address));
 }
 
 /**
@@ -176,4 +207,9 @@ export async function chargeRegistration(bytes: number, viewerId: string | null,
 export async function chargeOpsEvent(source: string): Promise<void> {
   const wait = await all().opsEvents.take(source);
   if (wait > 0) throw new RateLimitedError(wait, `Too many events from ${source}`);
+}
+
+/** Deletes the PostgreSQL-kept counters whose window has ended (the cleanup function). @returns how many. */
+export async function deleteExpiredLimits(): Promise<number> {
+  return (await db().rateLimit.deleteMany({ where: { expire: { lt: new Date() } } })).count;
 }

@@ -17,13 +17,13 @@ import { useHttpCaching } from "./plugins/use-http-caching.ts";
 import { useIdempotency } from "./plugins/use-idempotency.ts";
 import { useJsonPosts } from "./plugins/use-json-posts.ts";
 import { useNoSubscriptionsOnLambda } from "./plugins/use-no-subscriptions-on-lambda.ts";
+import { useParamsShape } from "./plugins/use-params-shape.ts";
 import { usePersistedDocuments } from "./plugins/use-persisted-documents.ts";
 import { useRequestScope } from "./plugins/use-request-scope.ts";
 import { useResponseCache } from "./plugins/use-response-cache.ts";
 import { useRoutes } from "./plugins/use-routes.ts";
 import { useStreamGuard } from "./plugins/use-stream-guard.ts";
 import { useTracing } from "./plugins/use-tracing.ts";
-import { useVariablesShape } from "./plugins/use-variables-shape.ts";
 
 // The HTTP edge: Yoga and its plugins, one per file (./plugins), each doing one job. This file only wires them.
 
@@ -74,11 +74,13 @@ export function createShutterYoga(): ShutterYoga {
       error: (...args) => logger().debug(args.map(String).join(" ")),
     },
     // In order: what every request passes before GraphQL, then what every operation passes (the limits,
-    // the gate), then what runs with it.
+    // the gate), then what runs with it. useParamsShape comes before every plugin that reads the request's
+    // parameters (onParams): they may trust their types.
     plugins: [
       useBodyLimit(),
       useRoutes(),
       useHttpCaching(),
+      useParamsShape(),
       useRequestScope(),
       useDegradedFlag(),
       useTracing(),
@@ -86,7 +88,6 @@ export function createShutterYoga(): ShutterYoga {
       useArmor(),
       useDisableIntrospection({ isDisabled: () => !config().introspection }),
       useJsonPosts(),
-      useVariablesShape(),
       useResponseCache(),
       useGate(),
       useIdempotency(),

@@ -1,13 +1,16 @@
 import { Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
+import { type CachePeers, type Invalidation, postgresPeers } from "./cache-peers.ts";
 import { config } from "./config.ts";
 import { logger, requestScope } from "./logger.ts";
+import { databaseDown } from "./outage.ts";
 import { boundAge, covered } from "./reads.ts";
 import { inSpan } from "./telemetry.ts";
 
 /**
  * The shared cache: Redis when REDIS_URL is set (one truth for every function instance), otherwise a bounded
- * in-process LRU with the same behaviour (single instance only).
+ * in-process LRU with the same behaviour, kept coherent with the other processes on the database through
+ * PostgreSQL LISTEN/NOTIFY (see cache-peers.ts).
  *
  * Invalidation uses versions. Each cached entity has a version key that writers bump after their transaction
  * commits. A reader notes the version before reading PostgreSQL and stores what it read only if the version is
@@ -18,6 +21,11 @@ import { inSpan } from "./telemetry.ts";
  */
 export interface CacheStore {
   readonly kind: "redis" | "memory";
+  /**
+   * False while the store cannot vouch for what it answers (Redis unreachable; the in-process store cut off from
+   * other processes' changes): its answers then read as "nothing cached", which proves nothing.
+   */
+  readonly available: boolean;
   /** Values of the keys, in order (null for absent), in one round trip. */
   mget(keys: string[]): Promise<(string | null)[]>;
   /** Stores each value only if its version key still holds the version seen before the database read. */
@@ -205,9 +213,15 @@ export class RedisStore implements CacheStore {
   }
 }
 
-/** The in-process store: same contract, for one instance (dev, tests without Redis, a single container). */
+/**
+ * The in-process store: same contract, for the processes of one database without Redis (dev, tests without
+ * Redis, containers and functions deployed without it). Other processes' writes reach it through `peers`; each
+ * read syncs with them first (one round trip, see cache-peers.ts), and nothing is served while it cannot.
+ */
 export class MemoryStore implements CacheStore {
   readonly kind = "memory";
+  private readonly peers?: CachePeers;
+  private synced = true;
   // Bounded by bytes as well as entries: values range from a counter to a 16 KiB persisted document.
   private readonly values = new LRUCache<string, string>({
     max: 20_000,
@@ -215,25 +229,74 @@ export class MemoryStore implements CacheStore {
     sizeCalculation: (value, key) => value.length + key.length,
   });
   private readonly versions = new LRUCache<string, string>({ max: 100_000 });
+  /**
+   * Bumped when the store forgets everything (its link to other processes was down): versions are
+   * `<generation>.<n>`, so nothing read or kept under an earlier generation matches again.
+   */
+  private generation = 0;
+
+  constructor(databaseUrl?: string) {
+    if (databaseUrl) {
+      this.peers = postgresPeers(databaseUrl, {
+        apply: (invalidations) => this.applyLocally(invalidations),
+        // Every version starts again under a new generation: values and answers kept under the old ones no
+        // longer match. What is kept without a version (documents by hash, time-bound values) stays.
+        reset: () => {
+          this.versions.clear();
+          this.generation++;
+        },
+      });
+    }
+  }
+
+  /**
+   * Cut off from other processes' writes, what it holds is still served while the database is unreachable to this
+   * process too (nobody can be writing through it then; the answers say they are degraded: use-degraded-flag.ts),
+   * and nothing otherwise.
+   */
+  get available() {
+    return this.synced || databaseDown() !== null;
+  }
+
+  private async sync(): Promise<boolean> {
+    const peers = this.peers;
+    if (!peers) return true;
+    countRoundTrip();
+    this.synced = await inSpan("cache sync", { "db.system.name": "postgresql" }, () => peers.sync(), "client");
+    return this.synced;
+  }
+
+  private version(key: string) {
+    return this.versions.get(key) ?? `${this.generation}.0`;
+  }
 
   async mget(keys: string[]) {
+    if (keys.length === 0) return [];
+    if (!(await this.sync()) && !this.available) return keys.map(() => null);
     // Value and version keys have distinct names: each lives in one of the two maps.
-    return keys.map((key) => this.values.get(key) ?? this.versions.get(key) ?? null);
+    return keys.map((key) => this.values.get(key) ?? (isVersionKey(key) ? this.version(key) : null));
   }
 
   async fillIfUnchanged(entries: FillEntry[]) {
+    if (!this.synced) return;
     for (const entry of entries) {
-      if ((this.versions.get(entry.versionKey) ?? "0") === entry.seenVersion) {
+      if (this.version(entry.versionKey) === entry.seenVersion) {
         this.values.set(entry.valueKey, entry.value, { ttl: entry.ttlMs });
       }
     }
   }
 
-  async invalidate(entities: { versionKey: string; valueKeys: string[] }[]) {
-    for (const { versionKey, valueKeys } of entities) {
-      this.versions.set(versionKey, String(Number(this.versions.get(versionKey) ?? "0") + 1), { ttl: VERSION_TTL_MS });
+  private applyLocally(invalidations: readonly Invalidation[]) {
+    for (const { versionKey, valueKeys } of invalidations) {
+      const n = Number(this.versions.get(versionKey)?.split(".")[1] ?? 0);
+      this.versions.set(versionKey, `${this.generation}.${n + 1}`, { ttl: VERSION_TTL_MS });
       for (const key of valueKeys) this.values.delete(key);
     }
+  }
+
+  async invalidate(entities: Invalidation[]) {
+    this.applyLocally(entities);
+    await this.peers?.publish(entities);
   }
 
   async set(key: string, value: string, ttlMs: number) {
@@ -250,7 +313,9 @@ export class MemoryStore implements CacheStore {
     for (const key of keys) this.values.delete(key);
   }
 
-  async close() {}
+  async close() {
+    await this.peers?.close();
+  }
 }
 
 let store: CacheStore | undefined;
@@ -258,12 +323,12 @@ let store: CacheStore | undefined;
 /** The process's cache store, created on first use (Redis connects lazily). */
 export function cacheStore(): CacheStore {
   if (!store) {
-    const { redisUrl } = config();
-    store = redisUrl ? new RedisStore(redisUrl) : new MemoryStore();
+    const { redisUrl, database } = config();
+    store = redisUrl ? new RedisStore(redisUrl) : new MemoryStore(database.url);
     logger().info(
       store.kind === "redis"
         ? "cache: Redis (shared by all instances)"
-        : "cache: in-process (single instance only: set REDIS_URL to share it between instances)",
+        : "cache: in-process, kept coherent with other processes through PostgreSQL LISTEN/NOTIFY (set REDIS_URL to share one cache)",
     );
   }
   return store;
@@ -275,13 +340,16 @@ export async function closeCache(): Promise<void> {
   store = undefined;
 }
 
+const VERSION_INFIX = ":ver:";
+const isVersionKey = (key: string) => key.includes(`${VERSION_INFIX}{`);
+
 /** Where one entity's cached part lives: `{kind:id}` keeps its value and version in one Redis cluster slot. */
 export function cacheKeys(kind: string, id: string) {
   const prefix = config().redisKeyPrefix;
   const tag = `{${kind}:${id}}`;
   return {
     valueKey: `${prefix}:c${CACHE_SHAPE_VERSION}:${tag}`,
-    versionKey: `${prefix}:ver:${tag}`,
+    versionKey: `${prefix}${VERSION_INFIX}${tag}`,
     /** Value keys of the shape versions a running deploy may still use. */
     allValueKeys: [CACHE_SHAPE_VERSION - 1, CACHE_SHAPE_VERSION]
       .filter((v) => v > 0)

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
-import { CACHE_SHAPE_VERSION, cacheStore, RedisStore } from "./cache.ts";
+import { CACHE_SHAPE_VERSION, cacheStore } from "./cache.ts";
 import { type Change, onChanges } from "./changes.ts";
 import { config } from "./config.ts";
 import { logger, requestScope } from "./logger.ts";
@@ -92,8 +92,7 @@ export async function isCurrent(key: string, entry: CachedResponse): Promise<boo
   const store = cacheStore();
   const current = entry.versions.length ? await store.mget(entry.versions.map(([versionKey]) => versionKey)) : [];
   // A store that could not answer returns nulls, which would read as "version 0": that proves nothing.
-  const answered = !(store instanceof RedisStore) || store.available;
-  if (answered && entry.versions.every(([, version], i) => (current[i] ?? "0") === version)) return true;
+  if (store.available && entry.versions.every(([, version], i) => (current[i] ?? "0") === version)) return true;
   localCache().delete(key);
   return false;
 }

@@ -15,7 +15,7 @@ import { config } from "../../platform/config.ts";
 import { requestScope } from "../../platform/logger.ts";
 import { registerAdmittedDocument } from "../../services/persisted-documents.ts";
 import { estimateCost, introspects, ListTooLong } from "../cost.ts";
-import { inspectVariables, NUL, NUL_MESSAGE } from "./use-variables-shape.ts";
+import { inspectVariables, NUL, NUL_MESSAGE } from "./use-params-shape.ts";
 
 /**
  * No text may contain U+0000: PostgreSQL cannot store it, so it would fail deep inside a write. This rule

@@ -30,9 +30,7 @@ export function usePersistedDocuments(): Plugin {
   return {
     async onParams({ params, setParams, request }) {
       const { policy, maxDocumentBytes } = config().persistedQueries;
-      // A malformed request is that before anything else: Yoga answers it (400 BAD_REQUEST).
-      const { query, extensions: given } = params as { query?: unknown; extensions?: unknown };
-      if ((query != null && typeof query !== "string") || (given != null && typeof given !== "object")) return;
+      // The parameters' types were checked before (use-params-shape.ts).
       const extension = params.extensions?.persistedQuery as { version?: unknown; sha256Hash?: unknown } | undefined;
       // Yoga's GET parser keeps only the standard parameters: read documentId from the URL itself.
       const documentId =

@@ -27,20 +27,44 @@ export function inspectVariables(value: unknown, lookForNul: boolean): "deep" | 
   return null;
 }
 
+const kindOf = (value: unknown) => (value === null ? "null" : Array.isArray(value) ? "array" : typeof value);
+
+/** What each parameter may be (absent, or null, is always allowed). */
+const SHAPES: Record<string, "string" | "object"> = {
+  query: "string",
+  operationName: "string",
+  documentId: "string",
+  variables: "object",
+  extensions: "object",
+};
+
+const badRequest = (message: string) =>
+  createGraphQLError(message, { extensions: { code: RequestErrorCode.BAD_REQUEST, http: { status: 400 } } });
+
 /**
- * Variables too deep or too large are a malformed request (400), refused before anything parses the document:
- * graphql-js coerces them recursively.
+ * Every parameter of the request has the type GraphQL over HTTP gives it, and variables are not too deep or too
+ * large, or the request is malformed (400 BAD_REQUEST): checked before any other plugin reads them. Yoga's own
+ * check runs after every plugin's `onParams` and does not look at `operationName` at all, so a number there
+ * reached the response cache's hash (a masked internal error) and the access log. Variables are bounded before
+ * anything parses the document: graphql-js coerces them recursively.
  */
-export function useVariablesShape(): Plugin {
+export function useParamsShape(): Plugin {
   return {
     onParams({ params }) {
+      for (const [name, shape] of Object.entries(SHAPES)) {
+        const kind = kindOf((params as Record<string, unknown>)[name]);
+        if (kind !== shape && kind !== "undefined" && kind !== "null") {
+          throw badRequest(
+            `Expected "${name}" to be ${shape === "string" ? "a string" : "an object"}, but given ${kind}.`,
+          );
+        }
+      }
       const problem = inspectVariables(params.variables, false);
       if (problem === "deep" || problem === "large") {
-        throw createGraphQLError(
+        throw badRequest(
           problem === "deep"
             ? `Variables can be nested at most ${VARIABLES.maxDepth} levels deep.`
             : `Variables can hold at most ${VARIABLES.maxValues} values.`,
-          { extensions: { code: RequestErrorCode.BAD_REQUEST, http: { status: 400 } } },
         );
       }
     },
