@@ -81,7 +81,21 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     projects: [
-      { extends: true, test: { name: "source", include: ["test/**/*.test.ts"] } },
+      {
+        extends: true,
+        test: { name: "source", include: ["test/**/*.test.ts"], exclude: ["test/**/*.services.test.ts"] },
+      },
+      // The benchmark's and the soak's smoke runs measure the machine (throughput, latency under faults): they run
+      // on the source target after everything else, one at a time, with the machine to themselves.
+      {
+        extends: true,
+        test: {
+          name: "measured",
+          include: ["test/**/*.services.test.ts"],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
       bundled("lambda", LAMBDA_ONLY),
       bundled("lambda-v1", LAMBDA_ONLY),
       bundled("container", LONG_RUNNING_ONLY),

@@ -7,6 +7,7 @@ import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import type pg from "pg";
 import { type Variant, variantKey } from "../src/images/variants.ts";
+import { keyId } from "../src/platform/idempotency.ts";
 import type { LedgerEntry } from "./soak-load.ts";
 
 export interface IntegrityCheck {
@@ -57,6 +58,7 @@ export async function checkIntegrity(input: {
   storage: { directory: string };
   since: Date;
   /** Keys the servers logged they could not record ("idempotency: answer not recorded"). */
+  /** The keys (their SHA-256, as logged) whose answers the servers said they could not record. */
   unrecorded: Set<string>;
 }): Promise<IntegrityCheck[]> {
   const { database: db, ledger, since } = input;
@@ -213,12 +215,13 @@ export async function checkIntegrity(input: {
   // A key is recorded with its answer; where the database failed just then, the client still got its answer and
   // the server logged the key it could not keep (input.unrecorded) — never silently.
   const keys = ledger.filter((entry) => entry.ok && entry.kind !== "UploadFlow").map((entry) => entry.key);
+  // The table keeps each key's SHA-256 (as the servers' logs name them).
   const recorded = new Set(
-    (await db.query<{ key: string }>("SELECT key FROM idempotency_keys WHERE key = ANY($1)", [keys])).rows.map(
-      (row) => row.key,
-    ),
+    (
+      await db.query<{ key: string }>("SELECT key FROM idempotency_keys WHERE key = ANY($1)", [keys.map(keyId)])
+    ).rows.map((row) => row.key),
   );
-  const silent = keys.filter((key) => !recorded.has(key) && !input.unrecorded.has(key));
+  const silent = keys.filter((key) => !recorded.has(keyId(key)) && !input.unrecorded.has(keyId(key)));
   checks.push({
     name: "every acknowledged write recorded its idempotency key, or the server logged why not",
     ok: silent.length === 0,

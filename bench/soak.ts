@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import { join, resolve as resolvePath } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import pg from "pg";
+import { keyId } from "../src/platform/idempotency.ts";
 import { startProxy } from "../test/tcp-proxy.ts";
 import { ensureDatabase, loadFixtures, mobileDocuments } from "./data.ts";
 import { functionEnv, type Server, startServer } from "./servers.ts";
@@ -278,7 +279,7 @@ async function main() {
     (
       await database.query<{ key: string }>(
         "SELECT key FROM idempotency_keys WHERE key = ANY($1) AND response IS NULL",
-        [inUse],
+        [inUse.map(keyId)],
       )
     ).rows.map((row) => row.key),
   );
@@ -482,6 +483,7 @@ function summarize(input: {
   faults: Fault[];
   integrity: IntegrityCheck[];
   ledger: LedgerEntry[];
+  /** SHA-256 of the keys (as the table keeps them) applied but whose answer was lost. */
   answerLost: Set<string>;
   oddities: unknown[];
   logged: Record<string, number>;
@@ -525,14 +527,14 @@ function summarize(input: {
   // Applied, but the instance died before it could answer or record the answer: every retry of the key is told
   // IDEMPOTENCY_KEY_IN_USE (and after a minute, that the answer was lost), never a second effect. Not a lost write
   // (the integrity checks find it applied once); counted apart.
-  const answerLost = input.ledger.filter((entry) => input.answerLost.has(entry.key));
+  const answerLost = input.ledger.filter((entry) => input.answerLost.has(keyId(entry.key)));
   // (An upload flow's entry repeats the outcome of its last write, which is in the ledger itself.)
   const lost = input.ledger.filter(
     (entry) =>
       entry.kind !== "UploadFlow" &&
       !entry.ok &&
       !entry.outcome?.startsWith("payload:") &&
-      !input.answerLost.has(entry.key),
+      !input.answerLost.has(keyId(entry.key)),
   );
   const gaveUp = { ...final };
   if (gaveUp.IDEMPOTENCY_KEY_IN_USE) gaveUp.IDEMPOTENCY_KEY_IN_USE -= answerLost.length;

@@ -8,7 +8,7 @@ import { createServer } from "node:http";
 import { createServerAdapter } from "@whatwg-node/server";
 import { closePubSub } from "../src/events/pubsub.ts";
 import { closePublisher } from "../src/events/stream.ts";
-import { createShedder, overloaded } from "../src/http/load-shedding.ts";
+import { createShedder, holdWhileSending, overloaded } from "../src/http/load-shedding.ts";
 import { closeCache } from "../src/platform/cache.ts";
 import { config } from "../src/platform/config.ts";
 import { db, disconnectDb } from "../src/platform/db.ts";
@@ -38,25 +38,44 @@ async function ready(): Promise<Response> {
 }
 
 // Bounded concurrency with a short queue (src/http/load-shedding.ts): the excess is refused at once with 503.
-// Health and readiness are never queued; Server-Sent Events streams (bounded per viewer) hold no slot.
+// Every request that does work is admitted this way, whatever it accepts (Yoga serves queries and mutations over
+// Server-Sent Events too); only health and readiness are never queued. A request that may answer with a stream
+// (`text/event-stream`, `multipart/mixed`) also needs one of MAX_OPEN_STREAMS places, which it holds until the
+// stream ends: its request slot is given back once the response has started, as it waits for events rather than
+// working.
 const shedder = createShedder({
   concurrency: Number(process.env.MAX_CONCURRENT_REQUESTS ?? 64),
   queue: Number(process.env.MAX_QUEUED_REQUESTS ?? 64),
   waitMs: Number(process.env.MAX_QUEUE_WAIT_MS ?? 1_000),
 });
+const streams = createShedder({ concurrency: Number(process.env.MAX_OPEN_STREAMS ?? 1_000), queue: 0, waitMs: 0 });
+const STREAMING = /text\/event-stream|multipart\/mixed/i;
 
 const adapter = createServerAdapter<{ req: { socket: { remoteAddress?: string } } }>(async (request, { req }) => {
   const path = new URL(request.url).pathname;
   if (path === "/ready") return ready();
   const serve = () => fetch(request, { remoteAddress: req.socket.remoteAddress });
-  if (path === "/health" || request.headers.get("accept")?.includes("text/event-stream")) return serve();
+  if (path === "/health") return serve();
+  const refuse = (what: "request" | "stream") => {
+    logger().warn(
+      { running: shedder.running, waiting: shedder.waiting, streams: streams.running },
+      `server: overloaded, ${what} refused`,
+    );
+    return overloaded();
+  };
+  const stream = STREAMING.test(request.headers.get("accept") ?? "") ? await streams.admit() : undefined;
+  if (stream === null) return refuse("stream");
   const release = await shedder.admit();
   if (!release) {
-    logger().warn({ running: shedder.running, waiting: shedder.waiting }, "server: overloaded, request refused");
-    return overloaded();
+    stream?.();
+    return refuse("request");
   }
   try {
-    return await serve();
+    const response = await serve();
+    return stream ? holdWhileSending(response, stream, request.signal) : response;
+  } catch (error) {
+    stream?.();
+    throw error;
   } finally {
     release();
   }

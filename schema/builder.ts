@@ -51,7 +51,8 @@ export const builder = new SchemaBuilder<{
     nodeQueryOptions: { nullable: true, extensions: { personal: true } },
     nodesQueryOptions: {
       nullable: { list: false, items: true },
-      // As many nodes as distinct ids asked for, at most LIMITS.nodeIds.max (http/cost.ts prices and caps it).
+      // As many nodes as ids asked for, repeats included, at most LIMITS.nodeIds.max (http/cost.ts prices and
+      // caps it).
       extensions: { personal: true, listSize: { argument: "ids", maxItems: LIMITS.nodeIds.max } },
     },
   },

@@ -52,11 +52,16 @@ async function startServer(dir: string, env: Record<string, string> = {}): Promi
   return { url: `http://127.0.0.1:${port}`, child, logs, exited };
 }
 
-const graphql = (server: Server, query: string) =>
+const graphql = (
+  server: Server,
+  query: string,
+  headers: Record<string, string> = {},
+  variables: Record<string, unknown> = {},
+) =>
   fetch(`${server.url}/graphql`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ query }),
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify({ query, variables }),
   });
 
 let bundle: string;
@@ -148,7 +153,10 @@ describe("load shedding", () => {
       proxy.setMode("slow");
       // Not kept by the response cache (a search): each one reaches the database.
       const SEARCH = `{ searchUsers(prefix: "an", first: 1) { edges { node { handle } } } }`;
-      const answers = Promise.all(Array.from({ length: 10 }, () => graphql(server, SEARCH)));
+      // Half of them over Server-Sent Events, which Yoga serves queries over too: shed all the same.
+      const answers = Promise.all(
+        Array.from({ length: 10 }, (_, i) => graphql(server, SEARCH, i % 2 ? { accept: "text/event-stream" } : {})),
+      );
       await new Promise((resolve) => setTimeout(resolve, 300));
       // Health is never queued.
       expect((await fetch(`${server.url}/health`)).status).toBe(200);
@@ -166,6 +174,44 @@ describe("load shedding", () => {
     } finally {
       server.child.kill("SIGKILL");
       await proxy.close();
+      await database.drop();
+    }
+  });
+
+  test("an open stream holds its place (MAX_OPEN_STREAMS) until it ends; requests are served meanwhile", async () => {
+    const database = await emptyDatabase();
+    await migrate(database.url);
+    const server = await startServer(bundle, { DATABASE_URL: database.url, MAX_OPEN_STREAMS: "1" });
+    try {
+      const signUp = await graphql(
+        server,
+        `mutation { signUp(input: { handle: "streamer", displayName: "S", email: "s@example.com", password: "correct horse battery" }) { ... on SignUpSuccess { session { accessToken } } } }`,
+      );
+      const token = (await signUp.json()).data.signUp.session.accessToken as string;
+      const SUBSCRIBE = "subscription { notificationAdded { id } }";
+      const sse = { accept: "text/event-stream", authorization: `Bearer ${token}` };
+      const first = await graphql(server, SUBSCRIBE, sse);
+      expect(first.status).toBe(200);
+      const reader = first.body?.getReader();
+      // A second stream while the first is open: refused at once.
+      const second = await graphql(server, SUBSCRIBE, sse);
+      expect(second.status).toBe(503);
+      expect((await second.json()).errors[0].extensions.code).toBe("SERVICE_UNAVAILABLE");
+      expect(server.logs.some((l) => l.msg === "server: overloaded, stream refused")).toBe(true);
+      // An ordinary request is not held back by the stream.
+      expect((await graphql(server, "{ __typename }")).status).toBe(200);
+      // The first one ends (the client goes away): its place is free again.
+      await reader?.cancel();
+      let third: Response | undefined;
+      for (let waited = 0; waited < 5_000; waited += 100) {
+        third = await graphql(server, SUBSCRIBE, sse);
+        if (third.status === 200) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(third?.status).toBe(200);
+      await third?.body?.cancel();
+    } finally {
+      server.child.kill("SIGKILL");
       await database.drop();
     }
   });

@@ -322,6 +322,17 @@ const CASES: Case[] = [
     code: "QUERY_TOO_COMPLEX",
   },
   {
+    // GraphQL runs the selection once per copy (a page query each): each copy is paid for.
+    name: "nodes(ids:) with one id repeated 100 times, a nested page each",
+    request: () =>
+      op(
+        "query ($ids: [ID!]!) { nodes(ids: $ids) { ... on Post { comments(first: 20) { edges { node { id } } } } } }",
+        { ids: Array.from({ length: 100 }, () => bobsPost.gid) },
+      ),
+    status: 400,
+    code: "QUERY_TOO_COMPLEX",
+  },
+  {
     name: "a post with more photos than a post has (refused before anything runs)",
     request: () =>
       op(
@@ -400,6 +411,19 @@ const CASES: Case[] = [
         { c: encodeCursor(key as never) },
         alice.token,
       ),
+    status: 200,
+    code: "BAD_USER_INPUT",
+  })),
+  // …within what their SQL types hold, not only what JavaScript's numbers do
+  ...[
+    ["a count beyond int4", [3e9, Date.now(), "0190a9c4-0000-7000-8000-000000000000"]],
+    ["a time before 1970 that no timestamptz holds", [1, -8e15, "0190a9c4-0000-7000-8000-000000000000"]],
+  ].map(([what, key]) => ({
+    name: `a cursor of explore with ${what}`,
+    request: () =>
+      op("query ($c: String) { explore(first: 2, after: $c) { edges { cursor } } }", {
+        c: encodeCursor(key as never),
+      }),
     status: 200,
     code: "BAD_USER_INPUT",
   })),

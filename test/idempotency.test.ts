@@ -6,9 +6,10 @@ import { randomUUID } from "node:crypto";
 import { ApolloClient, ApolloLink, gql, HttpLink, InMemoryCache } from "@apollo/client";
 import { SetContextLink } from "@apollo/client/link/context";
 import { RetryLink } from "@apollo/client/link/retry";
-import { beforeAll, expect } from "vitest";
+import { beforeAll, describe, expect } from "vitest";
 import { db } from "../src/platform/db.ts";
-import { createPhoto, createPost, rowCounts, type TestUser, test } from "./helpers.ts";
+import { keyId } from "../src/platform/idempotency.ts";
+import { createPhoto, createPost, createUser, PASSWORD, rowCounts, type TestUser, test } from "./helpers.ts";
 import { type Instance, startInstance } from "./instances.ts";
 
 let one: Instance;
@@ -49,6 +50,11 @@ async function send(
     body: (await response.json()) as { data?: any; errors?: any[] },
   };
 }
+
+const LOG_IN = `mutation ($login: String!, $password: String!) { logIn(input: { login: $login, password: $password }) {
+  __typename ... on LogInSuccess { session { accessToken refreshToken } } ... on Error { code message } } }`;
+const REFRESH = `mutation ($token: String!) { refreshSession(input: { refreshToken: $token }) {
+  __typename ... on RefreshSessionSuccess { session { accessToken refreshToken } } ... on Error { code message } } }`;
 
 /** The answer itself, without the response's metadata (request id, statistics in development). */
 const answerOf = ({ data, errors }: { data?: unknown; errors?: unknown }) => ({ data, errors });
@@ -152,7 +158,7 @@ test("a key whose effect committed but whose answer was lost is never applied tw
   // As if the instance died between committing the comment (and the key, in the same transaction) and
   // recording its answer.
   await db().idempotencyKey.update({
-    where: { scope_key: { scope: bob.id, key } },
+    where: { scope_key: { scope: bob.id, key: keyId(key) } },
     data: { response: null as never, createdAt: new Date(Date.now() - 2 * 60_000) },
   });
   const retry = await send(two, COMMENT, { id: post.gid, body: "crash after commit" }, { user: bob, key });
@@ -168,7 +174,7 @@ test("after the retention window a key is new again; malformed keys are refused"
   const key = randomUUID();
   await send(one, COMMENT, { id: post.gid, body: "a day apart" }, { user: bob, key });
   await db().idempotencyKey.update({
-    where: { scope_key: { scope: bob.id, key } },
+    where: { scope_key: { scope: bob.id, key: keyId(key) } },
     data: { createdAt: new Date(Date.now() - 25 * 3600_000) },
   });
   const later = await send(one, COMMENT, { id: post.gid, body: "a day apart" }, { user: bob, key });
@@ -218,4 +224,89 @@ test("Apollo Client with its RetryLink: a comment whose answer was lost on the w
   expect(attempts).toBe(2);
   expect((data as any).addComment.comment.body).toBe("made once");
   expect(await db().comment.count({ where: { postId: post.id } })).toBe(1);
+});
+
+describe("answers that sign someone in", () => {
+  test("are kept sealed: the table holds neither the key nor the tokens", async () => {
+    const user = await createUser();
+    const key = randomUUID();
+    const logIn = await send(one, LOG_IN, { login: user.handle, password: PASSWORD }, { key });
+    const { accessToken, refreshToken } = logIn.body.data.logIn.session;
+    const rows = await db().$queryRaw<unknown[]>`SELECT * FROM idempotency_keys WHERE scope = 'anonymous'`;
+    const stored = JSON.stringify(rows);
+    expect(stored).toContain(keyId(key));
+    for (const secret of [key, accessToken, refreshToken, accessToken.split(".")[1]]) {
+      expect(stored).not.toContain(secret);
+    }
+  });
+
+  test("a repeated sign-in gets its answer while the tokens are unused, and is refused once they were", async () => {
+    const user = await createUser();
+    const key = randomUUID();
+    const variables = { login: user.handle, password: PASSWORD };
+    const first = await send(one, LOG_IN, variables, { key });
+    // The answer was lost on the way: the repeat gets it.
+    const again = await send(two, LOG_IN, variables, { key });
+    expect(again.replayed).toBe("true");
+    expect(answerOf(again.body)).toEqual(answerOf(first.body));
+    // The client got it and refreshed: a repeat now comes from someone else.
+    const refreshed = await send(one, REFRESH, { token: first.body.data.logIn.session.refreshToken });
+    expect(refreshed.body.data.refreshSession.__typename).toBe("RefreshSessionSuccess");
+    const late = await send(two, LOG_IN, variables, { key });
+    expect([late.status, late.body.errors?.[0].extensions.code]).toEqual([401, "UNAUTHENTICATED"]);
+    expect(JSON.stringify(late.body)).not.toContain(first.body.data.logIn.session.accessToken);
+    // Refused, not punished: the session the client holds goes on.
+    const next = await send(one, REFRESH, { token: refreshed.body.data.refreshSession.session.refreshToken });
+    expect(next.body.data.refreshSession.__typename).toBe("RefreshSessionSuccess");
+  });
+
+  test("a repeated refresh gets the same successor until it is used; after that it is a reuse, and ends the session", async () => {
+    const user = await createUser();
+    const signedIn = await send(one, LOG_IN, { login: user.handle, password: PASSWORD });
+    const spent = signedIn.body.data.logIn.session.refreshToken;
+    const key = randomUUID();
+    const first = await send(one, REFRESH, { token: spent }, { key });
+    const successor = first.body.data.refreshSession.session.refreshToken;
+    const again = await send(two, REFRESH, { token: spent }, { key });
+    expect(again.body.data.refreshSession.session.refreshToken).toBe(successor);
+    // The client uses the successor; then a stolen copy of the first request is replayed with its key.
+    const used = await send(one, REFRESH, { token: successor });
+    expect(used.body.data.refreshSession.__typename).toBe("RefreshSessionSuccess");
+    const thief = await send(two, REFRESH, { token: spent }, { key });
+    expect([thief.status, thief.body.errors?.[0].extensions.code]).toEqual([401, "UNAUTHENTICATED"]);
+    expect(JSON.stringify(thief.body)).not.toContain(successor);
+    // As with any reuse of a spent token: the whole session ends.
+    const after = await send(one, REFRESH, { token: used.body.data.refreshSession.session.refreshToken });
+    expect(after.body.data.refreshSession.__typename).toBe("UnauthenticatedError");
+    expect(await db().session.count({ where: { userId: user.id, revokedAt: { not: null } } })).toBe(1);
+  });
+});
+
+test("what is kept for repeats has a budget: beyond it a key is kept without its answer, never applied twice", async ({
+  alice,
+  bob,
+}) => {
+  const instance = await startInstance({ IDEMPOTENCY_ANSWER_BYTES_PER_HOUR: "1024" });
+  try {
+    const post = await createPost(alice);
+    const keys = Array.from({ length: 8 }, () => randomUUID());
+    const body = "x".repeat(200); // each answer holds it: ~300 bytes kept
+    for (const key of keys) {
+      const first = await send(instance, COMMENT, { id: post.gid, body }, { user: bob, key });
+      expect(first.body.data.addComment.__typename).toBe("AddCommentSuccess");
+    }
+    const repeats = [];
+    for (const key of keys) repeats.push(await send(instance, COMMENT, { id: post.gid, body }, { user: bob, key }));
+    // The first few were kept and replay; the rest are known applied, their answers not kept.
+    const kept = repeats.filter((r) => r.replayed === "true").length;
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThan(keys.length);
+    for (const repeat of repeats.slice(kept)) {
+      expect([repeat.status, repeat.body.errors?.[0].extensions.code]).toEqual([409, "IDEMPOTENCY_KEY_IN_USE"]);
+      expect(repeat.body.errors?.[0].message).toMatch(/applied, but its answer was lost/);
+    }
+    expect(await db().comment.count({ where: { postId: post.id } })).toBe(keys.length);
+  } finally {
+    await instance.close();
+  }
 });

@@ -204,6 +204,12 @@ describe("GET caching", () => {
       expect(again.body).toBeNull();
       expect(again.headers.get("etag")).toBe(etag);
       expect(again.headers.get("cache-control")).toBe(first.headers.get("cache-control"));
+      // Another tag, or `*` ("whatever you have"), is not this answer's: the answer itself.
+      for (const other of ["*", '"0000"', 'W/"*"']) {
+        const full = await get(name, manifest, variables, { "if-none-match": other });
+        expect([full.status, full.headers.get("etag")], `${name} with If-None-Match: ${other}`).toEqual([200, etag]);
+        expect(full.body).not.toBeNull();
+      }
     }
   });
 
@@ -287,6 +293,20 @@ describe("registering a document (APQ) passes the same gate as running it", () =
     // Another client has its own budget; the first one's document serves everyone.
     expect((await register(instance, padded("RegisterB"), "127.7.0.2")).status).toBe(200);
     expect((await byHash(instance, padded("RegisterA"))).status).toBe(200);
+    await instance.close();
+  });
+
+  test("a document already registered costs nothing again: a client sending its text every time is never refused", async () => {
+    const instance = await startInstance({ APQ_REGISTRATION_BYTES_PER_HOUR: "1024" });
+    const query = `query Sent { explore(first: 1) { edges { cursor } } } # ${"x".repeat(600)}`;
+    // What a web client without a persisted-query link does: the hash and the text with every request.
+    const statuses = [];
+    for (let i = 0; i < 20; i++) statuses.push((await register(instance, query, "127.7.0.3")).status);
+    expect(statuses).toEqual(Array(20).fill(200));
+    // Its budget is whole for what is new to it (after the first document's 650 bytes).
+    expect(
+      (await register(instance, "query Small { explore(first: 1) { edges { cursor } } }", "127.7.0.3")).status,
+    ).toBe(200);
     await instance.close();
   });
 });

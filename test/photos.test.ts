@@ -3,6 +3,9 @@
 // target ships it (functions/images.ts; on bundled targets the bundle's images.mjs in a process of its own,
 // invoked with the S3 event notification the bucket sends on AWS), and read back through GraphQL and the URLs it
 // gives: dimensions, orientation, metadata (with an EXIF reader), transparency, placeholders, failures, privacy.
+
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import exifr from "exifr";
 import sharp from "sharp";
@@ -337,6 +340,30 @@ test("an avatar gets its own small ladder of square variants", async ({ alice, b
   expect(avatar.aspectRatio).toBe(1);
   expect(avatar.variants).toEqual([64, 128, 256, 512].map((side) => ({ width: side, height: side })));
   expect(await sharp(await download(avatar.url)).metadata()).toMatchObject({ width: 128, height: 128, format: "webp" });
+});
+
+test("publishing a post, the images function purges the CDN of what showed it without the post", async ({ alice }) => {
+  const purged: string[][] = [];
+  const hook = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => (body += chunk));
+    request.on("end", () => {
+      purged.push((JSON.parse(body) as { keys: string[] }).keys);
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
+  try {
+    const id = await upload(alice, await photoWebp(400, 300), "webp");
+    const created = await post(alice, [id]);
+    const url = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/purge`;
+    const [invocation] = await Promise.all([invokeFunction("images", await notification(id), { CDN_PURGE_URL: url })]);
+    expect(invocation.result).toEqual({ batchItemFailures: [] });
+    // The post (now public), its author's counters and post list: what public answers showed before.
+    expect(purged.flat()).toEqual(expect.arrayContaining([`post:${idOf(created.id)}`]));
+  } finally {
+    await new Promise((resolve) => hook.close(resolve));
+  }
 });
 
 test("the schedule picks up photos whose notification was lost; one whose workers keep dying fails", async ({

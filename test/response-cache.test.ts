@@ -165,6 +165,19 @@ describe("signed-out queries", () => {
   });
 });
 
+test("variables the document does not declare, or their order, make no new entry", async ({ alice }) => {
+  const post = await createPost(alice, { caption: "one entry" });
+  const TWO = `query ($id: ID!, $first: Int) { post(id: $id) { caption comments(first: $first) { edges { cursor } } } }`;
+  expect((await read(TWO, { id: post.gid, first: 2 })).cache).toBe("MISS");
+  // The same answer asked with junk alongside, or in another order: the entry already kept.
+  for (let i = 0; i < 5; i++) {
+    expect((await read(TWO, { id: post.gid, first: 2, [`junk${i}`]: "x".repeat(1000) })).cache).toBe("HIT");
+  }
+  expect((await read(TWO, { first: 2, id: post.gid })).cache).toBe("HIT");
+  // A declared variable that differs is another answer.
+  expect((await read(TWO, { id: post.gid, first: 3 })).cache).toBe("MISS");
+});
+
 test("introspection is never kept: it answers the schema, which a deploy changes and no version tracks", async () => {
   // Where it is enabled (GraphiQL, code generators): production turns it off by default.
   const instance = await startInstance({ INTROSPECTION: "true" });

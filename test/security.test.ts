@@ -43,6 +43,17 @@ describe("rate limiting", () => {
       );
     }
     expect(results.slice(0, 3).map((r) => r.status)).toEqual([200, 200, 200]);
+    // Every answer says what it cost and what is left, in its extensions and in the IETF headers.
+    const reports = await Promise.all(results.slice(0, 3).map(async (r) => (await r.clone().json()).extensions.cost));
+    expect(reports.map((cost) => [cost.requestedQueryCost, cost.throttleStatus.currentlyAvailable])).toEqual([
+      [31, 69],
+      [31, 38],
+      [31, 7],
+    ]);
+    expect(reports[0].throttleStatus).toMatchObject({ maximumAvailable: 100, windowSeconds: 60 });
+    expect(reports[0].throttleStatus.resetSeconds).toBeGreaterThan(0);
+    expect(results[2]?.headers.get("ratelimit-policy")).toBe('"points";q=100;w=60');
+    expect(results[2]?.headers.get("ratelimit")).toMatch(/^"points";r=7;t=\d+$/);
     const limited = results[3] as Response;
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
@@ -209,6 +220,68 @@ describe("who the client is (TRUSTED_PROXIES)", () => {
   });
 });
 
+describe("IPv6 clients (RATE_LIMIT_IPV6_PREFIX)", () => {
+  // Each request says, through one trusted proxy, which IPv6 address it comes from.
+  const from = (instance: Instance, address: string, body: unknown) =>
+    raw(instance, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-forwarded-for": address },
+      body: JSON.stringify(body),
+      from: "127.6.0.2",
+    });
+
+  test("one /64 is one client: a new host part buys no new budget, another network has its own", async () => {
+    const instance = await startInstance({ TRUSTED_PROXIES: "1", RATE_LIMIT_ANONYMOUS_POINTS: "60" });
+    const explore = operationBody(`{ explore(first: 10) { edges { node { id } } } }`); // 31 points
+    const status = async (address: string) => (await from(instance, address, explore)).status;
+    expect(await status("2001:db8:aa:1::1")).toBe(200);
+    expect(await status("2001:db8:aa:1:8f3e:12ff:fe00:77")).toBe(429);
+    expect(await status("2001:0db8:00aa:0001::ffff")).toBe(429);
+    expect(await status("2001:db8:aa:2::1")).toBe(200);
+    // An IPv4 client seen through IPv6 (mapped, or through NAT64) is that IPv4 client, alone.
+    expect(await status("::ffff:198.51.100.20")).toBe(200);
+    expect(await status("198.51.100.20")).toBe(429);
+    expect(await status("64:ff9b::198.51.100.21")).toBe(200);
+    expect(await status("64:ff9b::198.51.100.22")).toBe(200);
+    await instance.close();
+  });
+
+  test("sign-ups and failed sign-ins are counted per /64 too; a wider prefix can be set", async () => {
+    const instance = await startInstance({
+      TRUSTED_PROXIES: "1",
+      SIGNUP_MAX_PER_ADDRESS: "2",
+      LOGIN_MAX_FAILURES_PER_ADDRESS: "2",
+      RATE_LIMIT_IPV6_PREFIX: "56",
+    });
+    const signUp = (address: string, n: number) =>
+      from(instance, address, {
+        query: `mutation ($input: SignUpInput!) { signUp(input: $input) { __typename ... on Error { code } } }`,
+        variables: {
+          input: {
+            handle: `v6_${n}_${Math.random().toString(36).slice(2, 7)}`,
+            displayName: "V6",
+            email: `v6.${n}.${Math.random().toString(36).slice(2, 7)}@example.com`,
+            password: PASSWORD,
+          },
+        },
+      }).then(async (response) => (await response.json()).data.signUp.code ?? "ok");
+    // Three hosts of one /56 (two of its /64s): one subscriber.
+    expect(await signUp("2001:db8:bb:100::1", 1)).toBe("ok");
+    expect(await signUp("2001:db8:bb:1ff::2", 2)).toBe("ok");
+    expect(await signUp("2001:db8:bb:1ab::3", 3)).toBe("RATE_LIMITED");
+    expect(await signUp("2001:db8:bb:200::1", 4)).toBe("ok");
+    const victims = await Promise.all([createUser(), createUser(), createUser()]);
+    const guess = (address: string, handle: string) =>
+      from(instance, address, operationBody(LOG_IN, { login: handle, password: "wrong password" })).then(
+        async (response) => (await response.json()).data.logIn.code,
+      );
+    expect(await guess("2001:db8:cc:1::1", victims[0]!.handle)).toBe("INVALID_CREDENTIALS");
+    expect(await guess("2001:db8:cc:2::1", victims[1]!.handle)).toBe("INVALID_CREDENTIALS");
+    expect(await guess("2001:db8:cc:3::1", victims[2]!.handle)).toBe("RATE_LIMITED");
+    await instance.close();
+  });
+});
+
 describe("in production", () => {
   let instance: Instance;
   beforeAll(async () => {
@@ -228,7 +301,8 @@ describe("in production", () => {
     const typo = await instance.query(`{ exploer(first: 1) { edges { cursor } } }`);
     expect(typo.errors?.[0]?.message).not.toMatch(/Did you mean/);
     const ok = await instance.query(`{ explore(first: 1) { edges { cursor } } }`);
-    expect(ok.extensions).toBeUndefined();
+    // Only what the client is meant to see: the answer's cost (no statement counts, no request id).
+    expect(Object.keys(ok.extensions ?? {})).toEqual(["cost"]);
     const graphiql = await raw(instance, { headers: { accept: "text/html" } });
     expect(graphiql.headers.get("content-type") ?? "").not.toContain("text/html");
     const sdl = await raw(instance, { url: "http://shutter.test/schema.graphql" });

@@ -230,6 +230,83 @@ describe("with OTEL_EXPORTER_OTLP_ENDPOINT set", () => {
   });
 });
 
+test('operation names a client makes up are one bounded dimension, "other", also on requests refused', async ({
+  alice,
+}) => {
+  const instance = await startInstance({
+    OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+    OTEL_METRIC_EXPORT_INTERVAL: "200",
+    LOG_LEVEL: "info",
+  });
+  const madeUp = Array.from({ length: 5 }, (_, i) => `Probe${i}x${Math.random().toString(36).slice(2, 8)}`);
+  for (const [i, name] of madeUp.entries()) {
+    // Named by the document alone, or by operationName as well (what Apollo Client and urql send).
+    const response = await instance.fetch("/graphql", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${alice.token}` },
+      body: JSON.stringify({
+        query: `query ${name} { feed(first: 1) { edges { cursor } } }`,
+        ...(i % 2 ? { operationName: name } : {}),
+      }),
+    });
+    expect((await response.json()).errors).toBeUndefined();
+  }
+  // Refused before anything runs (no document), with a name all the same.
+  const refused = await instance.fetch("/graphql", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ operationName: "RefusedProbe" }),
+  });
+  expect(refused.status).toBe(400);
+  const names = [...madeUp, "RefusedProbe"];
+  if (BUNDLED && TARGET !== "container") {
+    // Another process's log lines arrive a moment after its answers.
+    let lines: Record<string, any>[] = [];
+    for (let waited = 0; lines.length < names.length && waited < 5_000; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      lines = instance.logs.filter((l) => l.msg === "request" && names.includes(l.operationName));
+    }
+    expect(lines).toHaveLength(names.length);
+    expect(new Set(lines.map((l) => l.operation))).toEqual(new Set(["other"]));
+  } else {
+    let seen: string[] = [];
+    for (let waited = 0; waited < 5_000; waited += 100) {
+      seen = metrics
+        .filter((m) => m.name === "shutter.requests")
+        .flatMap((m) => m.data.sum.dataPoints)
+        .flatMap((p: any) => p.attributes)
+        .filter((a: any) => a.key === "graphql.operation.name")
+        .map((a: any) => a.value.stringValue);
+      if (seen.includes("other")) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(seen).toContain("other");
+    for (const name of names) expect(seen).not.toContain(name);
+  }
+});
+
+test("a caller cannot have every request traced: its sampled flag is followed only when it is trusted", async ({
+  alice,
+}) => {
+  // Nothing sampled (ratio 0): a client's traceparent asking for its trace is not enough.
+  const untrusted = await startInstance({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_SAMPLER_ARG: "0" });
+  const asked = randomTraceId();
+  expect((await feed(untrusted, alice.token, asked)).response.status).toBe(200);
+  // A caller of one's own (OTEL_TRACES_TRUST_PARENT) decides for the traces it continues.
+  const trusted = await startInstance({
+    OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+    OTEL_TRACES_SAMPLER_ARG: "0",
+    OTEL_TRACES_TRUST_PARENT: "true",
+  });
+  const decided = randomTraceId();
+  expect((await feed(trusted, alice.token, decided)).response.status).toBe(200);
+  const kept = await traceOf(decided, (found) => found.some((s) => s.name === "POST /graphql"));
+  expect(kept.some((s) => s.name === "POST /graphql")).toBe(true);
+  // By then the untrusted instance's spans would have been exported too (same batch delay): there are none.
+  expect(spans.filter((s) => s.traceId === asked)).toEqual([]);
+  await Promise.all([untrusted.close(), trusted.close()]);
+});
+
 /** Whether `span` descends from `ancestor` in the trace. */
 function isUnder(tree: OtlpSpan[], span: OtlpSpan, ancestor: OtlpSpan): boolean {
   for (

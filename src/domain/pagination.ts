@@ -19,11 +19,13 @@ export type CursorKey = (string | number)[];
  */
 export type CursorPart = "time" | "uuid" | "count" | "handle";
 
+// Each within what its SQL type holds, not only what JavaScript does: a value beyond it fails in PostgreSQL.
 const CURSOR_PARTS: Record<CursorPart, (value: unknown) => boolean> = {
-  // Milliseconds since 1970, within what a Date can hold.
-  time: (v) => Number.isSafeInteger(v) && Math.abs(v as number) <= 8.64e15,
+  // Milliseconds since 1970, up to what a Date can hold (timestamptz goes further; rows are never older).
+  time: (v) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= 8.64e15,
   uuid: (v) => typeof v === "string" && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(v),
-  count: (v) => Number.isSafeInteger(v) && (v as number) >= 0,
+  // A counter column: int4.
+  count: (v) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= 2_147_483_647,
   handle: (v) => typeof v === "string" && /^[a-z0-9_.]{1,30}$/.test(v),
 };
 

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { isIP } from "node:net";
 import { RateLimiterMemory, RateLimiterPrisma, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { RateLimitedError } from "../errors.ts";
 import { type CacheStore, cacheStore, countRoundTrip, RedisStore } from "../platform/cache.ts";
@@ -58,12 +59,18 @@ class Limiter {
 
   /** Takes `points` from the key's budget. @returns seconds to wait when the budget is spent, else 0. */
   async take(key: string, points = 1): Promise<number> {
+    return (await this.spend(key, points)).wait;
+  }
+
+  /** Takes `points`, saying what is left: seconds to wait (0: taken), points remaining, seconds until the reset. */
+  async spend(key: string, points: number): Promise<{ wait: number; remaining: number; resetSeconds: number }> {
     try {
-      await this.limiter().consume(key, points);
-      return 0;
+      const taken = await this.limiter().consume(key, points);
+      return { wait: 0, remaining: taken.remainingPoints, resetSeconds: Math.ceil(taken.msBeforeNext / 1000) };
     } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) return rejection.msBeforeNext / 1000;
-      throw rejection;
+      if (!(rejection instanceof RateLimiterRes)) throw rejection;
+      const wait = rejection.msBeforeNext / 1000;
+      return { wait, remaining: 0, resetSeconds: Math.ceil(wait) };
     }
   }
 
@@ -81,6 +88,45 @@ class Limiter {
   async mark(key: string): Promise<void> {
     await this.limiter().set(key, 1, this.durationSeconds);
   }
+}
+
+/**
+ * Who an address is, for per-address limits. One IPv6 subscriber gets a whole /64 (2^64 addresses, and phones
+ * move through them on their own): an IPv6 address counts as its network of RATE_LIMIT_IPV6_PREFIX bits (64 by
+ * default), so a client cannot buy itself a fresh budget by changing the host part. IPv4 addresses count alone;
+ * an IPv4 address mapped into IPv6 is that IPv4 address.
+ */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1] as string;
+  if (isIP(address) !== 6) return address;
+  const prefix = config().rateLimit.ipv6Prefix;
+  const groups = ipv6Groups(address);
+  // NAT64's well-known prefix carries an IPv4 client in its last 32 bits: that client is who it is.
+  if (groups[0] === 0x64 && groups[1] === 0xff9b && groups.slice(2, 6).every((group) => group === 0)) {
+    const [high = 0, low = 0] = groups.slice(6);
+    return [high >> 8, high & 0xff, low >> 8, low & 0xff].join(".");
+  }
+  const kept = groups.map((group, i) => {
+    const bits = Math.min(16, Math.max(0, prefix - i * 16));
+    return bits === 0 ? 0 : group & (0xffff << (16 - bits)) & 0xffff;
+  });
+  return `${kept.map((group) => group.toString(16)).join(":")}/${prefix}`;
+}
+
+/** The eight 16-bit groups of an IPv6 address ("::" expanded, an IPv4 tail and a zone id read). */
+function ipv6Groups(address: string): number[] {
+  let text = address.split("%")[0] as string;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, -v4[0].length)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = "", tail] = text.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill("0"), ...right];
+  return groups.map((group) => Number.parseInt(group, 16) || 0);
 }
 
 /** How long an address that signed in to an account keeps passing that account's wider limits. */
@@ -101,6 +147,7 @@ function createLimiters(store: CacheStore) {
     signUps: new Limiter(store, "signup", rateLimit.signUpsPerAddress, 3600, true),
     registrations: new Limiter(store, "apq-bytes", rateLimit.registrationBytesPerHour, 3600, true),
     opsEvents: new Limiter(store, "ops-events", rateLimit.opsEventsPerMinute, 60, true),
+    idempotencyAnswers: new Limiter(store, "idem-bytes", rateLimit.idempotencyAnswerBytesPerHour, 3600, true),
   };
 }
 
@@ -113,14 +160,34 @@ function all() {
   return limiters;
 }
 
+/** Where a caller stands in its operations budget, after a charge: what apps are told (http/budget.ts). */
+export interface Budget {
+  /** Points per window. */
+  limit: number;
+  remaining: number;
+  windowSeconds: number;
+  /** Seconds until the window starts again. */
+  resetSeconds: number;
+}
+
 /**
  * Charges an operation's cost to the viewer's budget (the client address's when signed out).
- * @throws RateLimitedError (HTTP 429, Retry-After) when the budget for this window is spent.
+ * @returns the budget left. @throws RateLimitedError (HTTP 429, Retry-After) when the budget for this window is
+ * spent.
  */
-export async function chargeOperation(cost: number, viewerId: string | null, clientAddress: string): Promise<void> {
+export async function chargeOperation(cost: number, viewerId: string | null, clientAddress: string): Promise<Budget> {
   const { operations, anonymous } = all();
-  const wait = viewerId ? await operations.take(viewerId, cost) : await anonymous.take(clientAddress, cost);
-  if (wait > 0) throw new RateLimitedError(wait);
+  const { rateLimit } = config();
+  const spent = viewerId
+    ? await operations.spend(viewerId, cost)
+    : await anonymous.spend(addressKey(clientAddress), cost);
+  if (spent.wait > 0) throw new RateLimitedError(spent.wait);
+  return {
+    limit: viewerId ? rateLimit.viewerPoints : rateLimit.anonymousPoints,
+    remaining: spent.remaining,
+    windowSeconds: rateLimit.windowSeconds,
+    resetSeconds: spent.resetSeconds,
+  };
 }
 
 /** A login attempt's reservation in the limits it counts against. */
@@ -146,8 +213,9 @@ const knownKey = (account: string, address: string) =>
  * window, no longer). A successful login gives its reservation back.
  * @throws RateLimitedError when a limit is spent (nothing stays taken then).
  */
-export async function reserveLoginAttempt(account: string, address: string): Promise<LoginReservation> {
+export async function reserveLoginAttempt(account: string, clientAddress: string): Promise<LoginReservation> {
   const limiters = all();
+  const address = addressKey(clientAddress);
   const known = await limiters.knownAddresses.has(knownKey(account, address));
   const wanted: LoginReservation["taken"] = [
     { limiter: "loginPair", key: `${account}|${address}` },
@@ -189,7 +257,7 @@ export async function loginSucceeded(reservation: LoginReservation): Promise<voi
  * @throws RateLimitedError
  */
 export async function chargeSignUp(address: string): Promise<void> {
-  const wait = await all().signUps.take(address);
+  const wait = await all().signUps.take(addressKey(address));
   if (wait > 0) throw new RateLimitedError(wait, "Too many sign-ups from your network");
 }
 
@@ -199,8 +267,17 @@ export async function chargeSignUp(address: string): Promise<void> {
  * @throws RateLimitedError
  */
 export async function chargeRegistration(bytes: number, viewerId: string | null, clientAddress: string) {
-  const wait = await all().registrations.take(viewerId ?? `address:${clientAddress}`, bytes);
+  const wait = await all().registrations.take(viewerId ?? `address:${addressKey(clientAddress)}`, bytes);
   if (wait > 0) throw new RateLimitedError(wait, "Too many new persisted documents");
+}
+
+/**
+ * Charges an answer kept for an Idempotency-Key to its owner's hourly budget of kept bytes
+ * (IDEMPOTENCY_ANSWER_BYTES_PER_HOUR: the viewer's, or the address's when signed out). @returns false when the
+ * budget is spent: the answer is then not kept (a repeat is told it was lost), the key still is.
+ */
+export async function chargeKeptAnswer(bytes: number, viewerId: string | null, clientAddress: string) {
+  return (await all().idempotencyAnswers.take(viewerId ?? `address:${addressKey(clientAddress)}`, bytes)) === 0;
 }
 
 /** Counts an accepted operations event of a source (OPS_WEBHOOK_EVENTS_PER_MINUTE). @throws RateLimitedError */

@@ -50,7 +50,9 @@ function checkInputLists(type: GraphQLInputType, value: unknown, path: string, m
 /**
  * The cost model: a field costs 1, and what a list selects is paid once per item it can return. A connection
  * returns `first` (or `last`, default 20) items and its `edges` are not charged again; any other list returns
- * at most its declared `maxItems`, and `nodes(ids:)` as many items as distinct ids (repeats are loaded once).
+ * at most its declared `maxItems`, and `nodes(ids:)` as many items as ids: a repeated id is loaded once, but
+ * GraphQL executes what is selected on it once per copy (a nested connection's page query included), so every
+ * copy is paid for.
  * A mutation costs 10 more: writes are dearer than reads. Introspection has a budget of its own (see the
  * gate), so it costs nothing here: its size is the schema's, not the data's. List arguments longer than they
  * may be are refused here, before anything runs.
@@ -65,7 +67,7 @@ export const estimateCost: ComplexityEstimator = ({ field, args, childComplexity
     const given = args[listSize.argument];
     const items = Array.isArray(given) ? given : given == null ? [] : [given];
     if (items.length > listSize.maxItems) throw new ListTooLong(listSize.argument, listSize.maxItems);
-    return 1 + childComplexity * new Set(items).size;
+    return 1 + childComplexity * items.length;
   }
   const size = args.first ?? args.last;
   if (field.args.some((arg) => arg.name === "first")) {

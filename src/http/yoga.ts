@@ -11,6 +11,7 @@ import { inRequestSpan } from "../platform/telemetry.ts";
 import { INTERNAL_ERROR_MESSAGE, maskError } from "./mask-error.ts";
 import { useArmor } from "./plugins/use-armor.ts";
 import { useBodyLimit } from "./plugins/use-body-limit.ts";
+import { useBudgetReport } from "./plugins/use-budget-report.ts";
 import { useDegradedFlag } from "./plugins/use-degraded-flag.ts";
 import { useGate } from "./plugins/use-gate.ts";
 import { useHttpCaching } from "./plugins/use-http-caching.ts";
@@ -56,7 +57,14 @@ export function createShutterYoga(): ShutterYoga {
           origin: corsOrigins.includes("*") ? "*" : corsOrigins,
           methods: ["GET", "POST", "OPTIONS"],
           allowedHeaders: ["content-type", "authorization", "x-request-id", "idempotency-key", ...CLIENT_HEADERS],
-          exposedHeaders: ["x-request-id", "retry-after", "etag", "idempotent-replayed"],
+          exposedHeaders: [
+            "x-request-id",
+            "retry-after",
+            "etag",
+            "idempotent-replayed",
+            "ratelimit",
+            "ratelimit-policy",
+          ],
           credentials: false,
           maxAge: 600,
         }
@@ -90,6 +98,8 @@ export function createShutterYoga(): ShutterYoga {
       useJsonPosts(),
       useResponseCache(),
       useGate(),
+      // Reports what the gate (or the response cache) charged.
+      useBudgetReport(),
       useIdempotency(),
       useNoSubscriptionsOnLambda(),
       useStreamGuard(),
@@ -168,7 +178,7 @@ export function handleRequest(
     await announce(scope.events);
     span?.setAttributes({
       "http.response.status_code": response.status,
-      ...(scope.operationName ? { "graphql.operation.name": scope.operationName } : {}),
+      ...(scope.operationName ? { "graphql.operation.name": scope.operationName.slice(0, 100) } : {}),
     });
     return response;
   }

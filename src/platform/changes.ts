@@ -1,4 +1,5 @@
 import { cacheKeys, cacheStore } from "./cache.ts";
+import { purgeCdn } from "./cdn-purge.ts";
 import { logger, type RequestScope, requestScope } from "./logger.ts";
 
 /**
@@ -23,8 +24,7 @@ export type ChangeListener = (changes: readonly Change[]) => void | Promise<void
 const listeners = new Set<ChangeListener>();
 
 /**
- * Subscribes to every commit's changes, in this process (later work — a response cache, CDN purges — hangs
- * here). A listener that throws is logged; it never fails the write, which has already committed.
+ * Subscribes to every commit's changes, in this process. A listener that throws is logged; it never fails the write, which has already committed.
  * @returns a function that unsubscribes.
  */
 export function onChanges(listener: ChangeListener): () => void {
@@ -35,7 +35,8 @@ export function onChanges(listener: ChangeListener): () => void {
 /**
  * Runs after a transaction committed, with what it changed: the entity cache's versions are bumped (a reader
  * racing the write can no longer store the old value, on any instance), the current request's loaders forget
- * those entities, and the listeners hear of it. Never call it inside a transaction: a concurrent reader could
+ * those entities, a CDN purges the answers that showed them (cdn-purge.ts: in every process that commits), and
+ * the listeners hear of it. Never call it inside a transaction: a concurrent reader could
  * re-read the old row before the commit and cache it under the new version.
  */
 export async function commitChanges(...changes: (Change | readonly Change[])[]): Promise<void> {
@@ -54,6 +55,7 @@ export async function commitChanges(...changes: (Change | readonly Change[])[]):
     for (const change of all) scope.declaredTables.add(change.table);
     scope.onChanges?.(all);
   }
+  await purgeCdn(all);
   await Promise.all(
     [...listeners].map(async (listener) => {
       try {

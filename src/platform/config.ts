@@ -104,6 +104,8 @@ const EnvSchema = z.object({
   SIGNUP_MAX_PER_ADDRESS: z._default(int(1, 100_000), 10),
   APQ_REGISTRATION_BYTES_PER_HOUR: z._default(int(1024, 100_000_000), 262_144),
   LOGIN_FAILURE_WINDOW_SECONDS: z._default(int(1, 86_400), 900),
+  RATE_LIMIT_IPV6_PREFIX: z._default(int(32, 128), 64),
+  IDEMPOTENCY_ANSWER_BYTES_PER_HOUR: z._default(int(1024, 1_000_000_000), 1_048_576),
   LOG_LEVEL: z._default(oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info"),
   LOG_FORMAT: z.optional(oneOf(["json", "pretty"])),
   GRAPHIQL: z.optional(bool),
@@ -153,6 +155,7 @@ const EnvSchema = z.object({
       .check(z.gte(0, { error: "must be at least 0" }), z.lte(1, { error: "must be at most 1" })),
     1,
   ),
+  OTEL_TRACES_TRUST_PARENT: z._default(bool, false),
   OTEL_SERVICE_NAME: z._default(text(), "shutter"),
   OTEL_METRIC_EXPORT_INTERVAL: z._default(int(100, 3_600_000), 60_000),
 });
@@ -292,6 +295,7 @@ function parseConfig(env: Record<string, string | undefined>) {
       otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
       /** The share of traces started here that are kept (a caller's sampling decision is followed). */
       sampleRatio: e.OTEL_TRACES_SAMPLER_ARG,
+      trustParent: e.OTEL_TRACES_TRUST_PARENT,
       serviceName: e.OTEL_SERVICE_NAME,
       metricsIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL,
     },
@@ -340,6 +344,8 @@ function parseConfig(env: Record<string, string | undefined>) {
       registrationBytesPerHour: e.APQ_REGISTRATION_BYTES_PER_HOUR,
       opsEventsPerMinute: e.OPS_WEBHOOK_EVENTS_PER_MINUTE,
       loginWindowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
+      ipv6Prefix: e.RATE_LIMIT_IPV6_PREFIX,
+      idempotencyAnswerBytesPerHour: e.IDEMPOTENCY_ANSWER_BYTES_PER_HOUR,
     },
   };
 }

@@ -7,7 +7,11 @@
 // recorded; a crash between the effect and recording its answer leaves the key, so a retry can never apply the
 // effect twice. The first answer
 // is stored on the row once known, and replayed to repeats for IDEMPOTENCY_RETENTION_HOURS.
-import { createHash } from "node:crypto";
+//
+// Nothing in the table is readable without the key, which only the client holds: a row keeps the key's SHA-256,
+// and the answer sealed (AES-256-GCM) with a key derived from the Idempotency-Key and its scope. Answers can hold
+// credentials (a sign-in's tokens, an upload's signed URL); a copy of the database does not give them away.
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
 import type { SqlQueryable } from "@prisma/driver-adapter-utils";
 import { config } from "./config.ts";
 import { db } from "./db.ts";
@@ -34,6 +38,31 @@ export class IdempotencyKeyTaken extends Error {
   }
 }
 
+/** What the table keeps of a key: its SHA-256. */
+export const keyId = (key: string) => createHash("sha256").update(key).digest("hex");
+
+const sealingKey = (scope: string, key: string) =>
+  Buffer.from(hkdfSync("sha256", key, scope, "shutter idempotency answer", 32));
+
+/** An answer as stored: sealed with the Idempotency-Key (see above). */
+interface Sealed {
+  sealed: string;
+}
+
+export function seal(scope: string, key: string, answer: unknown): Sealed {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv("aes-256-gcm", sealingKey(scope, key), iv);
+  const body = Buffer.concat([cipher.update(JSON.stringify(answer), "utf8"), cipher.final()]);
+  return { sealed: Buffer.concat([iv, cipher.getAuthTag(), body]).toString("base64") };
+}
+
+export function unseal(scope: string, key: string, stored: Sealed): unknown {
+  const raw = Buffer.from(stored.sealed, "base64");
+  const decipher = createDecipheriv("aes-256-gcm", sealingKey(scope, key), raw.subarray(0, 12));
+  decipher.setAuthTag(raw.subarray(12, 28));
+  return JSON.parse(Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString("utf8"));
+}
+
 export const requestHash = (document: string, operationName: string | undefined, variables: unknown) =>
   createHash("sha256")
     .update(JSON.stringify([document, operationName ?? null, variables ?? {}]))
@@ -50,7 +79,7 @@ export async function claimInTransaction(transaction: SqlQueryable, claim: Idemp
   const text = { scalarType: "string", arity: "scalar" } as const;
   const locked = await transaction.queryRaw({
     sql: "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || ':' || $2, 17)) AS locked",
-    args: [claim.scope, claim.key],
+    args: [claim.scope, keyId(claim.key)],
     argTypes: [text, text],
   });
   const inserted =
@@ -61,7 +90,7 @@ export async function claimInTransaction(transaction: SqlQueryable, claim: Idemp
               created_at = now()
             WHERE idempotency_keys.created_at < now() - make_interval(hours => $4::int)
             RETURNING 1 AS claimed`,
-          args: [claim.scope, claim.key, claim.requestHash, config().idempotencyRetentionHours],
+          args: [claim.scope, keyId(claim.key), claim.requestHash, config().idempotencyRetentionHours],
           argTypes: [text, text, text, { scalarType: "int", arity: "scalar" }],
         })
       : undefined;
@@ -76,33 +105,44 @@ export const LOST_AFTER_MS = 60_000;
 
 export interface StoredKey {
   requestHash: string;
+  /** The answer, unsealed; null until the request that holds the key has one; NOT_KEPT when it was not kept. */
   response: unknown;
   createdAt: Date;
 }
 
-/** The key's row, unless it expired. */
+/** The answer of a key whose request finished without keeping it (too large, or beyond its owner's budget). */
+export const NOT_KEPT = Symbol("answer not kept");
+
+/** The key's row, unless it expired, its answer unsealed. */
 export async function findKey(scope: string, key: string): Promise<StoredKey | null> {
-  const [row] = await db().$queryRaw<StoredKey[]>`
+  const [row] = await db().$queryRaw<(Omit<StoredKey, "response"> & { response: Sealed | { notKept: true } | null })[]>`
     SELECT request_hash AS "requestHash", response, created_at AS "createdAt" FROM idempotency_keys
-    WHERE scope = ${scope} AND key = ${key}
+    WHERE scope = ${scope} AND key = ${keyId(key)}
       AND created_at >= now() - make_interval(hours => ${config().idempotencyRetentionHours}::int)`;
-  return row ?? null;
+  if (!row) return null;
+  const { response } = row;
+  return {
+    ...row,
+    response: response === null ? null : "notKept" in response ? NOT_KEPT : unseal(scope, key, response),
+  };
 }
 
 /**
- * Records the answer of the request that holds the key. A request that committed nothing in a transaction (its
- * writes, if any, were single statements) claims the key now. @returns false if another request holds it.
+ * Records the answer of the request that holds the key (`null`: that it finished without keeping its answer, which
+ * a repeat is told was lost). A request that committed nothing in a transaction (its writes, if any, were single statements) claims
+ * the key now. @returns false if another request holds it.
  */
 export async function recordAnswer(claim: IdempotencyClaim, response: unknown): Promise<boolean> {
-  const json = JSON.stringify(response);
+  const json = JSON.stringify(response === null ? { notKept: true } : seal(claim.scope, claim.key, response));
+  const id = keyId(claim.key);
   if (claim.claimed) {
     await db().$executeRaw`
-      UPDATE idempotency_keys SET response = ${json}::jsonb WHERE scope = ${claim.scope} AND key = ${claim.key}`;
+      UPDATE idempotency_keys SET response = ${json}::jsonb WHERE scope = ${claim.scope} AND key = ${id}`;
     return true;
   }
   const inserted = await db().$queryRaw<{ claimed: number }[]>`
     INSERT INTO idempotency_keys (scope, key, request_hash, response)
-    VALUES (${claim.scope}, ${claim.key}, ${claim.requestHash}, ${json}::jsonb)
+    VALUES (${claim.scope}, ${id}, ${claim.requestHash}, ${json}::jsonb)
     ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, response = EXCLUDED.response,
       created_at = now()
     WHERE idempotency_keys.created_at < now() - make_interval(hours => ${config().idempotencyRetentionHours}::int)

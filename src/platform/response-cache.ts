@@ -1,9 +1,8 @@
 import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { CACHE_SHAPE_VERSION, cacheStore } from "./cache.ts";
-import { type Change, onChanges } from "./changes.ts";
 import { config } from "./config.ts";
-import { logger, requestScope } from "./logger.ts";
+import { requestScope } from "./logger.ts";
 
 // Whole answers of shareable operations (queries from someone signed out: explore, a profile, a post), keyed by
 // document and variables. An answer is served while every cached entity part it read still has
@@ -60,9 +59,23 @@ export function responseKey(query: string, operationName: string | null | undefi
     .update("\0")
     .update(operationName ?? "")
     .update("\0")
-    .update(JSON.stringify(variables ?? {}))
+    .update(JSON.stringify(declaredVariables(query, variables)))
     .digest("base64url");
   return `${config().redisKeyPrefix}:r${CACHE_SHAPE_VERSION}:${hash}`;
+}
+
+/**
+ * The variables the document declares (`$name: Type`), in a stable order: the ones it does not declare change
+ * nothing in the answer, and would otherwise make a new entry each (a client could fill the cache with them).
+ */
+function declaredVariables(query: string, variables: unknown): Record<string, unknown> {
+  if (!variables || typeof variables !== "object") return {};
+  const declared = new Set([...query.matchAll(/\$([_A-Za-z][_0-9A-Za-z]*)\s*:/g)].map((match) => match[1]));
+  return Object.fromEntries(
+    Object.entries(variables)
+      .filter(([name]) => declared.has(name))
+      .sort(([a], [b]) => (a < b ? -1 : 1)),
+  );
 }
 
 /**
@@ -130,35 +143,3 @@ export async function keepResponse(
 /** The entity parts an answer read, as CDN surrogate keys (`post:<id>`, `user-counts:<id>` …). */
 export const surrogateKeys = (entry: Pick<CachedResponse, "versions">): string[] =>
   entry.versions.map(([, , tag]) => tag);
-
-/** The surrogate keys of what changed: the tags of the answers to purge from a CDN. */
-export const changedKeys = (changes: readonly Change[]): string[] => [
-  ...new Set(changes.flatMap((change) => change.parts.map((part) => `${part}:${change.id}`))),
-];
-
-let purging = false;
-
-/**
- * With CDN_PURGE_URL set, every commit's changes are POSTed there as surrogate keys (`{ "keys": [...] }`, with
- * CDN_PURGE_TOKEN as a bearer token): the hook for a CDN that purges by tag (Fastly's Surrogate-Key,
- * Cloudflare's Cache-Tag, or a small function that turns them into CloudFront invalidations). Public GET answers
- * carry the same keys in `Surrogate-Key`. Registered once per process, when the first server is built.
- */
-export function purgeCdnOnChanges(): void {
-  const purge = config().responseCache.cdnPurge;
-  if (!purge || purging) return;
-  purging = true;
-  onChanges(async (changes) => {
-    const keys = changedKeys(changes);
-    const response = await fetch(purge.url, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        ...(purge.token ? { authorization: `Bearer ${purge.token}` } : {}),
-      },
-      body: JSON.stringify({ keys }),
-      signal: AbortSignal.timeout(2_000),
-    });
-    if (!response.ok) logger().warn({ status: response.status, keys: keys.length }, "CDN purge refused");
-  });
-}

@@ -26,6 +26,8 @@ let enabled = false;
 let flush: (() => Promise<void>) | undefined;
 let shutdown: (() => Promise<void>) | undefined;
 let instruments: Instruments | undefined;
+/** This module's own tracer: its provider's, not whichever provider registered globally first in the process. */
+let ownTracer: ReturnType<Api["trace"]["getTracer"]> | undefined;
 
 /** Whether traces are being recorded in this process. */
 export const tracing = (): boolean => enabled;
@@ -38,7 +40,7 @@ export const onLambda = (): boolean => Boolean(process.env.AWS_LAMBDA_FUNCTION_N
  * The SDK is imported here, only then: an instance without telemetry never loads it.
  */
 export async function initTelemetry(): Promise<void> {
-  const { otlpEndpoint, sampleRatio, serviceName } = config().telemetry;
+  const { otlpEndpoint, sampleRatio, serviceName, trustParent } = config().telemetry;
   if (!otlpEndpoint || enabled) return;
   const [
     otel,
@@ -66,9 +68,19 @@ export async function initTelemetry(): Promise<void> {
   });
   const provider = new base.TracerProvider({
     resource,
-    // A caller's decision (its traceparent's sampled flag) is followed; traces that start here are kept at the
-    // configured ratio.
-    sampler: new base.ParentBasedSampler({ root: new base.TraceIdRatioBasedSampler(sampleRatio) }),
+    // Traces are kept at the configured ratio, also those a caller continues: its traceparent's sampled flag is
+    // its wish, and any client could ask for every request to be traced (and exported, and paid for). Callers
+    // that may decide (OTEL_TRACES_TRUST_PARENT: services of one's own behind the gateway) are followed. The ratio
+    // goes by the trace id, so every service sampling by it keeps the same traces.
+    sampler: new base.ParentBasedSampler({
+      root: new base.TraceIdRatioBasedSampler(sampleRatio),
+      ...(trustParent
+        ? {}
+        : {
+            remoteParentSampled: new base.TraceIdRatioBasedSampler(sampleRatio),
+            remoteParentNotSampled: new base.TraceIdRatioBasedSampler(sampleRatio),
+          }),
+    }),
     spanProcessors: [
       new base.BatchSpanProcessor({
         exporter: new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }),
@@ -79,6 +91,7 @@ export async function initTelemetry(): Promise<void> {
   });
   otel.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   otel.trace.setGlobalTracerProvider(provider);
+  ownTracer = provider.getTracer("shutter");
   // W3C traceparent from callers, X-Ray's header from API Gateway and the Lambda runtime.
   otel.propagation.setGlobalPropagator(
     new core.CompositePropagator({
@@ -133,7 +146,7 @@ export async function shutdownTelemetry(): Promise<void> {
   await shutdown?.();
 }
 
-const tracer = () => (api as Api).trace.getTracer("shutter");
+const tracer = () => ownTracer ?? (api as Api).trace.getTracer("shutter");
 
 /**
  * Runs `fn` in a span (a child of the active one), ended when it settles; errors are recorded on it. Off, it is

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import { decodeJwt } from "jose";
 import {
   type ExternalIdentity,
   hashPassword,
@@ -186,6 +187,45 @@ export async function rotateRefreshToken(refreshToken: string): Promise<SessionT
   }
   if (outcome.kind !== "rotated") throw invalid;
   return tokensFor(outcome.userId, outcome.sessionId, expiresAt, next);
+}
+
+/** Session tokens an answer handed out (what a client selected of them). */
+export interface IssuedTokens {
+  accessToken?: string;
+  refreshToken?: string;
+}
+
+/**
+ * Whether an answer that handed out session tokens may be handed out again (the repeat of an Idempotency-Key):
+ * only while nothing has used them since — the client that asked never got them. Once the session has moved on
+ * (its refresh token used, or the session ended), the answer reached someone: a repeat is refused. When the answer
+ * was a refresh, the repeat presents a spent refresh token again, and ends the session as any reuse does
+ * (rotateRefreshToken): a thief replaying a stolen request gets nothing and gives itself away.
+ */
+export async function mayRepeatSessionAnswer(tokens: IssuedTokens, refresh: boolean): Promise<boolean> {
+  let sessionId: string | undefined;
+  let tokenHash: string | undefined;
+  if (tokens.refreshToken) {
+    tokenHash = hashToken(tokens.refreshToken);
+    sessionId = (await db().refreshToken.findUnique({ where: { tokenHash }, select: { sessionId: true } }))?.sessionId;
+  } else if (tokens.accessToken) {
+    // Our own token, from our own (sealed) record: its session claim is read, not verified again.
+    const claims = decodeJwt(tokens.accessToken);
+    sessionId = typeof claims.sid === "string" ? claims.sid : undefined;
+  } else return true; // nothing that signs anyone in
+  if (!sessionId) return false;
+  const session = await db().session.findUnique({
+    where: { id: sessionId },
+    select: { revokedAt: true, refreshTokens: { orderBy: { createdAt: "desc" }, take: 1 } },
+  });
+  const latest = session?.refreshTokens[0];
+  const untouched =
+    !!session && !session.revokedAt && !!latest && !latest.usedAt && (!tokenHash || latest.tokenHash === tokenHash);
+  if (!untouched && refresh && session && !session.revokedAt) {
+    logger().warn({ sessionId }, "refresh repeated after its tokens were used: session revoked");
+    await revokeSession(sessionId);
+  }
+  return untouched;
 }
 
 /**

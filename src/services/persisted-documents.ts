@@ -14,6 +14,23 @@ export const BUNDLED = new Map<string, string>(
   Object.entries({ ...mobile, ...web }).map(([id, document]) => [id.replace(/^sha256:/, ""), document]),
 );
 
+let known: Set<string> | undefined;
+
+/**
+ * The operation's name as a metric dimension: a name of one of the apps' documents, or "other" for anything
+ * else a client may send (any string would otherwise be a new metric series: unbounded, and billed per series),
+ * "unknown" when it sent none.
+ */
+export function metricOperationName(name: string | undefined): string {
+  if (!name) return "unknown";
+  known ??= new Set(
+    [...BUNDLED.values()].flatMap((document) =>
+      [...document.matchAll(/\b(?:query|mutation|subscription)\s+([_A-Za-z]\w*)/g)].map((match) => match[1] as string),
+    ),
+  );
+  return known.has(name) ? name : "other";
+}
+
 /** Keys under which a deploy step stores trusted documents (older app versions), and APQ registrations. */
 export function persistedKeys(hash: string) {
   const prefix = config().redisKeyPrefix;
@@ -36,7 +53,9 @@ export async function findDocument(hash: string, includeRegistered: boolean): Pr
 
 /**
  * Stores the document the request registers (Automatic Persisted Queries), once its operation was admitted by
- * the gate (http/plugins/use-gate.ts), charging its size to the caller's budget of registered bytes.
+ * the gate (http/plugins/use-gate.ts). What is new is charged to the caller's budget of registered bytes; a
+ * document already registered costs nothing again (a web client without a persisted-query link sends its text
+ * with every request, and a retry after PersistedQueryNotFound sends it once more): it only lives on.
  * @throws RateLimitedError
  */
 export async function registerAdmittedDocument(viewerId: string | null, clientAddress: string): Promise<void> {
@@ -44,8 +63,12 @@ export async function registerAdmittedDocument(viewerId: string | null, clientAd
   const registration = scope?.registration;
   if (!registration) return;
   scope.registration = undefined;
-  await chargeRegistration(Buffer.byteLength(registration.document), viewerId, clientAddress);
-  await cacheStore().set(persistedKeys(registration.hash).registered, registration.document, APQ_TTL_MS);
+  const key = persistedKeys(registration.hash).registered;
+  const [known] = await cacheStore().mget([key]);
+  if (known !== registration.document) {
+    await chargeRegistration(Buffer.byteLength(registration.document), viewerId, clientAddress);
+  }
+  await cacheStore().set(key, registration.document, APQ_TTL_MS);
 }
 
 /**

@@ -15,6 +15,7 @@ import { config } from "../../platform/config.ts";
 import { requestScope } from "../../platform/logger.ts";
 import { registerAdmittedDocument } from "../../services/persisted-documents.ts";
 import { estimateCost, introspects, ListTooLong } from "../cost.ts";
+import { noteCharge } from "./use-budget-report.ts";
 import { inspectVariables, NUL, NUL_MESSAGE } from "./use-params-shape.ts";
 
 /**
@@ -98,7 +99,9 @@ async function admit(args: GateArgs): Promise<GraphQLError[] | null> {
   try {
     // The response cache's lookup may have charged this very operation already (its answer was outdated).
     const due = cost - (scope?.precharged ?? 0);
-    if (due > 0) await chargeOperation(due, context.viewer?.id ?? null, context.clientAddress);
+    if (due > 0) {
+      noteCharge(context.request, cost, await chargeOperation(due, context.viewer?.id ?? null, context.clientAddress));
+    }
     await registerAdmittedDocument(context.viewer?.id ?? null, context.clientAddress);
   } catch (error) {
     if (!(error instanceof RateLimitedError)) throw error;

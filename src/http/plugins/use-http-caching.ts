@@ -47,7 +47,7 @@ export const etagOf = (dataJson: string) =>
  *   a query, and no personal field selected (explore, a public profile, a post without viewer fields);
  * - `private, no-cache` for everything else that succeeded (the app's own cache may keep it and revalidate);
  * - `no-store` for errors of any kind, and for every POST;
- * - a strong `ETag` over the data, answered with 304 Not Modified when it matches `If-None-Match`;
+ * - a strong `ETag` over the data, answered with 304 Not Modified when `If-None-Match` names it (never for `*`);
  * - `Vary: Accept, Authorization`: the media type and the viewer change the response.
  */
 export function useHttpCaching(): Plugin {
@@ -83,8 +83,10 @@ export function useHttpCaching(): Plugin {
       const conditional = (etag: string, headers: Headers): Response | undefined => {
         headers.set("cache-control", cacheControl);
         headers.set("etag", etag);
+        // Only the answer's own tag: `*` ("any representation") would tell a client that never saw this answer —
+        // or a cache in between — that it already holds it.
         const ifNoneMatch = request.headers.get("if-none-match") ?? "";
-        if (!ifNoneMatch.split(",").some((tag) => ["*", etag].includes(tag.trim().replace(/^W\//, "")))) return;
+        if (!ifNoneMatch.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag)) return;
         headers.delete("content-type");
         headers.delete("content-length");
         return new fetchAPI.Response(null, { status: 304, headers });

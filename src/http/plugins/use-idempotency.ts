@@ -1,9 +1,22 @@
-import { type ExecutionResult, GraphQLError, getOperationAST, print } from "graphql";
+import { type DocumentNode, type ExecutionResult, GraphQLError, getOperationAST, Kind, print } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { Context } from "../../context.ts";
-import { RequestErrorCode } from "../../errors.ts";
-import { awaitAnswer, findKey, LOST_AFTER_MS, recordAnswer, requestHash } from "../../platform/idempotency.ts";
+import { chargeKeptAnswer } from "../../domain/rate-limit.ts";
+import { ErrorCode, RequestErrorCode } from "../../errors.ts";
+import {
+  awaitAnswer,
+  findKey,
+  keyId,
+  LOST_AFTER_MS,
+  NOT_KEPT,
+  recordAnswer,
+  requestHash,
+} from "../../platform/idempotency.ts";
 import { logger, requestScope } from "../../platform/logger.ts";
+import { type IssuedTokens, mayRepeatSessionAnswer } from "../../services/auth.ts";
+
+/** The largest answer kept for a repeat (bigger ones are not: see `record`). */
+const MAX_KEPT_ANSWER_BYTES = 64 * 1024;
 
 /** Visible ASCII, 1–255 characters: a UUID, a ULID, or whatever the app generates per attempt-group. */
 const KEY = /^[\x21-\x7e]{1,255}$/;
@@ -47,9 +60,13 @@ export function useIdempotency(): Plugin {
       }
       const scope = context.viewer?.id ?? "anonymous";
       const hash = requestHash(print(args.document), args.operationName ?? undefined, args.variableValues);
+      const fields = topLevelFields(args.document, args.operationName ?? undefined);
       const stored = await findKey(scope, key);
       if (stored) {
-        const answer = settle(hash, stored.response === null ? await awaitAnswer(scope, key) : stored);
+        const answer = await guarded(
+          settle(hash, stored.response === null ? await awaitAnswer(scope, key) : stored),
+          fields,
+        );
         if (answer.replay) replayed.add(context.request);
         setResultAndStopExecution(answer.result);
         return;
@@ -61,11 +78,23 @@ export function useIdempotency(): Plugin {
       // The effect has committed by now: this answer is true whether or not it can be kept. If the database fails
       // to keep it (an outage, a pool exhausted under load), this client still gets it — rather than an error that
       // would send it retrying an action already done — and a later repeat of the key is told its answer was lost.
-      const record = (done: ExecutionResult) =>
-        recordAnswer(claim, done).catch((error: unknown) => {
-          logger().warn({ err: error, key }, "idempotency: answer not recorded; repeats of this key will be refused");
+      const record = async (done: ExecutionResult) => {
+        // What is kept is bounded: a large answer, or one beyond its owner's hourly budget, leaves the key alone
+        // (a repeat is told the answer was lost, and nothing is applied twice).
+        const bytes = Buffer.byteLength(JSON.stringify(done));
+        const kept =
+          bytes <= MAX_KEPT_ANSWER_BYTES &&
+          (await chargeKeptAnswer(bytes, context.viewer?.id ?? null, context.clientAddress));
+        if (!kept) logger().info({ bytes, key: keyId(key) }, "idempotency: answer not kept (size or budget)");
+        return recordAnswer(claim, kept ? done : null).catch((error: unknown) => {
+          // The key by its SHA-256, as the table keeps it: the key itself unseals answers.
+          logger().warn(
+            { err: error, key: keyId(key) },
+            "idempotency: answer not recorded; repeats of this key will be refused",
+          );
           return true;
         });
+      };
       return {
         async onExecuteDone({ result, setResult }) {
           if (!("data" in result) && !("errors" in result)) return; // a stream: mutations never are
@@ -81,7 +110,7 @@ export function useIdempotency(): Plugin {
           } else if (claim.claimed && (await record(done))) return;
           // Another request holds the key: its answer is this one's (this one's work was rolled back, or found
           // done by the other).
-          const answer = settle(hash, await awaitAnswer(scope, key));
+          const answer = await guarded(settle(hash, await awaitAnswer(scope, key)), fields);
           if (answer.replay) replayed.add(context.request);
           setResult(answer.result);
         },
@@ -91,6 +120,49 @@ export function useIdempotency(): Plugin {
       if (replayed.has(request)) response.headers.set("Idempotent-Replayed", "true");
     },
   };
+}
+
+/** The operation's top-level fields by response key (an alias, or the field's name). */
+function topLevelFields(document: DocumentNode, operationName: string | undefined): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const selection of getOperationAST(document, operationName)?.selectionSet.selections ?? []) {
+    if (selection.kind === Kind.FIELD) fields.set(selection.alias?.value ?? selection.name.value, selection.name.value);
+  }
+  return fields;
+}
+
+/**
+ * A replay that would hand out session tokens again (signUp, logIn, refreshSession) is given only while nothing
+ * has used them: otherwise whoever repeats the request is not the client that never got its answer (see
+ * services/auth.ts, mayRepeatSessionAnswer).
+ */
+async function guarded(
+  answer: { result: ExecutionResult; replay: boolean },
+  fields: Map<string, string>,
+): Promise<{ result: ExecutionResult; replay: boolean }> {
+  if (!answer.replay) return answer;
+  for (const [responseKey, payload] of Object.entries(answer.result.data ?? {})) {
+    const session = (payload as { session?: Record<string, unknown> } | null)?.session;
+    if (!session || typeof session !== "object") continue;
+    const tokens: IssuedTokens = {
+      accessToken: typeof session.accessToken === "string" ? session.accessToken : undefined,
+      refreshToken: typeof session.refreshToken === "string" ? session.refreshToken : undefined,
+    };
+    if (await mayRepeatSessionAnswer(tokens, fields.get(responseKey) === "refreshSession")) continue;
+    return {
+      replay: false,
+      result: {
+        errors: [
+          refusal(
+            ErrorCode.UNAUTHENTICATED,
+            "The tokens this request was answered with have been used since. Sign in again.",
+            401,
+          ),
+        ],
+      },
+    };
+  }
+  return answer;
 }
 
 /** Whether a mutation's payload is one of its typed errors (`... on Error`): nothing was done. */
@@ -123,14 +195,16 @@ function settle(
       },
     };
   }
-  if (stored?.response) return { replay: true, result: stored.response as ExecutionResult };
+  if (stored?.response && stored.response !== NOT_KEPT) {
+    return { replay: true, result: stored.response as ExecutionResult };
+  }
   return {
     replay: false,
     result: {
       errors: [
         refusal(
           RequestErrorCode.IDEMPOTENCY_KEY_IN_USE,
-          stored && Date.now() - stored.createdAt.getTime() > LOST_AFTER_MS
+          stored && (stored.response === NOT_KEPT || Date.now() - stored.createdAt.getTime() > LOST_AFTER_MS)
             ? "A request with this Idempotency-Key was applied, but its answer was lost. Reload instead of retrying."
             : "A request with this Idempotency-Key is still being processed. Retry in a second to get its answer.",
           409,

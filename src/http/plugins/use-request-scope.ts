@@ -1,10 +1,11 @@
-import { GraphQLError } from "graphql";
+import { GraphQLError, getOperationAST } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import { ErrorCode, RequestErrorCode } from "../../errors.ts";
 import { undeclaredChanges } from "../../platform/changes.ts";
 import { config } from "../../platform/config.ts";
 import { logger, type RequestScope, requestScope } from "../../platform/logger.ts";
 import { onLambda, recordRequest } from "../../platform/telemetry.ts";
+import { metricOperationName } from "../../services/persisted-documents.ts";
 
 /**
  * Stamps every error with the request id (also sent as the `x-request-id` header and present in every log line
@@ -17,6 +18,11 @@ export function useRequestScope(): Plugin {
     onParams({ params }) {
       const scope = requestScope.getStore();
       if (scope) scope.operationName = params.operationName ?? undefined;
+    },
+    onExecute({ args }) {
+      // A document with one named operation needs no operationName: its name is the one it runs.
+      const scope = requestScope.getStore();
+      if (scope && !scope.operationName) scope.operationName = getOperationAST(args.document)?.name?.value;
     },
     onResultProcess({ result, setResult }) {
       const scope = requestScope.getStore();
@@ -81,7 +87,8 @@ export function useRequestScope(): Plugin {
           method: request.method,
           path: new URL(request.url).pathname,
           status: response.status,
-          operationName: scope.operationName,
+          // Whatever the client sent, at most 100 characters of it (a name longer than that names nothing real).
+          operationName: scope.operationName?.slice(0, 100),
           sqlStatements: scope.sqlStatements,
           cacheRoundTrips: scope.cacheRoundTrips,
           cacheHits: scope.cacheHits,
@@ -90,12 +97,14 @@ export function useRequestScope(): Plugin {
           durationMs,
           ...(errorCodes.length ? { errorCodes } : {}),
           // On Lambda this line is also the request's metrics (CloudWatch Embedded Metric Format).
-          ...(onLambda() ? embeddedMetrics(scope.operationName, errorCodes, Boolean(scope.coldStart)) : {}),
+          ...(onLambda()
+            ? embeddedMetrics(metricOperationName(scope.operationName), errorCodes, Boolean(scope.coldStart))
+            : {}),
         },
         "request",
       );
       recordRequest({
-        operation: scope.operationName ?? "unknown",
+        operation: metricOperationName(scope.operationName),
         status: response.status,
         durationMs,
         sqlStatements: scope.sqlStatements,
@@ -123,7 +132,7 @@ function responseCacheOutcome(scope: RequestScope): string {
  * statements, entity cache hits and misses (their ratio is a metric-math expression), errors, cold starts; and
  * errors by code. See the README (Observability).
  */
-function embeddedMetrics(operationName: string | undefined, errorCodes: string[], coldStart: boolean) {
+function embeddedMetrics(operation: string, errorCodes: string[], coldStart: boolean) {
   const perOperation = [
     { Name: "requests", Unit: "Count" },
     { Name: "durationMs", Unit: "Milliseconds" },
@@ -143,7 +152,7 @@ function embeddedMetrics(operationName: string | undefined, errorCodes: string[]
           : []),
       ],
     },
-    operation: operationName ?? "unknown",
+    operation,
     requests: 1,
     errors: errorCodes.length,
     coldStarts: coldStart ? 1 : 0,

@@ -5,15 +5,9 @@ import { chargeOperation } from "../../domain/rate-limit.ts";
 import { RateLimitedError } from "../../errors.ts";
 import { config } from "../../platform/config.ts";
 import { requestScope } from "../../platform/logger.ts";
-import {
-  findResponse,
-  isCurrent,
-  keepResponse,
-  purgeCdnOnChanges,
-  responseKey,
-  surrogateKeys,
-} from "../../platform/response-cache.ts";
+import { findResponse, isCurrent, keepResponse, responseKey, surrogateKeys } from "../../platform/response-cache.ts";
 import { introspects } from "../cost.ts";
+import { noteCharge } from "./use-budget-report.ts";
 import { etagOf } from "./use-http-caching.ts";
 
 /**
@@ -28,7 +22,6 @@ import { etagOf } from "./use-http-caching.ts";
  * a hit is; public GET answers carry their entity parts in `Surrogate-Key` when a CDN purge hook is configured.
  */
 export function useResponseCache(): Plugin {
-  purgeCdnOnChanges();
   return {
     async onParams({ params, request, context, setResult }) {
       const scope = requestScope.getStore();
@@ -45,7 +38,10 @@ export function useResponseCache(): Plugin {
       const [current, charged] = await Promise.all([
         isCurrent(key, entry),
         chargeOperation(entry.cost, null, clientAddress(request, context as ServerContext)).then(
-          () => true,
+          (budget) => {
+            noteCharge(request, entry.cost, budget);
+            return true;
+          },
           (error: unknown) => {
             if (error instanceof RateLimitedError) return error;
             throw error;

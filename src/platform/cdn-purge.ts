@@ -1,0 +1,35 @@
+import type { Change } from "./changes.ts";
+import { config } from "./config.ts";
+import { logger } from "./logger.ts";
+
+/** The surrogate keys of what changed (`post:<id>`, `user-counts:<id>` …): the tags of the answers to purge. */
+export const changedKeys = (changes: readonly Change[]): string[] => [
+  ...new Set(changes.flatMap((change) => change.parts.map((part) => `${part}:${change.id}`))),
+];
+
+/**
+ * With CDN_PURGE_URL set, a commit's changes are POSTed there as surrogate keys (`{ "keys": [...] }`, with
+ * CDN_PURGE_TOKEN as a bearer token): the hook for a CDN that purges by tag (Fastly's Surrogate-Key, Cloudflare's
+ * Cache-Tag, or a small function that turns them into CloudFront invalidations). Public GET answers carry the
+ * same keys in `Surrogate-Key`. Called by `commitChanges` itself, so every process that commits purges — the
+ * images and events functions as much as the GraphQL one. A purge that fails is logged; the write stands.
+ */
+export async function purgeCdn(changes: readonly Change[]): Promise<void> {
+  const purge = config().responseCache.cdnPurge;
+  if (!purge || changes.length === 0) return;
+  const keys = changedKeys(changes);
+  try {
+    const response = await fetch(purge.url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...(purge.token ? { authorization: `Bearer ${purge.token}` } : {}),
+      },
+      body: JSON.stringify({ keys }),
+      signal: AbortSignal.timeout(2_000),
+    });
+    if (!response.ok) logger().warn({ status: response.status, keys: keys.length }, "CDN purge refused");
+  } catch (error) {
+    logger().warn({ err: error, keys: keys.length }, "CDN purge failed");
+  }
+}
