@@ -4,11 +4,11 @@
 // (plain Kubernetes needs a few seconds; Knative and Cloud Run drain before the signal), stops accepting
 // connections, lets requests in flight finish (up to SHUTDOWN_DRAIN_MS), then closes its pools. Under more load than
 // it can serve it refuses the excess quickly (MAX_CONCURRENT_REQUESTS, MAX_QUEUED_REQUESTS, MAX_QUEUE_WAIT_MS).
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServerAdapter } from "@whatwg-node/server";
 import { closePubSub } from "../src/events/pubsub.ts";
 import { closePublisher } from "../src/events/stream.ts";
-import { createShedder, holdWhileSending, overloaded } from "../src/http/load-shedding.ts";
+import { createShedder, overloaded } from "../src/http/load-shedding.ts";
 import { closeCache } from "../src/platform/cache.ts";
 import { config } from "../src/platform/config.ts";
 import { db, disconnectDb } from "../src/platform/db.ts";
@@ -51,7 +51,7 @@ const shedder = createShedder({
 const streams = createShedder({ concurrency: Number(process.env.MAX_OPEN_STREAMS ?? 1_000), queue: 0, waitMs: 0 });
 const STREAMING = /text\/event-stream|multipart\/mixed/i;
 
-const adapter = createServerAdapter<{ req: { socket: { remoteAddress?: string } } }>(async (request, { req }) => {
+const adapter = createServerAdapter<{ req: IncomingMessage; res: ServerResponse }>(async (request, { req, res }) => {
   const path = new URL(request.url).pathname;
   if (path === "/ready") return ready();
   const serve = () => fetch(request, { remoteAddress: req.socket.remoteAddress });
@@ -70,12 +70,10 @@ const adapter = createServerAdapter<{ req: { socket: { remoteAddress?: string } 
     stream?.();
     return refuse("request");
   }
+  // The stream's place is held until its response is over: sent to the end, or its client gone.
+  if (stream) res.once("close", stream);
   try {
-    const response = await serve();
-    return stream ? holdWhileSending(response, stream, request.signal) : response;
-  } catch (error) {
-    stream?.();
-    throw error;
+    return await serve();
   } finally {
     release();
   }

@@ -48,48 +48,6 @@ export function createShedder(options: { concurrency: number; queue: number; wai
   };
 }
 
-/**
- * The response, holding `release` until its body has been sent or the client went away (`signal`, the request's):
- * a stream (Server-Sent Events, multipart) keeps its place for as long as it is open. A response without a body
- * releases at once.
- */
-export function holdWhileSending(response: Response, release: () => void, signal?: AbortSignal): Response {
-  if (!response.body) {
-    release();
-    return response;
-  }
-  let released = false;
-  const done = () => {
-    if (!released) {
-      released = true;
-      release();
-    }
-  };
-  // A client that goes away while nothing is being sent (a stream waiting for events) is noticed here: the body
-  // would only find out at its next write.
-  signal?.addEventListener("abort", done, { once: true });
-  const reader = response.body.getReader();
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { value, done: finished } = await reader.read();
-        if (finished) {
-          done();
-          controller.close();
-        } else controller.enqueue(value);
-      } catch (error) {
-        done();
-        controller.error(error);
-      }
-    },
-    async cancel(reason) {
-      done();
-      await reader.cancel(reason);
-    },
-  });
-  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
-}
-
 /** The answer to a request refused for load: a GraphQL error any client understands, retryable. */
 export const overloaded = () =>
   Response.json(
