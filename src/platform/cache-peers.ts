@@ -15,7 +15,7 @@ import { logger } from "./logger.ts";
  * in-process store's counterpart of Redis's version check, and costs as much: one round trip per batch of reads.
  *
  * While the connection is down, nothing may be served from memory (the store answers "nothing cached"), and once
- * it is back everything cached before is forgotten: notifications sent meanwhile were missed.
+ * it is back everything kept under a version before is void: notifications sent meanwhile were missed.
  */
 export interface CachePeers {
   /**
@@ -36,7 +36,7 @@ export interface Invalidation {
 export interface PeerHandlers {
   /** Another process's invalidations, to apply to this process's store. */
   apply(invalidations: Invalidation[]): void;
-  /** Whatever the store holds may have missed changes: forget it. */
+  /** What the store keeps under versions may have missed changes: void it. */
   reset(): void;
 }
 
