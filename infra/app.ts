@@ -1,4 +1,4 @@
-// The CDK app: `npm run infra:synth` / `npm run infra:deploy` (see "Deploy" in the README). Choices come from
+// The CDK app: `npm run infra:synth` / `npm run infra:deploy` (see docs/deploy.md). Choices come from
 // CDK context (infra/cdk.json, or `-c key=value` on the command line):
 //   stackName      the stack (default Shutter)
 //   functionsDir   the bundle (default ../dist/functions: run `npm run build` first)

@@ -49,7 +49,7 @@ export interface ShutterStackProps extends cdk.StackProps {
   readonly corsOrigins?: string[];
   /** Existing network for an `existing` database or Redis that is only reachable inside it. */
   readonly vpc?: { readonly vpcId: string; readonly availabilityZones: string[]; readonly privateSubnetIds: string[] };
-  /** More settings for the function (see the README's configuration table). */
+  /** More settings for the function (see docs/configuration.md). */
   readonly settings?: Record<string, string>;
   /** Requests per second and burst the API accepts before answering 429. */
   readonly throttle?: { readonly rateLimit: number; readonly burstLimit: number };
@@ -162,7 +162,7 @@ export class ShutterStack extends cdk.Stack {
       });
       databaseSecret = database.secret as secretsmanager.ISecret;
       // Transaction-mode pooling in front of the database: Shutter sends no named prepared statements and keeps
-      // no session state, so connections are never pinned (see "Deploy" in the README).
+      // no session state, so connections are never pinned (see docs/deploy.md).
       proxy = database.addProxy("Proxy", {
         secrets: [databaseSecret],
         vpc,

@@ -1,4 +1,4 @@
-// Real clients as they ship, with their default options (and only the settings the README's Clients section
+// Real clients as they ship, with their default options (and only the settings docs/clients.md
 // tells users to set), against the function over HTTP on every target. Apollo Client has its own file
 // (apollo.test.ts).
 import { readFileSync } from "node:fs";

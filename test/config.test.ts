@@ -35,7 +35,7 @@ test("every invalid setting is listed with what is wrong with it", () => {
       "  - MAX_DEPTH: must be a number",
       "  - LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent",
       "  - PERSISTED_QUERIES: must be persisted-only, apq or open",
-      "See the configuration table in README.md.",
+      "See docs/configuration.md.",
     ].join("\n"),
   );
   expect(() => loadConfig({})).toThrow("  - DATABASE_URL: is required");

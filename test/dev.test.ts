@@ -123,7 +123,7 @@ test("a bad setting stops it before anything starts, saying which and why, with 
     "[dev] cannot start: Invalid configuration:",
     "  - DATABASE_URL: must start with postgres:// or postgresql://",
     "  - MAX_DEPTH: must be a number",
-    "See the configuration table in README.md.",
+    "See docs/configuration.md.",
   ]);
 });
 

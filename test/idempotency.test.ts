@@ -202,7 +202,7 @@ test("Apollo Client with its RetryLink: a comment whose answer was lost on the w
     }
     return response;
   };
-  // One key per user action, set before the RetryLink so every attempt carries it (README, "Retries and outages").
+  // One key per user action, set before the RetryLink so every attempt carries it (docs/retries-and-outages.md).
   const actionKey = new SetContextLink((previous, operation) =>
     operation.operationType === "mutation"
       ? { headers: { ...previous.headers, "idempotency-key": previous.actionId ?? randomUUID() } }

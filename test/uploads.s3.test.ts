@@ -1,5 +1,5 @@
 // What a real S3 refuses at PUT time for Shutter's presigned URLs (runs against Ceph's RADOS Gateway:
-// scripts/ceph-s3.sh; the embedded dev server checks no signatures: see "Photo uploads" in the README).
+// scripts/ceph-s3.sh; the embedded dev server checks no signatures: see docs/photos.md).
 import { GetObjectTaggingCommand } from "@aws-sdk/client-s3";
 import { expect } from "vitest";
 import { db } from "../src/platform/db.ts";

@@ -69,7 +69,7 @@ export function resolveClientAddress(peer: string | undefined, forwardedFor: str
       warned = true;
       logger().warn(
         { peer },
-        "requests arrive through a proxy (X-Forwarded-For) but TRUSTED_PROXIES is 0: per-address limits count the proxy's address for every client; set TRUSTED_PROXIES (see the README's Security section)",
+        "requests arrive through a proxy (X-Forwarded-For) but TRUSTED_PROXIES is 0: per-address limits count the proxy's address for every client; set TRUSTED_PROXIES (see docs/security.md)",
       );
     }
     // Beyond the chain's start, the left-most hop is the best there is (a client that sent no header).

@@ -130,7 +130,7 @@ const REQUEST_ID = /^[\w.+/=-]{1,128}$/;
 
 /**
  * The id this request is known by: the caller's `x-request-id` (so a client can find its request in our logs,
- * as the README promises), else the platform's (API Gateway's), else a new one.
+ * as docs/observability.md promises), else the platform's (API Gateway's), else a new one.
  */
 export function requestIdFor(request: Request, platformRequestId?: string): string {
   const given = [request.headers.get("x-request-id"), platformRequestId].find((id) => id && REQUEST_ID.test(id));

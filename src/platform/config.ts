@@ -5,7 +5,7 @@ import { parseTrustedProxies, type TrustedProxies } from "../http/client-address
 /**
  * Shutter's configuration, read from environment variables once per process (module scope, reused by warm
  * invocations) and validated as a whole so a bad deploy fails at start with every problem listed.
- * The README's configuration table documents each variable.
+ * docs/configuration.md documents each variable.
  */
 export type Config = ReturnType<typeof parseConfig>;
 
@@ -160,7 +160,7 @@ const EnvSchema = z.object({
   OTEL_METRIC_EXPORT_INTERVAL: z._default(int(100, 3_600_000), 60_000),
 });
 
-/** Every setting read from the environment (the README's configuration table lists them). */
+/** Every setting read from the environment (docs/configuration.md lists them). */
 export const SETTING_NAMES = Object.keys(EnvSchema.shape);
 
 export class ConfigError extends Error {
@@ -177,7 +177,7 @@ function parseConfig(env: Record<string, string | undefined>) {
       const message = issue.code === "invalid_type" && cleaned[key] === undefined ? "is required" : issue.message;
       return `  - ${key}: ${message}`;
     });
-    throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}\nSee the configuration table in README.md.`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}\nSee docs/configuration.md.`);
   }
   const e = result.data;
   const production = e.NODE_ENV === "production";

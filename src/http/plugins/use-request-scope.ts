@@ -130,7 +130,7 @@ function responseCacheOutcome(scope: RequestScope): string {
  * The request's metrics as CloudWatch Embedded Metric Format fields of its log line: CloudWatch turns the line
  * into metrics, no agent or API call needed. Per operation: requests, latency (the line's `durationMs`), SQL
  * statements, entity cache hits and misses (their ratio is a metric-math expression), errors, cold starts; and
- * errors by code. See the README (Observability).
+ * errors by code. See docs/observability.md.
  */
 function embeddedMetrics(operation: string, errorCodes: string[], coldStart: boolean) {
   const perOperation = [
