@@ -40,7 +40,7 @@ await client.query(
 );
 const recipients = (await client.query("SELECT count(DISTINCT recipient_id) AS n FROM outbox_events")).rows[0].n;
 step(`throughput: ${count} like events for ${recipients} recipients recorded; processing`);
-const { processEvents, unprocessedEvents } = await import("../src/events/process.ts");
+const { processEvents, unprocessedEvents } = await import("../src/workers/notifications.ts");
 const started = performance.now();
 let processed = 0;
 for (let ids = await unprocessedEvents(100); ids.length; ids = await unprocessedEvents(100)) {

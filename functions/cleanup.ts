@@ -4,7 +4,8 @@
 // Exported for a scheduler (an EventBridge schedule on AWS); `npm run cleanup` runs it locally. Safe to run
 // concurrently and repeatedly.
 import { deleteExpiredLimits } from "../src/domain/rate-limit.ts";
-import { createRequestScope, logger, requestScope } from "../src/platform/logger.ts";
+import { logger } from "../src/platform/logger.ts";
+import { createRequestScope, requestScope } from "../src/platform/request-scope.ts";
 import { deleteOrphanedUploads } from "../src/services/media.ts";
 
 export async function handler(event?: {

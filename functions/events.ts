@@ -1,20 +1,20 @@
-// The events handler: outbox events → notifications (src/events/process.ts), exactly once whatever triggers it.
+// The events handler: outbox events → notifications (src/workers/notifications.ts), exactly once whatever triggers it.
 // - `handler` for AWS Lambda: an SQS batch (the managed queue the stream maps to on AWS; each message body is
 //   {"event": "<outbox id>"}; failures are reported per message, so only they are retried and, after the
 //   queue's maxReceiveCount, land in its dead-letter queue), or a schedule (EventBridge), which sweeps the
 //   outbox for events older than a few seconds and sends due notification deliveries.
-// - `runEvents` (src/events/runner.ts) for long-running processes and local development (`npm run events`).
+// - `runEvents` (src/workers/runner.ts) for long-running processes and local development (`npm run events`).
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { deliverDue } from "../src/events/delivery.ts";
-import { processEvents } from "../src/events/process.ts";
-import { prune, sweep } from "../src/events/runner.ts";
 import { loadSecrets } from "../src/platform/secrets.ts";
 import { flushTelemetry, initTelemetry } from "../src/platform/telemetry.ts";
+import { processEvents } from "../src/workers/notifications.ts";
+import { prune, sweep } from "../src/workers/runner.ts";
 
 await loadSecrets();
 await initTelemetry();
 
-export { runEvents } from "../src/events/runner.ts";
+export { runEvents } from "../src/workers/runner.ts";
 
 export async function handler(event: Partial<SQSEvent>): Promise<SQSBatchResponse | Record<string, number>> {
   try {

@@ -1,7 +1,7 @@
 // Shutter's GraphQL function. Module scope runs once per function instance (a Lambda cold start, a
 // container start): configuration is validated and the schema and Yoga instance are built here, then
 // reused by every warm invocation. Per-request state lives in the GraphQL context only.
-import type { ServerContext } from "../src/context.ts";
+import type { ServerContext } from "../src/http/context.ts";
 import { type GatewayEvent, type GatewayResult, serverContextOf, toRequest, toResult } from "../src/http/lambda.ts";
 import { createShutterYoga, handleRequest } from "../src/http/yoga.ts";
 import { loadSecrets } from "../src/platform/secrets.ts";

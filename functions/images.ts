@@ -5,9 +5,10 @@
 // - `{ "mediaId": "…" }`: one photo (a manual retry).
 // - Anything else (the EventBridge schedule): every photo still waiting whose claim is not held, until the
 //   invocation's time is nearly up. It picks up what a lost notification or a crashed invocation left behind.
-// Long-running processes do the same work in the events runner (src/events/runner.ts).
+// Long-running processes do the same work in the events runner (src/workers/runner.ts).
 import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { createRequestScope, logger, requestScope } from "../src/platform/logger.ts";
+import { logger } from "../src/platform/logger.ts";
+import { createRequestScope, requestScope } from "../src/platform/request-scope.ts";
 import { loadSecrets } from "../src/platform/secrets.ts";
 import { flushTelemetry, initTelemetry } from "../src/platform/telemetry.ts";
 import { processPhoto, processWaitingPhotos } from "../src/services/images.ts";

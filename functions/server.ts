@@ -94,7 +94,7 @@ server.listen(port, () => {
 // consumer group per replica. Function deployments use functions/events.ts instead.
 const events = new AbortController();
 const runner = config().events.runner
-  ? import("../src/events/runner.ts").then(({ runEvents }) => runEvents(events.signal))
+  ? import("../src/workers/runner.ts").then(({ runEvents }) => runEvents(events.signal))
   : Promise.resolve();
 
 async function shutdown(signal: string) {

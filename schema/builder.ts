@@ -3,9 +3,9 @@ import ErrorsPlugin from "@pothos/plugin-errors";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
 import ValidationPlugin from "@pothos/plugin-validation";
-import type { Context } from "../src/context.ts";
 import { LIMITS } from "../src/domain/validation.ts";
 import { ForbiddenError, UnauthenticatedError, ValidationError } from "../src/errors.ts";
+import type { Context } from "../src/http/context.ts";
 
 // Marks of the cold start (what `npm run bench` breaks init down by): defining the types starts here.
 performance.mark("shutter:schema:define");

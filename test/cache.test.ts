@@ -4,7 +4,7 @@ import { beforeAll, describe, expect } from "vitest";
 import { loadThroughCache } from "../src/loaders/cached.ts";
 import { postEntity } from "../src/loaders/posts.ts";
 import { cachedValue, cacheKeys, cacheStore } from "../src/platform/cache.ts";
-import { commitChanges } from "../src/platform/changes.ts";
+import { applyChanges } from "../src/platform/changes.ts";
 import { db } from "../src/platform/db.ts";
 import { coldCache, createPhoto, createPost, createUser, gql, ok, type TestUser, test } from "./helpers.ts";
 
@@ -210,7 +210,7 @@ describe("invalidation", () => {
     await oldRead;
     // Meanwhile a writer commits and invalidates.
     await db().post.update({ where: { id: post.id }, data: { caption: "after" } });
-    await commitChanges(postEntity.changed(post.id, "post"));
+    await applyChanges([postEntity.changed(post.id, "post")]);
     release();
     expect((await racing)[0]?.caption).toBe("before"); // what it read, for its own request
     // ...but it did not cache it: the next reader sees the write.

@@ -1,14 +1,18 @@
-// Writes declare what they changed (platform/changes.ts): one mechanism after commit bumps the entity cache,
-// clears the request's loaders and tells listeners; a write that changes a cached entity without declaring it
-// is reported in every development response, and every test fails on it (test/instances.ts).
+// Writes are units of work (services/write.ts): the request's Idempotency-Key claimed first, in the write's own
+// transaction; outbox events and changes collected, and applied after the commit in one place — the entity
+// cache bumped, the request's loaders cleared, listeners told. A write that changes a cached entity without
+// declaring it is reported in every development response, and every test fails on it (test/instances.ts).
 import { afterEach, describe, expect } from "vitest";
-import { loadThroughCache } from "../src/loaders/cached.ts";
+import { CHANGED_LOADERS, loadThroughCache } from "../src/loaders/cached.ts";
+import { createLoaders } from "../src/loaders/index.ts";
 import { postEntity } from "../src/loaders/posts.ts";
 import { userEntity } from "../src/loaders/users.ts";
-import { type Change, commitChanges, onChanges, undeclaredChanges } from "../src/platform/changes.ts";
+import { applyChanges, type Change, onChanges, undeclaredChanges, writtenTables } from "../src/platform/changes.ts";
 import { db } from "../src/platform/db.ts";
-import { createRequestScope, type RequestScope, requestScope } from "../src/platform/logger.ts";
+import { keyId } from "../src/platform/idempotency.ts";
+import { createRequestScope, type RequestScope, requestScope } from "../src/platform/request-scope.ts";
 import { likePost } from "../src/services/likes.ts";
+import { type RequestWrites, write } from "../src/services/write.ts";
 import { createPost, gql, ok, test } from "./helpers.ts";
 
 const LIKE = `mutation ($id: ID!) {
@@ -43,14 +47,18 @@ describe("declared changes", () => {
     const liked = await gql(LIKE, { id: post.gid }, { token: bob.token });
     expect(liked.data?.likePost.post.likeCount).toBe(1);
     expect(liked.extensions?.undeclaredChanges).toBeUndefined();
-    expect(heard).toEqual([{ entity: "post", id: post.id, parts: ["post-counts"], table: "posts", loader: "post" }]);
+    expect(heard).toEqual([
+      { entity: "post", id: post.id, parts: ["post-counts"], table: "posts", loader: "post" },
+      // Nothing cached: the liker's own request loader forgets whether they like it.
+      { entity: "viewer-like", id: post.id, parts: [], table: "likes", loader: "viewerHasLiked" },
+    ]);
     expect((await ok(`query ($id: ID!) { post(id: $id) { likeCount } }`, { id: post.gid })).post.likeCount).toBe(1);
   });
 
   test("services run without HTTP, and their declarations still reach the cache", async ({ alice, bob }) => {
     const post = await createPost(alice);
     await loadThroughCache(postEntity, [post.id]); // cached with no likes
-    const viewer = { id: bob.id, sessionId: null, expiresAt: null };
+    const viewer = { viewer: { id: bob.id, sessionId: null, expiresAt: null } };
     expect((await likePost(viewer, post.id)).post.likeCount).toBe(1);
     expect((await loadThroughCache(postEntity, [post.id]))[0]?.likeCount).toBe(1);
     await expect(likePost(viewer, "00000000-0000-4000-8000-000000000000")).rejects.toMatchObject({
@@ -58,9 +66,119 @@ describe("declared changes", () => {
     });
   });
 
+  test("every loader a change names is one the request has (loaders/cached.ts names them as strings)", () => {
+    const loaders = createLoaders(null); // its modules define every entity and viewer fact
+    expect([...CHANGED_LOADERS].sort()).toEqual([
+      "media",
+      "photosByPost",
+      "post",
+      "user",
+      "viewerHasLiked",
+      "viewerIsFollowing",
+    ]);
+    for (const name of CHANGED_LOADERS) expect(loaders).toHaveProperty(name);
+  });
+
   test("a change names all of an entity's parts unless told which", () => {
     expect(userEntity.changed("u1").parts).toEqual(["user", "user-counts"]);
     expect(userEntity.changed("u1", "user-counts").parts).toEqual(["user-counts"]);
+  });
+});
+
+describe("the unit of work", () => {
+  /** A request's writes with an Idempotency-Key to claim, and the changes its loaders were told to forget. */
+  function request(key: string) {
+    const forgotten: Change[] = [];
+    const writes: RequestWrites = {
+      idempotency: { scope: "anonymous", key, requestHash: "h", claimed: false, taken: false },
+      forget: (changes) => forgotten.push(...changes),
+    };
+    return { writes, forgotten };
+  }
+  const claimed = async (key: string) =>
+    (await db().$queryRaw<unknown[]>`SELECT 1 FROM idempotency_keys WHERE key = ${keyId(key)}`).length;
+
+  test("claims the request's key as its first statement, and applies its changes only after the commit", async ({
+    alice,
+  }) => {
+    const post = await createPost(alice);
+    const { writes, forgotten } = request(`k-${post.id}`);
+    const statements: string[] = [];
+    const scope = await inRequest(() =>
+      write({ writes }, async ({ tx, event, changed }) => {
+        statements.push(
+          ...(
+            await tx.$queryRaw<
+              { n: number }[]
+            >`SELECT count(*)::int AS n FROM idempotency_keys WHERE key = ${keyId(writes.idempotency!.key)}`
+          ).map((row) => `claimed before the work: ${row.n}`),
+        );
+        await tx.post.update({ where: { id: post.id }, data: { caption: "unit" } });
+        await event("post.created", null, { postId: post.id, actorId: alice.id });
+        changed(postEntity.changed(post.id, "post"));
+        expect(forgotten).toEqual([]); // nothing applied before the commit
+      }),
+    );
+    expect(statements).toEqual(["claimed before the work: 1"]);
+    expect(writes.idempotency).toMatchObject({ claimed: true, taken: false });
+    expect(await claimed(`k-${post.id}`)).toBe(1);
+    expect(forgotten.map((change) => change.entity)).toEqual(["post"]);
+    expect(undeclaredChanges(scope)).toEqual([]);
+    // A second write of the same request does not claim again (the key is the request's, claimed once).
+    await write({ writes }, ({ tx }) => tx.post.findUnique({ where: { id: post.id } }));
+    expect(await claimed(`k-${post.id}`)).toBe(1);
+  });
+
+  test("a write that throws leaves no key, no event and no change behind", async ({ alice }) => {
+    const post = await createPost(alice);
+    const { writes, forgotten } = request(`k-fail-${post.id}`);
+    const before = await db().outboxEvent.count();
+    await expect(
+      write({ writes }, async ({ tx, event, changed }) => {
+        await tx.post.update({ where: { id: post.id }, data: { caption: "never" } });
+        await event("post.created", null, { postId: post.id, actorId: alice.id });
+        changed(postEntity.changed(post.id, "post"));
+        throw new Error("refused");
+      }),
+    ).rejects.toThrow("refused");
+    expect(await claimed(`k-fail-${post.id}`)).toBe(0);
+    expect(writes.idempotency).toMatchObject({ claimed: false, taken: false });
+    expect(await db().outboxEvent.count()).toBe(before);
+    expect(forgotten).toEqual([]);
+    expect((await db().post.findUniqueOrThrow({ where: { id: post.id } })).caption).not.toBe("never");
+  });
+
+  test("a write idempotent by itself claims nothing: the mutation's own write does", async ({ alice }) => {
+    const post = await createPost(alice);
+    const { writes } = request(`k-helper-${post.id}`);
+    await write({ writes }, ({ tx }) => tx.post.findUnique({ where: { id: post.id } }), {
+      singleStatement: true,
+      idempotent: true,
+    });
+    expect(await claimed(`k-helper-${post.id}`)).toBe(0);
+    // One statement with a key to claim still runs in a transaction: the claim and the effect commit together.
+    const scope = await inRequest(() =>
+      write({ writes }, ({ tx }) => tx.post.findUnique({ where: { id: post.id } }), { singleStatement: true }),
+    );
+    expect(await claimed(`k-helper-${post.id}`)).toBe(1);
+    expect(scope.sqlStatements).toBe(5); // BEGIN, the lock, the key, the statement, COMMIT
+    // Without a key to claim, one statement is just that.
+    const alone = await inRequest(() =>
+      write(null, ({ tx }) => tx.post.findUnique({ where: { id: post.id } }), { singleStatement: true }),
+    );
+    expect(alone.sqlStatements).toBe(1);
+  });
+
+  test("another request holding the key stops the write before it does anything", async ({ alice }) => {
+    const post = await createPost(alice);
+    const first = request(`k-race-${post.id}`);
+    await write(first, ({ tx }) => tx.post.findUnique({ where: { id: post.id } }));
+    const second = request(`k-race-${post.id}`);
+    await expect(
+      write(second, ({ tx }) => tx.post.update({ where: { id: post.id }, data: { caption: "twice" } })),
+    ).rejects.toMatchObject({ name: "IdempotencyKeyTaken" });
+    expect(second.writes.idempotency).toMatchObject({ claimed: false, taken: true });
+    expect((await db().post.findUniqueOrThrow({ where: { id: post.id } })).caption).not.toBe("twice");
   });
 });
 
@@ -74,7 +192,7 @@ describe("undeclared changes", () => {
 
     const declared = await inRequest(async () => {
       await update();
-      await commitChanges(postEntity.changed(post.id, "post"));
+      await applyChanges([postEntity.changed(post.id, "post")]);
     });
     expect(undeclaredChanges(declared)).toEqual([]);
     // The declaration is what the cache goes by: the value read next is the new one.
@@ -85,7 +203,7 @@ describe("undeclared changes", () => {
     const post = await createPost(alice);
     const scope = await inRequest(async () => {
       await db().$executeRaw`UPDATE users SET bio = 'x' WHERE id = ${alice.id}::uuid`;
-      await commitChanges(postEntity.changed(post.id, "post-counts"));
+      await applyChanges([postEntity.changed(post.id, "post-counts")]);
     });
     expect(undeclaredChanges(scope)).toEqual(["users"]);
   });
@@ -119,7 +237,7 @@ describe("undeclared changes", () => {
       await db().comment.create({ data: { postId: post.id, authorId: alice.id, body: "new row" } });
       await db().notification.updateMany({ where: { recipientId: alice.id }, data: { readAt: new Date() } });
     });
-    expect(scope.writtenTables).toEqual(new Set(["notifications"]));
+    expect(writtenTables(scope)).toEqual(new Set(["notifications"]));
     expect(undeclaredChanges(scope)).toEqual([]);
   });
 });

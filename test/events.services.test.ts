@@ -15,10 +15,10 @@ vi.hoisted(() => {
 });
 
 import { closePubSub } from "../src/events/pubsub.ts";
-import { runEvents } from "../src/events/runner.ts";
 import { announce, closePublisher, streamKeys } from "../src/events/stream.ts";
 import { config } from "../src/platform/config.ts";
 import { db } from "../src/platform/db.ts";
+import { runEvents } from "../src/workers/runner.ts";
 import { createPost, createUser, gql, ok, test } from "./helpers.ts";
 import { startInstance } from "./instances.ts";
 
@@ -150,7 +150,7 @@ test("a handler killed mid-batch loses nothing and repeats nothing", async () =>
   await blocker.query("SELECT id FROM outbox_events WHERE id = $1 FOR UPDATE", [events[2]!.id.toString()]);
   const child = spawn(
     process.execPath,
-    ["--input-type=module", "-e", `const { sweep } = await import("./src/events/runner.ts"); await sweep(0);`],
+    ["--input-type=module", "-e", `const { sweep } = await import("./src/workers/runner.ts"); await sweep(0);`],
     { cwd: root, env: process.env, stdio: "ignore" },
   );
   const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -168,7 +168,7 @@ test("a handler killed mid-batch loses nothing and repeats nothing", async () =>
     processedAt: null,
   });
 
-  const { sweep } = await import("../src/events/runner.ts");
+  const { sweep } = await import("../src/workers/runner.ts");
   await sweep(0);
   await sweep(0);
   for (const recipient of recipients) {

@@ -2,8 +2,8 @@
 // and the handler turns events into notifications exactly once — however often an event is delivered, in
 // whatever order, with aggregation ("Ana and 2 others liked your photo") and undo.
 import { expect } from "vitest";
-import { processEvents } from "../src/events/process.ts";
 import { db } from "../src/platform/db.ts";
+import { processEvents } from "../src/workers/notifications.ts";
 import { createPost, createUser, ok, processPendingEvents, type TestUser, test } from "./helpers.ts";
 
 const LIKE = `mutation ($id: ID!) { likePost(input: { postId: $id }) { __typename } }`;
@@ -167,7 +167,7 @@ test("the Lambda handler: an SQS batch reports only its bad messages; a schedule
 });
 
 test("pruning forgets week-old processed events and delivery ids past the replay window, nothing newer", async () => {
-  const { prune } = await import("../src/events/runner.ts");
+  const { prune } = await import("../src/workers/runner.ts");
   const day = 86_400_000;
   const old = await db().outboxEvent.create({
     data: { kind: "post.created", payload: {}, processedAt: new Date(Date.now() - 8 * day) },

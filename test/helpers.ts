@@ -5,9 +5,9 @@ import { randomUUID } from "node:crypto";
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { test as base } from "vitest";
 import { hashPassword } from "../src/domain/auth.ts";
-import { sweep } from "../src/events/runner.ts";
 import { db } from "../src/platform/db.ts";
 import { startSession } from "../src/services/auth.ts";
+import { sweep } from "../src/workers/runner.ts";
 import {
   assertChangesDeclared,
   BUNDLED,

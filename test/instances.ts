@@ -102,7 +102,9 @@ export function queryThrough(fetch: Instance["fetch"]): Instance["query"] {
 export function assertChangesDeclared(body: { extensions?: Record<string, unknown> }): void {
   const undeclared = body.extensions?.undeclaredChanges;
   if (Array.isArray(undeclared) && undeclared.length) {
-    throw new Error(`A write changed rows of ${undeclared.join(", ")} without declaring it (commitChanges).`);
+    throw new Error(
+      `A write changed rows of ${undeclared.join(", ")} without declaring it (w.changed in services/write.ts).`,
+    );
   }
 }
 

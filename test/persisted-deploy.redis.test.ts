@@ -2,7 +2,7 @@
 // into Redis, keeps working in `persisted-only` deployments built after it. Redis is where deploys put it, so
 // this runs with REDIS_URL.
 import { expect, test } from "vitest";
-import { sha256, trustDocuments } from "../src/services/persisted-documents.ts";
+import { sha256, trustDocuments } from "../src/http/persisted-documents.ts";
 import { startInstance } from "./instances.ts";
 
 test("documents of an older app version, loaded by the deploy step, keep working under persisted-only", async () => {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect } from "vitest";
 import mobile from "../clients/mobile/generated/persisted-documents.json" with { type: "json" };
 import web from "../clients/web/generated/persisted-documents.json" with { type: "json" };
 import codegenConfig from "../codegen.ts";
-import { sha256 } from "../src/services/persisted-documents.ts";
+import { sha256 } from "../src/http/persisted-documents.ts";
 import { createPost, test } from "./helpers.ts";
 import { type Instance, startInstance } from "./instances.ts";
 

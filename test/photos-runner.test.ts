@@ -2,7 +2,7 @@
 // entry with the runner in process (as `npm run dev` runs it), and the container entry with EVENTS_RUNNER=true
 // (as the Knative manifest sets). On Lambda the images function does it (test/photos.test.ts).
 import { afterAll, beforeAll, expect } from "vitest";
-import { runEvents } from "../src/events/runner.ts";
+import { runEvents } from "../src/workers/runner.ts";
 import { putUpload, target, test } from "./helpers.ts";
 import { phoneJpeg } from "./images.ts";
 import { BUNDLED, type Instance, startInstance } from "./instances.ts";

@@ -5,7 +5,7 @@
 import { createClient } from "graphql-sse";
 import { decodeJwt, importPKCS8, SignJWT } from "jose";
 import { afterAll, beforeAll, expect } from "vitest";
-import { runEvents } from "../src/events/runner.ts";
+import { runEvents } from "../src/workers/runner.ts";
 import { createPost, ok, target, test } from "./helpers.ts";
 import { BUNDLED, type Instance, openStream, startInstance } from "./instances.ts";
 

@@ -1,6 +1,7 @@
 import { resolveCursorConnection } from "@pothos/plugin-relay";
 import { ValidationError } from "../errors.ts";
 import { config } from "../platform/config.ts";
+import { join, raw, type Sql, sql } from "../platform/sql.ts";
 
 /** Relay connection arguments as every connection field receives them. */
 export interface ConnectionArgs {
@@ -114,3 +115,25 @@ export async function paginate<T>(
   if (page.edges.length === 0) page.pageInfo = { ...page.pageInfo, startCursor: null, endCursor: null };
   return page;
 }
+
+/**
+ * Keyset pagination in SQL: the row-value comparison `(a, b) < (x, y)` that the matching composite index
+ * answers directly, however deep the page. `order` is the list's natural order; an inverted page (`last`)
+ * reads it backwards.
+ */
+export function keyset(columns: Sql, order: "asc" | "desc", page: PageRequest, values: (key: CursorKey) => Sql) {
+  const conditions: Sql[] = [];
+  const forward = order === "desc" ? "<" : ">";
+  const backward = order === "desc" ? ">" : "<";
+  if (page.after) conditions.push(sql`(${columns}) ${raw(forward)} (${values(page.after)})`);
+  if (page.before) conditions.push(sql`(${columns}) ${raw(backward)} (${values(page.before)})`);
+  const ascending = (order === "asc") !== page.inverted;
+  return {
+    where: conditions.length ? join(conditions, " AND ") : sql`TRUE`,
+    direction: raw(ascending ? "ASC" : "DESC"),
+  };
+}
+
+/** Cursor values for the common (created_at, id) ordering. */
+export const createdAtAndId = ([createdAt, id]: CursorKey) =>
+  sql`${new Date(Number(createdAt))}::timestamptz, ${String(id)}::uuid`;

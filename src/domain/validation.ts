@@ -1,4 +1,5 @@
 import * as z from "zod/mini";
+import { MAX_OPS_SOURCES } from "../platform/config.ts";
 
 // Input rules with messages a person can act on. The database enforces the hard ones (handle format,
 // counters) too, so no code path can store what these reject.
@@ -15,7 +16,7 @@ export const LIMITS = {
   nodeIds: { max: 100 },
   notificationIds: { max: 100 },
   /** Operations sources (OPS_WEBHOOK_SECRETS), and so subscriptions to them. */
-  sources: { max: 50 },
+  sources: { max: MAX_OPS_SOURCES },
   searchPrefix: { max: 30 },
 } as const;
 

@@ -1,9 +1,8 @@
-// The transactional outbox: mutations record what happened as events in the same transaction as the change,
-// so an event exists if and only if its change committed. After the operation, the function announces the new
-// events on the Redis stream (see stream.ts); whatever is not announced (Redis down, a crash in between) is
-// found by the events handler's sweep. The handler (process.ts) turns events into notifications exactly once.
+// The transactional outbox: writes record what happened as events in the same transaction as the change
+// (`w.event(…)`, services/write.ts), so an event exists if and only if its change committed. Once it committed,
+// the write announces the new events on the Redis stream (see stream.ts); whatever is not announced (Redis down,
+// a crash in between) is found by the events handler's sweep. The handler (workers/notifications.ts) turns events into notifications exactly once.
 import type { Prisma } from "../generated/prisma/client.ts";
-import { requestScope } from "../platform/logger.ts";
 
 /** Every kind of event, with its payload. Ids are database ids (UUIDs), never global ids. */
 export interface DomainEvents {
@@ -20,7 +19,7 @@ export interface DomainEvents {
 export type EventKind = keyof DomainEvents;
 
 /**
- * Records an event in the caller's transaction. `recipientId` is the person whose notifications it may change
+ * Records an event in the caller's transaction (services record through their unit of work: `w.event(…)`). `recipientId` is the person whose notifications it may change
  * (their events are applied in order); null when nobody's (post created) or everyone subscribed (ops events).
  */
 export async function recordEvent<K extends EventKind>(
@@ -33,8 +32,6 @@ export async function recordEvent<K extends EventKind>(
     data: { kind, recipientId, payload: payload as Prisma.InputJsonValue },
     select: { id: true },
   });
-  // Announced once the operation is done (http/yoga.ts); an id whose transaction rolls back is announced for nothing.
-  requestScope.getStore()?.events.push(id);
   return id;
 }
 

@@ -5,7 +5,7 @@ import type {
   APIGatewayProxyResult,
   APIGatewayProxyStructuredResultV2,
 } from "aws-lambda";
-import type { ServerContext } from "../context.ts";
+import type { ServerContext } from "./context.ts";
 
 export type GatewayEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2;
 export type GatewayResult = APIGatewayProxyResult | APIGatewayProxyStructuredResultV2;

@@ -2,7 +2,8 @@ import { PothosValidationError } from "@pothos/core";
 import { GraphQLError } from "graphql";
 import { maskError as yogaMaskError } from "graphql-yoga";
 import { ErrorCode, ServiceUnavailableError } from "../errors.ts";
-import { logger, requestScope } from "../platform/logger.ts";
+import { IdempotencyKeyTaken } from "../platform/idempotency.ts";
+import { logger } from "../platform/logger.ts";
 import { noteDatabase, unavailableService } from "../platform/outage.ts";
 
 export const INTERNAL_ERROR_MESSAGE =
@@ -42,7 +43,7 @@ export function maskError(error: unknown, message: string): Error {
   const masked = yogaMaskError(error, message, false);
   // A duplicate's transaction stopped by the other's Idempotency-Key: expected, and its answer is replaced by the
   // other's (plugins/use-idempotency.ts).
-  if (requestScope.getStore()?.idempotency?.taken) return masked;
+  if (original instanceof IdempotencyKeyTaken) return masked;
   // The client closed the connection before its answer (a timeout of its own, a phone going to sleep): the
   // request was abandoned, nothing went wrong here.
   // (By name: the server adapter's own DOMException is not always the global class.)

@@ -3,11 +3,11 @@ import { useDisableIntrospection } from "@graphql-yoga/plugin-disable-introspect
 import type { Span } from "@opentelemetry/api";
 import { createYoga, type YogaServerInstance } from "graphql-yoga";
 import { schema } from "../../schema/index.ts";
-import { type Context, createContext, type ServerContext } from "../context.ts";
-import { announce } from "../events/stream.ts";
 import { config } from "../platform/config.ts";
-import { createRequestScope, logger, type RequestScope, requestScope } from "../platform/logger.ts";
+import { logger } from "../platform/logger.ts";
+import { createRequestScope, type RequestScope, requestScope } from "../platform/request-scope.ts";
 import { inRequestSpan } from "../platform/telemetry.ts";
+import { type Context, createContext, type ServerContext } from "./context.ts";
 import { INTERNAL_ERROR_MESSAGE, maskError } from "./mask-error.ts";
 import { useArmor } from "./plugins/use-armor.ts";
 import { useBodyLimit } from "./plugins/use-body-limit.ts";
@@ -174,8 +174,6 @@ export function handleRequest(
         { status: 500, headers: { "x-request-id": scope.requestId, "cache-control": "no-store" } },
       );
     }
-    // Events the operation committed are announced to the events runner before the function may freeze.
-    await announce(scope.events);
     span?.setAttributes({
       "http.response.status_code": response.status,
       ...(scope.operationName ? { "graphql.operation.name": scope.operationName.slice(0, 100) } : {}),

@@ -1,9 +1,8 @@
 import { cacheKeys, cacheStore, type FillEntry, jitter, reviveDates } from "../platform/cache.ts";
 import { CACHED_TABLES, type Change } from "../platform/changes.ts";
-import { requestScope } from "../platform/logger.ts";
 import { covered, hasNotedVersion, noteUncovered, noteVersion, sharing } from "../platform/reads.ts";
+import { requestScope } from "../platform/request-scope.ts";
 import { isUuid } from "../platform/sql.ts";
-import type { Loaders } from "./index.ts";
 
 /** One separately invalidated part of a cached entity: its fields, kept for `ttlSeconds` at most. */
 export interface EntityPart<T> {
@@ -20,22 +19,29 @@ export interface CachedEntity<T extends { id: string }, P extends string = strin
   name: string;
   /** The table whose rows it caches (checked against what writes touched: see platform/changes.ts). */
   table: string;
-  /** The per-request loader holding it, which a change clears (see loaders/index.ts). */
-  loader?: keyof Loaders;
+  /**
+   * The per-request loader holding it, which a change clears (a key of `createLoaders()`, loaders/index.ts; named
+   * here as a string so that this file need not import that one, and checked by test/changes.test.ts).
+   */
+  loader?: string;
   parts: Record<P, EntityPart<T>>;
   /** Full rows for the ids from PostgreSQL, in any order; absent ids are simply missing. */
   load(ids: string[]): Promise<T[]>;
   /** Which keys may be looked up at all (default: UUIDs); others resolve to null without a query. */
   isValidId?: (id: string) => boolean;
-  /** What a write changed, for `commitChanges`: the named parts of the entity `id` (all parts if none named). */
+  /** What a write changed, for `w.changed(…)` (services/write.ts): the named parts of the entity `id` (all parts if none named). */
   changed(id: string, ...parts: P[]): Change;
 }
+
+/** The per-request loaders that changes name (each must be a key of `createLoaders()`). */
+export const CHANGED_LOADERS = new Set<string>();
 
 /** Defines a cached entity (see CachedEntity); its table joins the ones the undeclared-change check watches. */
 export function defineEntity<T extends { id: string }, P extends string>(
   definition: Omit<CachedEntity<T, P>, "changed">,
 ): CachedEntity<T, P> {
   CACHED_TABLES.add(definition.table);
+  if (definition.loader) CHANGED_LOADERS.add(definition.loader);
   const all = Object.keys(definition.parts) as P[];
   return {
     ...definition,
@@ -46,6 +52,19 @@ export function defineEntity<T extends { id: string }, P extends string>(
       table: definition.table,
       loader: definition.loader,
     }),
+  };
+}
+
+/**
+ * A fact about the viewer that a per-request loader holds and nothing caches (has liked a post, follows someone):
+ * a write declares it changed so the writing request's loader forgets it (`viewerLike.changed(postId)`).
+ */
+export function viewerFact(definition: { name: string; table: string; loader: string }): {
+  changed(id: string): Change;
+} {
+  CHANGED_LOADERS.add(definition.loader);
+  return {
+    changed: (id) => ({ entity: definition.name, id, parts: [], table: definition.table, loader: definition.loader }),
   };
 }
 

@@ -1,7 +1,7 @@
-import type { PageRequest } from "../domain/pagination.ts";
+import { createdAtAndId, keyset, type PageRequest } from "../domain/pagination.ts";
 import type { Comment } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
-import { createdAtAndId, keyset, raw, type Sql, sql } from "../platform/sql.ts";
+import { raw, type Sql, sql } from "../platform/sql.ts";
 import { byIds, type FirstPageKey, firstPages, groupInKeyOrder } from "./batch.ts";
 import { defineEntity, listRead, loadThroughCache } from "./cached.ts";
 import { postEntity } from "./posts.ts";

@@ -1,4 +1,8 @@
 import { db } from "../platform/db.ts";
+import { viewerFact } from "./cached.ts";
+
+/** Whether the viewer likes a post (by post id): what a like or an unlike changes for the one who did it. */
+export const viewerLike = viewerFact({ name: "viewer-like", table: "likes", loader: "viewerHasLiked" });
 
 /** Whether the viewer has liked each of the given posts, in key order. */
 export async function viewerLikes(viewerId: string, postIds: readonly string[]): Promise<boolean[]> {

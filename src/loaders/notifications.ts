@@ -1,7 +1,7 @@
-import type { PageRequest } from "../domain/pagination.ts";
+import { createdAtAndId, keyset, type PageRequest } from "../domain/pagination.ts";
 import type { Notification } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
-import { createdAtAndId, keyset, sql } from "../platform/sql.ts";
+import { sql } from "../platform/sql.ts";
 import { byIds } from "./batch.ts";
 
 export type NotificationRecord = Notification;

@@ -1,8 +1,11 @@
-import type { PageRequest } from "../domain/pagination.ts";
+import { createdAtAndId, keyset, type PageRequest } from "../domain/pagination.ts";
 import type { User } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
-import { createdAtAndId, keyset, raw, type Sql, sql } from "../platform/sql.ts";
-import { defineEntity, loadThroughCache } from "./cached.ts";
+import { raw, type Sql, sql } from "../platform/sql.ts";
+import { defineEntity, loadThroughCache, viewerFact } from "./cached.ts";
+
+/** Whether the viewer follows someone (by their id): what a follow or an unfollow changes for the one who did it. */
+export const viewerFollow = viewerFact({ name: "viewer-follow", table: "follows", loader: "viewerIsFollowing" });
 
 /** A user as other people may see it: the password hash and email never leave the auth paths. */
 export type UserRecord = Omit<User, "passwordHash" | "email">;

@@ -2,9 +2,10 @@ import { Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
 import { type CachePeers, type Invalidation, postgresPeers } from "./cache-peers.ts";
 import { config } from "./config.ts";
-import { logger, requestScope } from "./logger.ts";
+import { logger } from "./logger.ts";
 import { databaseDown } from "./outage.ts";
 import { boundAge, covered } from "./reads.ts";
+import { requestScope } from "./request-scope.ts";
 import { inSpan } from "./telemetry.ts";
 
 /**

@@ -1,9 +1,14 @@
-import type { Change } from "./changes.ts";
 import { config } from "./config.ts";
 import { logger } from "./logger.ts";
 
+/** What a committed write changed, as far as a purge goes: the parts of an entity (a Change, platform/changes.ts). */
+interface ChangedParts {
+  id: string;
+  parts: readonly string[];
+}
+
 /** The surrogate keys of what changed (`post:<id>`, `user-counts:<id>` …): the tags of the answers to purge. */
-export const changedKeys = (changes: readonly Change[]): string[] => [
+export const changedKeys = (changes: readonly ChangedParts[]): string[] => [
   ...new Set(changes.flatMap((change) => change.parts.map((part) => `${part}:${change.id}`))),
 ];
 
@@ -11,10 +16,10 @@ export const changedKeys = (changes: readonly Change[]): string[] => [
  * With CDN_PURGE_URL set, a commit's changes are POSTed there as surrogate keys (`{ "keys": [...] }`, with
  * CDN_PURGE_TOKEN as a bearer token): the hook for a CDN that purges by tag (Fastly's Surrogate-Key, Cloudflare's
  * Cache-Tag, or a small function that turns them into CloudFront invalidations). Public GET answers carry the
- * same keys in `Surrogate-Key`. Called by `commitChanges` itself, so every process that commits purges — the
+ * same keys in `Surrogate-Key`. Called when any write's changes are applied (applyChanges), so every process that commits purges — the
  * images and events functions as much as the GraphQL one. A purge that fails is logged; the write stands.
  */
-export async function purgeCdn(changes: readonly Change[]): Promise<void> {
+export async function purgeCdn(changes: readonly ChangedParts[]): Promise<void> {
   const purge = config().responseCache.cdnPurge;
   if (!purge || changes.length === 0) return;
   const keys = changedKeys(changes);

@@ -1,6 +1,7 @@
 import { cacheKeys, cacheStore } from "./cache.ts";
 import { purgeCdn } from "./cdn-purge.ts";
-import { logger, type RequestScope, requestScope } from "./logger.ts";
+import { logger } from "./logger.ts";
+import { type RequestScope, requestScope } from "./request-scope.ts";
 
 /**
  * What a committed write changed: parts of one cached entity. Made only by an entity definition
@@ -11,7 +12,7 @@ export interface Change {
   entity: string;
   /** Its id. */
   id: string;
-  /** The cached parts that changed (each is one cache key). */
+  /** The cached parts that changed (each is one cache key); none for a per-viewer fact (see `viewerFact`). */
   parts: readonly string[];
   /** The table whose rows the entity caches: what the undeclared-change check compares writes with. */
   table: string;
@@ -33,33 +34,32 @@ export function onChanges(listener: ChangeListener): () => void {
 }
 
 /**
- * Runs after a transaction committed, with what it changed: the entity cache's versions are bumped (a reader
- * racing the write can no longer store the old value, on any instance), the current request's loaders forget
- * those entities, a CDN purges the answers that showed them (cdn-purge.ts: in every process that commits), and
- * the listeners hear of it. Never call it inside a transaction: a concurrent reader could
- * re-read the old row before the commit and cache it under the new version.
+ * Applies what a committed write changed (called by the unit of work, services/write.ts, and nothing else): the
+ * entity cache's versions are bumped (a reader racing the write can no longer store the old value, on any
+ * instance), the writing request's loaders forget those entities, a CDN purges the answers that showed them
+ * (cdn-purge.ts: in every process that commits), and the listeners hear of it. Never call it inside a
+ * transaction: a concurrent reader could re-read the old row before the commit and cache it under the new version.
  */
-export async function commitChanges(...changes: (Change | readonly Change[])[]): Promise<void> {
-  const all = changes.flat();
-  if (all.length === 0) return;
-  await cacheStore().invalidate(
-    all.flatMap((change) =>
-      change.parts.map((part) => {
-        const keys = cacheKeys(part, change.id);
-        return { versionKey: keys.versionKey, valueKeys: keys.allValueKeys };
-      }),
-    ),
+export async function applyChanges(
+  changes: readonly Change[],
+  request?: { forget(changes: readonly Change[]): void },
+): Promise<void> {
+  if (changes.length === 0) return;
+  const invalidated = changes.flatMap((change) =>
+    change.parts.map((part) => {
+      const keys = cacheKeys(part, change.id);
+      return { versionKey: keys.versionKey, valueKeys: keys.allValueKeys };
+    }),
   );
+  if (invalidated.length) await cacheStore().invalidate(invalidated);
   const scope = requestScope.getStore();
-  if (scope) {
-    for (const change of all) scope.declaredTables.add(change.table);
-    scope.onChanges?.(all);
-  }
-  await purgeCdn(all);
+  if (scope) for (const change of changes) tablesOf(scope).declared.add(change.table);
+  request?.forget(changes);
+  await purgeCdn(changes);
   await Promise.all(
     [...listeners].map(async (listener) => {
       try {
-        await listener(all);
+        await listener(changes);
       } catch (error) {
         logger().error({ err: error }, "a change listener failed");
       }
@@ -77,5 +77,26 @@ export const CACHED_TABLES = new Set<string>();
  * exist was never cached (misses are not stored).
  */
 export function undeclaredChanges(scope: RequestScope): string[] {
-  return [...scope.writtenTables].filter((table) => CACHED_TABLES.has(table) && !scope.declaredTables.has(table));
+  const { written, declared } = tablesOf(scope);
+  return [...written].filter((table) => CACHED_TABLES.has(table) && !declared.has(table));
+}
+
+// What each request's committed statements wrote and its writes declared (outside production), kept here: the
+// undeclared-change check is this module's, not the request scope's.
+const tablesByRequest = new WeakMap<RequestScope, { written: Set<string>; declared: Set<string> }>();
+function tablesOf(scope: RequestScope) {
+  let tables = tablesByRequest.get(scope);
+  if (!tables) {
+    tables = { written: new Set(), declared: new Set() };
+    tablesByRequest.set(scope, tables);
+  }
+  return tables;
+}
+
+/** The tables whose rows the request's committed statements updated or deleted (outside production). */
+export const writtenTables = (scope: RequestScope): ReadonlySet<string> => tablesOf(scope).written;
+
+/** Notes a table whose rows a committed statement of the request updated or deleted (the database adapter, db.ts). */
+export function noteWrittenTable(table: string, scope: RequestScope | undefined = requestScope.getStore()): void {
+  if (scope) tablesOf(scope).written.add(table);
 }

@@ -1,6 +1,8 @@
 import * as z from "zod/mini";
-import { LIMITS } from "../domain/validation.ts";
-import { parseTrustedProxies, type TrustedProxies } from "../http/client-address.ts";
+import { parseTrustedProxies, type TrustedProxies } from "./trusted-proxies.ts";
+
+/** Operations sources (OPS_WEBHOOK_SECRETS) at most: people subscribe to each by name (domain/validation.ts). */
+export const MAX_OPS_SOURCES = 50;
 
 /**
  * Shutter's configuration, read from environment variables once per process (module scope, reused by warm
@@ -186,9 +188,9 @@ function parseConfig(env: Record<string, string | undefined>) {
       "Invalid configuration:\n  - UPLOAD_ORPHAN_AGE_MINUTES: must be longer than UPLOAD_URL_TTL_SECONDS (an upload in progress would be deleted)",
     );
   }
-  if ((e.OPS_WEBHOOK_SECRETS ?? "").split(",").filter((pair) => pair.trim()).length > LIMITS.sources.max) {
+  if ((e.OPS_WEBHOOK_SECRETS ?? "").split(",").filter((pair) => pair.trim()).length > MAX_OPS_SOURCES) {
     throw new ConfigError(
-      `Invalid configuration:\n  - OPS_WEBHOOK_SECRETS: at most ${LIMITS.sources.max} sources (people subscribe to each by name)`,
+      `Invalid configuration:\n  - OPS_WEBHOOK_SECRETS: at most ${MAX_OPS_SOURCES} sources (people subscribe to each by name)`,
     );
   }
   if (Boolean(e.OIDC_ISSUER) !== Boolean(e.OIDC_AUDIENCE)) {

@@ -2,11 +2,11 @@ import { createHash } from "node:crypto";
 import { PrismaPg } from "@prisma/adapter-pg";
 import type { SqlDriverAdapter, SqlDriverAdapterFactory, SqlQueryable } from "@prisma/driver-adapter-utils";
 import { PrismaClient } from "../generated/prisma/client.ts";
+import { noteWrittenTable } from "./changes.ts";
 import { type Config, config } from "./config.ts";
-import { claimInTransaction } from "./idempotency.ts";
-import { requestScope } from "./logger.ts";
 import { noteDatabase, unavailableService } from "./outage.ts";
 import { noteStatement } from "./reads.ts";
+import { requestScope } from "./request-scope.ts";
 import { inSpan, tracing } from "./telemetry.ts";
 
 let client: PrismaClient | undefined;
@@ -114,10 +114,10 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
             "client",
           );
     if (!trackWrites) return timeFirst(statement);
-    const written = pending ?? requestScope.getStore()?.writtenTables;
+    const scope = requestScope.getStore();
     return timeFirst(statement).then((result) => {
-      const table = written && WRITE.exec(sql)?.[1];
-      if (table) written.add(table.toLowerCase());
+      const table = WRITE.exec(sql)?.[1]?.toLowerCase();
+      if (table) pending ? pending.add(table) : noteWrittenTable(table, scope);
       return result;
     });
   };
@@ -140,35 +140,15 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
         // A transaction's writes count once it commits: a rolled-back one changed nothing.
         const pending = trackWrites ? new Set<string>() : undefined;
         const transaction = instrument(await observed(startTransaction(isolationLevel)), pending);
-        // The mutation's Idempotency-Key goes in its first transaction, first (see platform/idempotency.ts).
-        const claim = scope?.idempotency;
-        const claiming = Boolean(claim && !claim.claimed && !claim.taken && !claim.inFlight);
-        if (claim && claiming) {
-          claim.inFlight = true;
-          try {
-            await claimInTransaction(transaction, claim);
-          } catch (error) {
-            claim.inFlight = false;
-            // The adapter's rollback() only releases the connection (Prisma sends ROLLBACK itself, but it never
-            // got this transaction): end it here, or the pool would hand out a connection still inside it.
-            await transaction.executeRaw({ sql: "ROLLBACK", args: [], argTypes: [] }).catch(() => undefined);
-            await transaction.rollback().catch(() => undefined);
-            throw error;
-          }
-        }
+        if (!pending) return transaction;
         const commit = transaction.commit.bind(transaction);
         const rollback = transaction.rollback.bind(transaction);
         transaction.commit = async () => {
           await commit();
-          if (claim && claiming) {
-            claim.claimed = true;
-            claim.inFlight = false;
-          }
-          if (scope && pending) for (const table of pending) scope.writtenTables.add(table);
+          for (const table of pending) noteWrittenTable(table, scope);
         };
         transaction.rollback = async () => {
-          pending?.clear();
-          if (claim && claiming) claim.inFlight = false;
+          pending.clear();
           await rollback();
         };
         return transaction;

@@ -1,7 +1,7 @@
 // Idempotency keys for mutations (the `Idempotency-Key` header; the edge is http/plugins/use-idempotency.ts).
 //
-// A key is claimed inside the mutation's first database transaction, as that transaction's first statement
-// (db.ts calls `claimInTransaction` right after BEGIN): the key exists if and only if that transaction — the
+// A key is claimed by the mutation's write, as its transaction's first statement (the unit of work,
+// services/write.ts, calls `claimKey` right after BEGIN): the key exists if and only if that transaction — the
 // mutation's effect — committed. A duplicate arriving at the same moment, on any instance, finds the key locked
 // (or already there) and rolls back before doing anything, then replays the first one's answer once it is
 // recorded; a crash between the effect and recording its answer leaves the key, so a retry can never apply the
@@ -12,7 +12,7 @@
 // and the answer sealed (AES-256-GCM) with a key derived from the Idempotency-Key and its scope. Answers can hold
 // credentials (a sign-in's tokens, an upload's signed URL); a copy of the database does not give them away.
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
-import type { SqlQueryable } from "@prisma/driver-adapter-utils";
+import type { Prisma } from "../generated/prisma/client.ts";
 import { config } from "./config.ts";
 import { db } from "./db.ts";
 
@@ -22,11 +22,11 @@ export interface IdempotencyClaim {
   key: string;
   /** sha256 of the operation (document, name) and its variables. */
   requestHash: string;
-  /** Claimed by a committed transaction of this request. */
+  /** Claimed by a committed write of this request. */
   claimed: boolean;
-  /** Another request holds the key: this one's transaction was rolled back before it did anything. */
+  /** Another request holds the key: this one's write was rolled back before it did anything. */
   taken: boolean;
-  /** A transaction of this request is claiming it now (others of the same request don't try). */
+  /** A write of this request is claiming it now (others of the same request don't try). */
   inFlight?: boolean;
 }
 
@@ -75,26 +75,19 @@ export const requestHash = (document: string, operationName: string | undefined,
  * for that one's answer outside any transaction. (Waiting inside would also stall Prisma: a transaction that
  * cannot start holds up the client's others.)
  */
-export async function claimInTransaction(transaction: SqlQueryable, claim: IdempotencyClaim): Promise<void> {
-  const text = { scalarType: "string", arity: "scalar" } as const;
-  const locked = await transaction.queryRaw({
-    sql: "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || ':' || $2, 17)) AS locked",
-    args: [claim.scope, keyId(claim.key)],
-    argTypes: [text, text],
-  });
-  const inserted =
-    locked.rows[0]?.[0] === true
-      ? await transaction.queryRaw({
-          sql: `INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, $2, $3)
-            ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, response = NULL,
-              created_at = now()
-            WHERE idempotency_keys.created_at < now() - make_interval(hours => $4::int)
-            RETURNING 1 AS claimed`,
-          args: [claim.scope, keyId(claim.key), claim.requestHash, config().idempotencyRetentionHours],
-          argTypes: [text, text, text, { scalarType: "int", arity: "scalar" }],
-        })
-      : undefined;
-  if (!inserted?.rows.length) {
+export async function claimKey(tx: Prisma.TransactionClient, claim: IdempotencyClaim): Promise<void> {
+  const id = keyId(claim.key);
+  const [lock] = await tx.$queryRaw<{ locked: boolean }[]>`
+    SELECT pg_try_advisory_xact_lock(hashtextextended(${claim.scope}::text || ':' || ${id}::text, 17)) AS locked`;
+  const inserted = lock?.locked
+    ? await tx.$queryRaw<{ claimed: number }[]>`
+        INSERT INTO idempotency_keys (scope, key, request_hash) VALUES (${claim.scope}, ${id}, ${claim.requestHash})
+        ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, response = NULL,
+          created_at = now()
+        WHERE idempotency_keys.created_at < now() - make_interval(hours => ${config().idempotencyRetentionHours}::int)
+        RETURNING 1 AS claimed`
+    : [];
+  if (!inserted.length) {
     claim.taken = true;
     throw new IdempotencyKeyTaken();
   }

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { requestScope } from "./logger.ts";
+import { type RequestScope, requestScope } from "./request-scope.ts";
 
 // What a request read, noted as it reads, for the response cache (platform/response-cache.ts): which versions
 // of cached entity parts, and whether anything no version covers.
@@ -23,12 +23,27 @@ export interface Reads {
 // request makes its answer uncacheable (see noteStatement, called by the database adapter for every statement).
 const covering = new AsyncLocalStorage<true>();
 
+// Each request's reads, kept here (not on the request's scope): nothing else writes them.
+const readsByRequest = new WeakMap<RequestScope, Reads>();
+
+/** What the current request read (made on first use); undefined outside a request. */
+export function requestReads(scope: RequestScope | undefined = requestScope.getStore()): Reads | undefined {
+  if (!scope) return undefined;
+  let reads = readsByRequest.get(scope);
+  if (!reads) {
+    reads = { versions: new Map() };
+    readsByRequest.set(scope, reads);
+  }
+  return reads;
+}
+
 /**
  * The reads of the current request if its answer may be shared (decided before it executes; see
  * use-response-cache.ts). Only those are noted: a signed-in request or a mutation pays nothing for the tracking.
  */
 function sharedReads(): Reads | undefined {
-  const reads = requestScope.getStore()?.reads;
+  const scope = requestScope.getStore();
+  const reads = scope && readsByRequest.get(scope);
   return reads?.shareable ? reads : undefined;
 }
 

@@ -2,11 +2,11 @@ import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
 import { CACHE_SHAPE_VERSION, cacheStore } from "./cache.ts";
 import { config } from "./config.ts";
-import { requestScope } from "./logger.ts";
+import { requestReads } from "./reads.ts";
 
 // Whole answers of shareable operations (queries from someone signed out: explore, a profile, a post), keyed by
 // document and variables. An answer is served while every cached entity part it read still has
-// the version it was read under: the versions that `commitChanges` bumps after every write (platform/changes.ts),
+// the version it was read under: the versions that every write bumps once it committed (platform/changes.ts),
 // checked in one Redis round trip per hit. So a write through any instance invalidates the answers of every
 // instance at once, and an answer computed while a write committed is never served (it carries the old
 // version). What no version covers (a list read straight from PostgreSQL) makes an answer uncacheable, unless
@@ -120,7 +120,7 @@ export async function keepResponse(
   cost: number,
   isPublic: boolean,
 ): Promise<CachedResponse | undefined> {
-  const reads = requestScope.getStore()?.reads;
+  const reads = requestReads();
   if (!reads || reads.uncovered) return undefined;
   const { ttlSeconds } = config().responseCache;
   const seconds = Math.min(ttlSeconds, reads.maxAgeSeconds ?? ttlSeconds);

@@ -74,13 +74,13 @@ builder.mutationFields((t) => ({
     skipTypeScopes: true,
     args: { input: t.arg({ type: RefreshSessionInput, required: true }) },
     errors: { types: [UnauthenticatedError], dataField: { name: "session" } },
-    resolve: (_root, { input }) => rotateRefreshToken(input.refreshToken),
+    resolve: (_root, { input }, context) => rotateRefreshToken(context, input.refreshToken),
   }),
   logOut: t.boolean({
     description: "Ends the viewer's current session: its refresh token stops working.",
     errors: { dataField: { name: "loggedOut" } },
     resolve: async (_root, _args, context) => {
-      await logOut(context.viewer!);
+      await logOut(context.actor!);
       return true;
     },
   }),

@@ -1,6 +1,6 @@
 import { builder } from "../../schema/builder.ts";
-import type { Context } from "../context.ts";
 import { NotFoundError } from "../errors.ts";
+import type { Context } from "../http/context.ts";
 import { type FollowOutcome, follow, unfollow } from "../services/follows.ts";
 import { UserRef } from "./users.ts";
 
@@ -8,10 +8,13 @@ const FollowInput = builder.inputType("FollowInput", {
   fields: (t) => ({ userId: t.globalID({ required: true, for: UserRef }) }),
 });
 
-/** The person as the change left them; the rest of the operation reads them (and the follow) from here. */
+/**
+ * The person as the change left them: the rest of the operation reads them (and the follow) from here. (The write
+ * made the request's loaders forget both: these are what it left.)
+ */
 function followed({ user, following }: FollowOutcome, context: Context) {
-  context.loaders.user.clear(user.id).prime(user.id, user);
-  context.loaders.viewerIsFollowing.clear(user.id).prime(user.id, following);
+  context.loaders.user.prime(user.id, user);
+  context.loaders.viewerIsFollowing.prime(user.id, following);
   return user;
 }
 
@@ -21,13 +24,13 @@ builder.mutationFields((t) => ({
     description: "Follows someone: their posts join your feed. Following twice is the same as once.",
     args: { input: t.arg({ type: FollowInput, required: true }) },
     errors: { types: [NotFoundError], dataField: { name: "user" } },
-    resolve: async (_root, { input }, context) => followed(await follow(context.viewer!, input.userId.id), context),
+    resolve: async (_root, { input }, context) => followed(await follow(context.actor!, input.userId.id), context),
   }),
   unfollow: t.field({
     type: UserRef,
     description: "Stops following someone. Unfollowing someone not followed does nothing.",
     args: { input: t.arg({ type: FollowInput, required: true }) },
     errors: { types: [NotFoundError], dataField: { name: "user" } },
-    resolve: async (_root, { input }, context) => followed(await unfollow(context.viewer!, input.userId.id), context),
+    resolve: async (_root, { input }, context) => followed(await unfollow(context.actor!, input.userId.id), context),
   }),
 }));

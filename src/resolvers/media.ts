@@ -250,7 +250,7 @@ builder.mutationField("createUpload", (t) =>
     args: { input: t.arg({ type: CreateUploadInput, required: true }) },
     errors: { types: [QuotaExceededError], directResult: true },
     resolve: (_root, { input }, context) =>
-      startUpload(context.viewer!, {
+      startUpload(context.actor!, {
         contentType: input.contentType as PhotoType,
         byteSize: input.byteSize,
         purpose: input.purpose,
@@ -269,8 +269,8 @@ builder.mutationField("completeUpload", (t) =>
     args: { input: t.arg({ type: CompleteUploadInput, required: true }) },
     errors: { types: [NotFoundError, ForbiddenError, UploadError], dataField: { name: "photo" } },
     resolve: async (_root, { input }, context) => {
-      const ready = await completeUpload(context.viewer!, input.photoId.id);
-      context.loaders.media.clear(ready.id).prime(ready.id, ready);
+      const ready = await completeUpload(context.actor!, input.photoId.id);
+      context.loaders.media.prime(ready.id, ready); // what the write left (it made the loader forget the photo)
       return ready;
     },
   }),

@@ -91,7 +91,7 @@ builder.mutationField("markNotificationsRead", (t) =>
     errors: { dataField: { name: "viewer" } },
     resolve: async (_root, { input }, context) => {
       await markNotificationsRead(
-        context.viewer!,
+        context.actor!,
         input.ids?.map((id) => id.id),
       );
       return context.viewer!;

@@ -1,9 +1,9 @@
 import { encodeGlobalID } from "@pothos/plugin-relay";
 import { builder } from "../../schema/builder.ts";
-import type { Context } from "../context.ts";
 import { byCreation, type ConnectionArgs, type CursorKey, type PageRequest, paginate } from "../domain/pagination.ts";
 import { captionRule, LIMITS } from "../domain/validation.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
+import type { Context } from "../http/context.ts";
 import { primed } from "../loaders/index.ts";
 import {
   authorPostsPage,
@@ -151,7 +151,7 @@ builder.mutationField("createPost", (t) =>
     args: { input: t.arg({ type: CreatePostInput, required: true }) },
     errors: { types: [NotFoundError, ForbiddenError, ConflictError, UploadError], dataField: { name: "post" } },
     resolve: async (_root, { input }, context) => {
-      const { post, photos } = await createPost(context.viewer!, {
+      const { post, photos } = await createPost(context.actor!, {
         caption: input.caption,
         photoIds: input.photoIds.map((id) => id.id),
       });
@@ -171,7 +171,7 @@ builder.mutationField("deletePost", (t) =>
     args: { input: t.arg({ type: DeletePostInput, required: true }) },
     errors: { types: [NotFoundError, ForbiddenError], dataField: { name: "deletedPostId" } },
     resolve: async (_root, { input }, context) =>
-      encodeGlobalID("Post", await deletePost(context.viewer!, input.postId.id)),
+      encodeGlobalID("Post", await deletePost(context.actor!, input.postId.id)),
   }),
 );
 

@@ -43,7 +43,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: SourceInput, required: true }) },
     errors: { types: [NotFoundError], dataField: { name: "viewer" } },
     resolve: async (_root, { input }, context) => {
-      await subscribeToSource(context.viewer!, input.source);
+      await subscribeToSource(context.actor!, input.source);
       return context.viewer!;
     },
   }),
@@ -53,7 +53,7 @@ builder.mutationFields((t) => ({
     args: { input: t.arg({ type: SourceInput, required: true }) },
     errors: { dataField: { name: "viewer" } },
     resolve: async (_root, { input }, context) => {
-      await unsubscribeFromSource(context.viewer!, input.source);
+      await unsubscribeFromSource(context.actor!, input.source);
       return context.viewer!;
     },
   }),

@@ -1,8 +1,8 @@
 import { builder } from "../../schema/builder.ts";
-import type { Viewer } from "../context.ts";
 import { type Ordering, paginate } from "../domain/pagination.ts";
 import { bioRule, displayNameRule, handleRule, searchPrefixRule } from "../domain/validation.ts";
 import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
+import type { Viewer } from "../http/context.ts";
 import { primed } from "../loaders/index.ts";
 import { emailOf, followPage, handleSearchPage, type UserRecord } from "../loaders/users.ts";
 import { UploadError } from "../services/media.ts";
@@ -138,7 +138,7 @@ builder.mutationField("updateProfile", (t) =>
     args: { input: t.arg({ type: UpdateProfileInput, required: true }) },
     errors: { types: [NotFoundError, ForbiddenError, ConflictError, UploadError], dataField: { name: "user" } },
     resolve: async (_root, { input }, context) => {
-      const { user, avatar } = await updateProfile(context.viewer!, {
+      const { user, avatar } = await updateProfile(context.actor!, {
         displayName: input.displayName,
         bio: input.bio,
         avatarPhotoId: input.avatarPhotoId === null ? null : input.avatarPhotoId?.id,

@@ -21,6 +21,8 @@ import type { Prisma } from "../generated/prisma/client.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
+import type { Actor, RequestWrites, SignedIn } from "./write.ts";
+import { write } from "./write.ts";
 
 // Accounts and sessions: signing up, logging in and out, and the refresh tokens of each signed-in device.
 
@@ -31,6 +33,8 @@ export interface Visitor {
   externalIdentity: ExternalIdentity | null;
   /** The caller's address, for per-address limits. */
   clientAddress: string;
+  /** What the request's writes hand back to it (services/write.ts). */
+  writes?: RequestWrites;
 }
 
 export interface SignUpInput {
@@ -68,19 +72,18 @@ export async function signUp(visitor: Visitor, input: SignUpInput): Promise<Sess
   // The account and its first session in one transaction: a sign-up retried with its Idempotency-Key finds both
   // or neither.
   return (
-    db()
-      .$transaction(async (tx) => {
-        const user = await tx.user.create({
-          data: {
-            handle: input.handle,
-            displayName: input.displayName,
-            email: input.email,
-            passwordHash,
-            identities: identity ? { create: { issuer: identity.issuer, subject: identity.subject } } : undefined,
-          },
-        });
-        return startSession(user.id, tx);
-      })
+    write(visitor, async ({ tx }) => {
+      const user = await tx.user.create({
+        data: {
+          handle: input.handle,
+          displayName: input.displayName,
+          email: input.email,
+          passwordHash,
+          identities: identity ? { create: { issuer: identity.issuer, subject: identity.subject } } : undefined,
+        },
+      });
+      return startSession(user.id, tx);
+    })
       // Two sign-ups racing for the same handle: the unique index decides.
       .catch((error) => rethrowPrismaError(error, { conflict: "That handle or email was just taken. Try again." }))
   );
@@ -104,15 +107,15 @@ export async function logIn(visitor: Visitor, input: { login: string; password: 
     : await verifyAgainstDummy(input.password).then(() => false);
   if (!user || !valid) throw new InvalidCredentialsError();
   await loginSucceeded(reservation);
-  return startSession(user.id);
+  return write(visitor, ({ tx }) => startSession(user.id, tx));
 }
 
 /**
  * Ends the viewer's current session. Signed in with an external issuer's token, there is no Shutter session to
  * end (one signs out there).
  */
-export async function logOut(viewer: Viewer): Promise<void> {
-  if (viewer.sessionId) await revokeSession(viewer.sessionId);
+export async function logOut(actor: SignedIn): Promise<void> {
+  if (actor.viewer.sessionId) await revokeSession(actor, actor.viewer.sessionId);
 }
 
 const hashToken = (token: string) => createHash("sha256").update(token).digest("hex");
@@ -140,11 +143,15 @@ async function tokensFor(userId: string, sessionId: string, expiresAt: Date, ref
   };
 }
 
-/** Starts a session (one device) and returns its first access and refresh tokens. */
+/**
+ * Starts a session (one device) and returns its first access and refresh tokens: in the caller's write, or (the
+ * tests' and benchmarks' way in) in a write of its own.
+ */
 export async function startSession(
   userId: string,
-  tx: Pick<Prisma.TransactionClient, "session"> = db(),
+  tx?: Pick<Prisma.TransactionClient, "session">,
 ): Promise<SessionTokens> {
+  if (!tx) return write(null, (w) => startSession(userId, w.tx));
   const refreshToken = randomBytes(32).toString("base64url");
   const expiresAt = refreshTokenExpiry();
   const session = await tx.session.create({
@@ -158,12 +165,12 @@ export async function startSession(
  * was stolen or replayed, so the whole session (every token descended from the same sign-in) is revoked.
  * @throws UnauthenticatedError for unknown, spent, expired or revoked tokens.
  */
-export async function rotateRefreshToken(refreshToken: string): Promise<SessionTokens> {
+export async function rotateRefreshToken(actor: Actor, refreshToken: string): Promise<SessionTokens> {
   const tokenHash = hashToken(refreshToken);
   const invalid = new UnauthenticatedError("This refresh token is not valid. Sign in again.");
   const next = randomBytes(32).toString("base64url");
   const expiresAt = refreshTokenExpiry();
-  const outcome = await db().$transaction(async (tx) => {
+  const outcome = await write(actor, async ({ tx }) => {
     const stored = await tx.refreshToken.findUnique({ where: { tokenHash }, include: { session: true } });
     if (!stored) return { kind: "unknown" as const };
     const { session } = stored;
@@ -223,7 +230,7 @@ export async function mayRepeatSessionAnswer(tokens: IssuedTokens, refresh: bool
     !!session && !session.revokedAt && !!latest && !latest.usedAt && (!tokenHash || latest.tokenHash === tokenHash);
   if (!untouched && refresh && session && !session.revokedAt) {
     logger().warn({ sessionId }, "refresh repeated after its tokens were used: session revoked");
-    await revokeSession(sessionId);
+    await revokeSession(null, sessionId);
   }
   return untouched;
 }
@@ -232,8 +239,12 @@ export async function mayRepeatSessionAnswer(tokens: IssuedTokens, refresh: bool
  * Ends a session: its refresh tokens stop working, its open streams close (on every instance), and its access
  * tokens lapse within their short lifetime.
  */
-export async function revokeSession(sessionId: string): Promise<void> {
-  await db().session.updateMany({ where: { id: sessionId, revokedAt: null }, data: { revokedAt: new Date() } });
+export async function revokeSession(actor: Actor, sessionId: string): Promise<void> {
+  await write(
+    actor,
+    ({ tx }) => tx.session.updateMany({ where: { id: sessionId, revokedAt: null }, data: { revokedAt: new Date() } }),
+    { singleStatement: true },
+  );
   sessionEnded(sessionId);
 }
 

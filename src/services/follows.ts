@@ -1,11 +1,8 @@
-import type { Viewer } from "../domain/auth.ts";
 import { NotFoundError, rethrowPrismaError, ValidationError } from "../errors.ts";
-import { recordEvent } from "../events/outbox.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
 import { one } from "../loaders/batch.ts";
-import { omitPrivate, type UserRecord, userEntity, usersById } from "../loaders/users.ts";
-import { commitChanges } from "../platform/changes.ts";
-import { db } from "../platform/db.ts";
+import { omitPrivate, type UserRecord, userEntity, usersById, viewerFollow } from "../loaders/users.ts";
+import { type SignedIn, write } from "./write.ts";
 
 /** The person followed or unfollowed, as they are now, and whether the viewer now follows them. */
 export interface FollowOutcome {
@@ -14,35 +11,36 @@ export interface FollowOutcome {
 }
 
 /** Follows someone: their posts join the viewer's feed. Following twice is following once. @throws NotFoundError, ValidationError */
-export function follow(viewer: Viewer, userId: string): Promise<FollowOutcome> {
-  return toggleFollow(viewer, userId, true);
+export function follow(actor: SignedIn, userId: string): Promise<FollowOutcome> {
+  return toggleFollow(actor, userId, true);
 }
 
 /** Stops following someone. Unfollowing someone not followed does nothing. @throws NotFoundError */
-export function unfollow(viewer: Viewer, userId: string): Promise<FollowOutcome> {
-  return toggleFollow(viewer, userId, false);
+export function unfollow(actor: SignedIn, userId: string): Promise<FollowOutcome> {
+  return toggleFollow(actor, userId, false);
 }
 
-async function toggleFollow(viewer: Viewer, userId: string, start: boolean): Promise<FollowOutcome> {
+async function toggleFollow(actor: SignedIn, userId: string, start: boolean): Promise<FollowOutcome> {
+  const { viewer } = actor;
   const target = await one(usersById, userId);
   if (!target) throw new NotFoundError("That person doesn't exist.");
   if (start && target.id === viewer.id) throw ValidationError.field(["input", "userId"], "You can't follow yourself.");
-  const { user, changed } = await db()
-    .$transaction(async (tx) => {
-      const { count } = start
-        ? await tx.follow.createMany({ data: [{ followerId: viewer.id, followeeId: target.id }], skipDuplicates: true })
-        : await tx.follow.deleteMany({ where: { followerId: viewer.id, followeeId: target.id } });
-      if (count === 1) {
-        await adjustFollowCounts(tx, viewer.id, target.id, start ? 1 : -1);
-        await recordEvent(tx, start ? "user.followed" : "user.unfollowed", target.id, { actorId: viewer.id });
-      }
-      const user: UserRecord = await tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });
-      return { user, changed: count === 1 };
-    })
-    .catch((error) => rethrowPrismaError(error, { notFound: "That person doesn't exist." }));
-  if (changed) {
-    await commitChanges(userEntity.changed(viewer.id, "user-counts"), userEntity.changed(target.id, "user-counts"));
-  }
+  const user = await write(actor, async ({ tx, event, changed }) => {
+    const { count } = start
+      ? await tx.follow.createMany({ data: [{ followerId: viewer.id, followeeId: target.id }], skipDuplicates: true })
+      : await tx.follow.deleteMany({ where: { followerId: viewer.id, followeeId: target.id } });
+    if (count === 1) {
+      await adjustFollowCounts(tx, viewer.id, target.id, start ? 1 : -1);
+      await event(start ? "user.followed" : "user.unfollowed", target.id, { actorId: viewer.id });
+      changed(
+        userEntity.changed(viewer.id, "user-counts"),
+        userEntity.changed(target.id, "user-counts"),
+        viewerFollow.changed(target.id),
+      );
+    }
+    const user: UserRecord = await tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });
+    return user;
+  }).catch((error) => rethrowPrismaError(error, { notFound: "That person doesn't exist." }));
   return { user, following: start };
 }
 

@@ -8,13 +8,10 @@
 // nothing twice. A file that is not a usable image FAILS at once with a reason its owner can read; anything else
 // (storage or database trouble) is retried, IMAGE_MAX_ATTEMPTS times in all.
 
-import { recordEvent } from "../events/outbox.ts";
 import { ImageProblem, makeVariants } from "../images/transform.ts";
 import { LADDERS, type PhotoFailure, type Variant, variantKey } from "../images/variants.ts";
 import { type MediaRecord, mediaEntity, postPhotosEntity } from "../loaders/media.ts";
 import { postEntity } from "../loaders/posts.ts";
-import { userEntity } from "../loaders/users.ts";
-import { commitChanges } from "../platform/changes.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
@@ -22,6 +19,7 @@ import { unavailableService } from "../platform/outage.ts";
 import { awsS3, deleteObjects, s3, storageConfig } from "../platform/storage.ts";
 import { inSpan } from "../platform/telemetry.ts";
 import { publishedPost } from "./posts.ts";
+import { write } from "./write.ts";
 
 export type ProcessOutcome = "ready" | "failed" | "skipped" | "retry";
 
@@ -198,39 +196,43 @@ interface Result {
  * @returns false if the photo is gone (or was finished by another worker).
  */
 async function finish(media: Pick<MediaRecord, "id" | "ownerId">, result: Result): Promise<boolean> {
-  const outcome = await db().$transaction(async (tx) => {
+  // The images function's own write: the photo's status is its idempotency (a second finish finds it READY).
+  return write(null, async (w) => {
+    const { tx, event, changed } = w;
     const [row] = await tx.$queryRaw<{ postId: string | null }[]>`
       SELECT post_id AS "postId" FROM media WHERE id = ${media.id}::uuid AND status = 'PROCESSING' FOR UPDATE`;
-    if (!row) return null;
+    if (!row) return false;
     await tx.$executeRaw`
       UPDATE media SET status = 'READY', width = ${result.width}, height = ${result.height},
         variants = ${JSON.stringify(result.variants)}::jsonb, placeholder = ${result.placeholder},
         color = ${result.color}, failure = NULL, processing_started_at = NULL
       WHERE id = ${media.id}::uuid`;
-    await recordEvent(tx, "media.ready", null, { mediaId: media.id, actorId: media.ownerId });
-    if (!row.postId) return { postId: null, published: null };
+    await event("media.ready", null, { mediaId: media.id, actorId: media.ownerId });
+    changed(mediaEntity.changed(media.id));
+    if (!row.postId) return true;
+    changed(postPhotosEntity.changed(row.postId));
     const [post] = await tx.$queryRaw<{ id: string; authorId: string }[]>`
       UPDATE posts SET published = true
       WHERE id = ${row.postId}::uuid AND NOT published
         AND NOT EXISTS (SELECT 1 FROM media WHERE post_id = ${row.postId}::uuid AND status <> 'READY')
       RETURNING id, author_id AS "authorId"`;
-    if (post) await publishedPost(tx, post);
-    return { postId: row.postId, published: post ?? null };
+    if (post) {
+      await publishedPost(w, post);
+      changed(postEntity.changed(post.id));
+    }
+    return true;
   });
-  if (!outcome) return false;
-  await commitChanges(
-    mediaEntity.changed(media.id),
-    outcome.postId ? postPhotosEntity.changed(outcome.postId) : [],
-    outcome.published
-      ? [postEntity.changed(outcome.published.id), userEntity.changed(outcome.published.authorId, "user-counts")]
-      : [],
-  );
-  return true;
 }
 
 async function fail(media: Pick<MediaRecord, "id" | "postId">, failure: PhotoFailure): Promise<void> {
-  const [row] = await db().$queryRaw<{ postId: string | null }[]>`
-    UPDATE media SET status = 'FAILED', failure = ${failure}, processing_started_at = NULL
-    WHERE id = ${media.id}::uuid AND status = 'PROCESSING' RETURNING post_id AS "postId"`;
-  if (row) await commitChanges(mediaEntity.changed(media.id), row.postId ? postPhotosEntity.changed(row.postId) : []);
+  await write(
+    null,
+    async ({ tx, changed }) => {
+      const [row] = await tx.$queryRaw<{ postId: string | null }[]>`
+        UPDATE media SET status = 'FAILED', failure = ${failure}, processing_started_at = NULL
+        WHERE id = ${media.id}::uuid AND status = 'PROCESSING' RETURNING post_id AS "postId"`;
+      if (row) changed(mediaEntity.changed(media.id), row.postId ? postPhotosEntity.changed(row.postId) : []);
+    },
+    { singleStatement: true },
+  );
 }

@@ -6,11 +6,11 @@ import type { MediaPurpose } from "../generated/prisma/client.ts";
 import { objectKeys } from "../images/variants.ts";
 import { one } from "../loaders/batch.ts";
 import { type MediaRecord, mediaById, mediaEntity } from "../loaders/media.ts";
-import { commitChanges } from "../platform/changes.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
 import { awsPresigner, awsS3, deleteObjects, s3, storageConfig } from "../platform/storage.ts";
+import { type Actor, type SignedIn, write } from "./write.ts";
 
 /** Photo formats apps may upload, by MIME type, with the extension their objects get. */
 export const PHOTO_TYPES = {
@@ -77,7 +77,7 @@ export interface UploadTarget {
  * @throws ValidationError (a size out of bounds), QuotaExceededError (too many unused uploads)
  */
 export async function startUpload(
-  viewer: Viewer,
+  actor: SignedIn,
   input: { contentType: PhotoType; byteSize: number; purpose: MediaPurpose },
 ): Promise<{ media: MediaRecord; upload: UploadTarget }> {
   const { maxPending, urlTtlSeconds, maxBytes } = config().uploads;
@@ -87,10 +87,10 @@ export async function startUpload(
       `A photo can be at most ${(maxBytes / 1024 / 1024).toFixed(0)} MB; this one is ${(input.byteSize / 1024 / 1024).toFixed(1)} MB.`,
     );
   }
-  const ownerId = viewer.id;
+  const ownerId = actor.viewer.id;
   const id = randomUUID();
   const storageKey = `u/${ownerId}/${id}.${PHOTO_TYPES[input.contentType]}`;
-  const media = await db().$transaction(async (tx) => {
+  const media = await write(actor, async ({ tx }) => {
     // One upload of a person at a time passes this point (their row is locked): the count and the insert
     // cannot be raced past the quota by concurrent requests.
     await tx.$queryRaw`SELECT 1 FROM users WHERE id = ${ownerId}::uuid FOR UPDATE`;
@@ -167,8 +167,8 @@ export async function ownMedia(viewer: Viewer, id: string): Promise<MediaRecord>
 }
 
 /** Verifies one of the viewer's uploads and hands it to the images function (see verifyUpload). @throws NotFoundError, ForbiddenError, UploadError */
-export async function completeUpload(viewer: Viewer, photoId: string): Promise<MediaRecord> {
-  return verifyUpload(await ownMedia(viewer, photoId));
+export async function completeUpload(actor: SignedIn, photoId: string): Promise<MediaRecord> {
+  return verifyUpload(actor, await ownMedia(actor.viewer, photoId));
 }
 
 /** Bytes read from the start of an object to recognise its format and dimensions. */
@@ -179,10 +179,11 @@ const HEAD_BYTES = 256 * 1024;
  * PROCESSING (the images function makes its variants, then READY): the object exists, has the size and type that
  * were signed, arrived before the URL expired, and its first bytes are an image of the declared format (whose
  * width and height are recorded). Verified media are returned as they are, so retrying is harmless; concurrent
- * verifications of one upload agree.
+ * verifications of one upload agree: its writes are idempotent by themselves (they claim no Idempotency-Key; the
+ * mutation that verifies on its way, createPost, claims its key with its own write).
  * @throws UploadError (the object and the record are deleted, except when the file has not arrived yet)
  */
-export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
+export async function verifyUpload(actor: Actor, media: MediaRecord): Promise<MediaRecord> {
   if (media.status !== "PENDING") return media;
   const { bucket } = storageConfig();
   const { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, NotFound } = await awsS3();
@@ -195,14 +196,14 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
     // A concurrent verification may have moved it (and removed the upload) meanwhile.
     const current = await db().media.findUnique({ where: { id: media.id } });
     if (current && current.status !== "PENDING") return current;
-    if (Date.now() > uploadExpiry(media).getTime()) return reject(media, "EXPIRED");
+    if (Date.now() > uploadExpiry(media).getTime()) return reject(actor, media, "EXPIRED");
     throw new UploadError("NOT_RECEIVED");
   }
   if (head.LastModified && head.LastModified.getTime() > uploadExpiry(media).getTime() + 1000) {
-    return reject(media, "EXPIRED");
+    return reject(actor, media, "EXPIRED");
   }
-  if (head.ContentLength !== media.byteSize) return reject(media, "SIZE_MISMATCH");
-  if (head.ContentType !== media.contentType) return reject(media, "TYPE_MISMATCH");
+  if (head.ContentLength !== media.byteSize) return reject(actor, media, "SIZE_MISMATCH");
+  if (head.ContentType !== media.contentType) return reject(actor, media, "TYPE_MISMATCH");
 
   // Every read is of the version the HEAD saw (If-Match): a PUT in between fails the check instead.
   const object = await client
@@ -214,19 +215,19 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
         IfMatch: head.ETag,
       }),
     )
-    .catch((error) => changedMeanwhile(error, media));
+    .catch((error) => changedMeanwhile(error, actor, media));
   const bytes = Buffer.from(
     await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
   );
   const { fileTypeFromBuffer } = await import("file-type");
   const detected = await fileTypeFromBuffer(bytes);
-  if (!detected || !isPhotoType(detected.mime)) return reject(media, "NOT_AN_IMAGE");
-  if (detected.mime !== media.contentType) return reject(media, "TYPE_MISMATCH");
+  if (!detected || !isPhotoType(detected.mime)) return reject(actor, media, "NOT_AN_IMAGE");
+  if (detected.mime !== media.contentType) return reject(actor, media, "TYPE_MISMATCH");
   let size: { width?: number; height?: number };
   try {
     size = imageSize(bytes);
   } catch {
-    return reject(media, "NOT_AN_IMAGE");
+    return reject(actor, media, "NOT_AN_IMAGE");
   }
   // The verified bytes move to a key no upload URL was ever signed for: the presigned PUT stays valid until it
   // expires, and could otherwise replace what was verified. Copied only if it is still the version checked
@@ -247,12 +248,18 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
         MetadataDirective: "REPLACE",
       }),
     )
-    .catch((error) => changedMeanwhile(error, media));
-  await db().$executeRaw`
-    UPDATE media SET status = 'PROCESSING', width = ${size.width ?? null}, height = ${size.height ?? null},
-      storage_key = ${originalKey}
-    WHERE id = ${media.id}::uuid AND status = 'PENDING'`;
-  await commitChanges(mediaEntity.changed(media.id));
+    .catch((error) => changedMeanwhile(error, actor, media));
+  await write(
+    actor,
+    async ({ tx, changed }) => {
+      await tx.$executeRaw`
+        UPDATE media SET status = 'PROCESSING', width = ${size.width ?? null}, height = ${size.height ?? null},
+          storage_key = ${originalKey}
+        WHERE id = ${media.id}::uuid AND status = 'PENDING'`;
+      changed(mediaEntity.changed(media.id));
+    },
+    { singleStatement: true, idempotent: true },
+  );
   // The uploaded copy is no longer anyone's: a PUT still arriving through the URL recreates it, tagged pending,
   // for the bucket's lifecycle rule (and nothing points at it).
   await deleteObjects([media.storageKey]);
@@ -263,20 +270,26 @@ export async function verifyUpload(media: MediaRecord): Promise<MediaRecord> {
 }
 
 /** A conditional read or copy refused because the object changed after it was checked: a rejected upload. */
-function changedMeanwhile(error: unknown, media: MediaRecord): Promise<never> {
+function changedMeanwhile(error: unknown, actor: Actor, media: MediaRecord): Promise<never> {
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   if (status === 412 || (error as { name?: string }).name === "PreconditionFailed") {
-    return reject(media, "TYPE_MISMATCH");
+    return reject(actor, media, "TYPE_MISMATCH");
   }
   throw error;
 }
 
 /** Deletes a rejected upload (object first, then the record) and throws why. */
-async function reject(media: MediaRecord, problem: UploadProblem): Promise<never> {
+async function reject(actor: Actor, media: MediaRecord, problem: UploadProblem): Promise<never> {
   logger().info({ mediaId: media.id, problem }, "upload rejected");
   await deleteObjects([media.storageKey]);
-  await db().media.deleteMany({ where: { id: media.id, status: "PENDING" } });
-  await commitChanges(mediaEntity.changed(media.id));
+  await write(
+    actor,
+    async ({ tx, changed }) => {
+      await tx.media.deleteMany({ where: { id: media.id, status: "PENDING" } });
+      changed(mediaEntity.changed(media.id));
+    },
+    { singleStatement: true, idempotent: true },
+  );
   throw new UploadError(problem);
 }
 
@@ -297,7 +310,7 @@ export async function deleteOrphanedUploads(
   const unusedCutoff = new Date(Date.now() - hours * 3_600_000);
   let deleted = 0;
   for (;;) {
-    const batch = await db().$transaction(async (tx) => {
+    const batch = await write(null, async ({ tx, changed }) => {
       const rows = await tx.$queryRaw<{ id: string; ownerId: string; storageKey: string; variants: unknown }[]>`
         SELECT id, owner_id AS "ownerId", storage_key AS "storageKey", variants FROM media m
         WHERE (m.status = 'PENDING' AND m.created_at < ${cutoff})
@@ -309,10 +322,10 @@ export async function deleteOrphanedUploads(
       // Objects first: if deleting them fails, the records stay and the next run tries again.
       await deleteObjects(rows.flatMap(objectKeys));
       await tx.media.deleteMany({ where: { id: { in: rows.map((row) => row.id) } } });
+      changed(rows.map((row) => mediaEntity.changed(row.id)));
       return rows;
     });
     if (batch.length === 0) break;
-    await commitChanges(batch.map((row) => mediaEntity.changed(row.id)));
     deleted += batch.length;
   }
   return deleted;

@@ -1,14 +1,13 @@
-import type { Viewer } from "../domain/auth.ts";
 import { LIMITS } from "../domain/validation.ts";
 import { ValidationError } from "../errors.ts";
-import { db } from "../platform/db.ts";
 import { isUuid } from "../platform/sql.ts";
+import { type SignedIn, write } from "./write.ts";
 
 /**
  * Marks the viewer's notifications as read: the ones given, or all. Scoped to the viewer: ids of other people's
  * notifications simply match nothing. @throws ValidationError (too many ids)
  */
-export async function markNotificationsRead(viewer: Viewer, ids?: string[] | null): Promise<void> {
+export async function markNotificationsRead(actor: SignedIn, ids?: string[] | null): Promise<void> {
   if (ids && ids.length > LIMITS.notificationIds.max) {
     throw ValidationError.field(
       ["input", "ids"],
@@ -16,8 +15,13 @@ export async function markNotificationsRead(viewer: Viewer, ids?: string[] | nul
     );
   }
   const valid = ids?.filter(isUuid);
-  await db().notification.updateMany({
-    where: { recipientId: viewer.id, readAt: null, ...(valid ? { id: { in: valid } } : {}) },
-    data: { readAt: new Date() },
-  });
+  await write(
+    actor,
+    ({ tx }) =>
+      tx.notification.updateMany({
+        where: { recipientId: actor.viewer.id, readAt: null, ...(valid ? { id: { in: valid } } : {}) },
+        data: { readAt: new Date() },
+      }),
+    { singleStatement: true },
+  );
 }

@@ -1,19 +1,15 @@
-import type { Viewer } from "../domain/auth.ts";
 import { LIMITS } from "../domain/validation.ts";
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../errors.ts";
-import { recordEvent } from "../events/outbox.ts";
-import type { Prisma } from "../generated/prisma/client.ts";
 import { objectKeys } from "../images/variants.ts";
 import { one } from "../loaders/batch.ts";
 import { firstCommentsChanged } from "../loaders/comments.ts";
 import { type MediaRecord, mediaById, mediaEntity, postPhotosEntity } from "../loaders/media.ts";
 import { type PostRecord, postEntity, postsById } from "../loaders/posts.ts";
 import { userEntity } from "../loaders/users.ts";
-import { commitChanges } from "../platform/changes.ts";
-import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
 import { deleteObjects } from "../platform/storage.ts";
 import { verifyUpload } from "./media.ts";
+import { type SignedIn, type UnitOfWork, write } from "./write.ts";
 
 /**
  * Publishes a post: one to ten of the viewer's own post photos (uploads not verified yet are verified now, before
@@ -21,9 +17,10 @@ import { verifyUpload } from "./media.ts";
  * @throws ValidationError, NotFoundError, ForbiddenError, ConflictError, UploadError
  */
 export async function createPost(
-  viewer: Viewer,
+  actor: SignedIn,
   input: { caption?: string | null; photoIds: string[] },
 ): Promise<{ post: PostRecord; photos: MediaRecord[] }> {
+  const { viewer } = actor;
   const { photoIds } = input;
   if (photoIds.length < LIMITS.photos.min || photoIds.length > LIMITS.photos.max) {
     throw ValidationError.field(
@@ -40,8 +37,9 @@ export async function createPost(
     if (media.ownerId !== viewer.id) throw new ForbiddenError("You can only post your own photos.");
     if (media.purpose !== "POST_PHOTO") throw new ConflictError("That photo was uploaded as an avatar.");
   }
-  const photos = await Promise.all(found.map((media) => verifyUpload(media as MediaRecord)));
-  const post = await db().$transaction(async (tx) => {
+  const photos = await Promise.all(found.map((media) => verifyUpload(actor, media as MediaRecord)));
+  const post = await write(actor, async (w) => {
+    const { tx } = w;
     // Lock the photos, then re-check what another request could have changed since they were loaded. The images
     // function locks a photo before its post too: whichever commits second sees the other's work.
     const locked = await tx.$queryRaw<{ id: string; status: string; post_id: string | null }[]>`
@@ -59,32 +57,32 @@ export async function createPost(
     await tx.$executeRaw`
       UPDATE media SET post_id = ${post.id}::uuid, position = v.ord - 1
       FROM unnest(${photoIds}::uuid[]) WITH ORDINALITY AS v(id, ord) WHERE media.id = v.id`;
-    if (published) await publishedPost(tx, post);
+    w.changed(
+      postPhotosEntity.changed(post.id),
+      photoIds.map((id) => mediaEntity.changed(id)),
+    );
+    if (published) await publishedPost(w, post);
     return post;
   });
-  await commitChanges(
-    userEntity.changed(viewer.id, "user-counts"),
-    postPhotosEntity.changed(post.id),
-    photoIds.map((id) => mediaEntity.changed(id)),
-  );
   return { post, photos: photos.map((photo, position) => ({ ...photo, postId: post.id, position })) };
 }
 
-/** What publishing a post changes, in its transaction: its author's post count, and the event others consume. */
-export async function publishedPost(tx: Prisma.TransactionClient, post: { id: string; authorId: string }) {
+/** What publishing a post changes, in its write: its author's post count, and the event others consume. */
+export async function publishedPost({ tx, event, changed }: UnitOfWork, post: { id: string; authorId: string }) {
   await tx.user.update({ where: { id: post.authorId }, data: { postCount: { increment: 1 } } });
-  await recordEvent(tx, "post.created", null, { postId: post.id, actorId: post.authorId });
+  await event("post.created", null, { postId: post.id, actorId: post.authorId });
+  changed(userEntity.changed(post.authorId, "user-counts"));
 }
 
 /**
  * Deletes one of the viewer's posts, its photos' records with it (foreign key cascade) and, after the commit,
  * their objects. @returns the id of the deleted post. @throws NotFoundError, ForbiddenError
  */
-export async function deletePost(viewer: Viewer, postId: string): Promise<string> {
+export async function deletePost(actor: SignedIn, postId: string): Promise<string> {
   const post = await one(postsById, postId);
   if (!post) throw new NotFoundError("That post doesn't exist.");
-  if (post.authorId !== viewer.id) throw new ForbiddenError("Only its author can delete a post.");
-  const photos = await db().$transaction(async (tx) => {
+  if (post.authorId !== actor.viewer.id) throw new ForbiddenError("Only its author can delete a post.");
+  const photos = await write(actor, async ({ tx, changed }) => {
     const photos = await tx.media.findMany({
       where: { postId: post.id },
       select: { id: true, ownerId: true, storageKey: true, variants: true },
@@ -96,16 +94,16 @@ export async function deletePost(viewer: Viewer, postId: string): Promise<string
     if (deleted.published) {
       await tx.user.update({ where: { id: post.authorId }, data: { postCount: { decrement: 1 } } });
     }
+    changed(
+      postEntity.changed(post.id),
+      postPhotosEntity.changed(post.id),
+      userEntity.changed(post.authorId, "user-counts"),
+      photos.map((photo) => mediaEntity.changed(photo.id)),
+      // Its comments went with it (foreign key cascade).
+      firstCommentsChanged(post.id),
+    );
     return photos;
   });
-  await commitChanges(
-    postEntity.changed(post.id),
-    postPhotosEntity.changed(post.id),
-    userEntity.changed(post.authorId, "user-counts"),
-    photos.map((photo) => mediaEntity.changed(photo.id)),
-    // Its comments went with it (foreign key cascade).
-    firstCommentsChanged(post.id),
-  );
   const keys = photos.flatMap(objectKeys);
   // After commit: the rows are gone either way; an object left behind is logged for cleanup, not an error.
   await deleteObjects(keys).catch((error) =>

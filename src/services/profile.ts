@@ -1,10 +1,8 @@
-import type { Viewer } from "../domain/auth.ts";
 import { ConflictError } from "../errors.ts";
 import type { MediaRecord } from "../loaders/media.ts";
 import { omitPrivate, type UserRecord, userEntity } from "../loaders/users.ts";
-import { commitChanges } from "../platform/changes.ts";
-import { db } from "../platform/db.ts";
 import { ownMedia, verifyUpload } from "./media.ts";
+import { type SignedIn, write } from "./write.ts";
 
 export interface ProfileInput {
   displayName?: string | null;
@@ -19,24 +17,31 @@ export interface ProfileInput {
  * @throws NotFoundError, ForbiddenError, ConflictError, UploadError
  */
 export async function updateProfile(
-  viewer: Viewer,
+  actor: SignedIn,
   input: ProfileInput,
 ): Promise<{ user: UserRecord; avatar: MediaRecord | null }> {
+  const { viewer } = actor;
   let avatar: MediaRecord | null = null;
   if (input.avatarPhotoId) {
     const media = await ownMedia(viewer, input.avatarPhotoId);
     if (media.purpose !== "AVATAR") throw new ConflictError("That photo was uploaded for a post, not as an avatar.");
-    avatar = await verifyUpload(media);
+    avatar = await verifyUpload(actor, media);
   }
-  const user: UserRecord = await db().user.update({
-    where: { id: viewer.id },
-    omit: omitPrivate,
-    data: {
-      displayName: input.displayName ?? undefined,
-      bio: input.bio ?? undefined,
-      avatarId: input.avatarPhotoId === null ? null : (avatar?.id ?? undefined),
+  const user = await write(
+    actor,
+    async ({ tx, changed }): Promise<UserRecord> => {
+      changed(userEntity.changed(viewer.id, "user"));
+      return tx.user.update({
+        where: { id: viewer.id },
+        omit: omitPrivate,
+        data: {
+          displayName: input.displayName ?? undefined,
+          bio: input.bio ?? undefined,
+          avatarId: input.avatarPhotoId === null ? null : (avatar?.id ?? undefined),
+        },
+      });
     },
-  });
-  await commitChanges(userEntity.changed(viewer.id, "user"));
+    { singleStatement: true },
+  );
   return { user, avatar };
 }

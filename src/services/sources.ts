@@ -1,8 +1,7 @@
-import type { Viewer } from "../domain/auth.ts";
 import { NotFoundError } from "../errors.ts";
-import { type DomainEvents, recordEvent } from "../events/outbox.ts";
+import type { DomainEvents } from "../events/outbox.ts";
 import { config } from "../platform/config.ts";
-import { db } from "../platform/db.ts";
+import { type SignedIn, write } from "./write.ts";
 
 // Operations sources: systems (CI/CD, monitoring) that post events to the operations webhook. People subscribe
 // to a source and get each of its events as a SYSTEM notification.
@@ -13,16 +12,22 @@ export function sources(): string[] {
 }
 
 /** Notifies the viewer of every event of a source. Subscribing twice is subscribing once. @throws NotFoundError */
-export async function subscribeToSource(viewer: Viewer, source: string): Promise<void> {
+export async function subscribeToSource(actor: SignedIn, source: string): Promise<void> {
   if (!sources().includes(source)) {
     throw new NotFoundError(`There is no source "${source}": choose one of notificationSources.`);
   }
-  await db().sourceSubscription.createMany({ data: [{ userId: viewer.id, source }], skipDuplicates: true });
+  await write(
+    actor,
+    ({ tx }) => tx.sourceSubscription.createMany({ data: [{ userId: actor.viewer.id, source }], skipDuplicates: true }),
+    { singleStatement: true },
+  );
 }
 
 /** Stops notifying the viewer of a source (also one no longer configured). Idempotent. */
-export async function unsubscribeFromSource(viewer: Viewer, source: string): Promise<void> {
-  await db().sourceSubscription.deleteMany({ where: { userId: viewer.id, source } });
+export async function unsubscribeFromSource(actor: SignedIn, source: string): Promise<void> {
+  await write(actor, ({ tx }) => tx.sourceSubscription.deleteMany({ where: { userId: actor.viewer.id, source } }), {
+    singleStatement: true,
+  });
 }
 
 /**
@@ -35,10 +40,11 @@ export async function acceptOpsEvent(
   deliveryId: string,
   event: Omit<DomainEvents["ops.event"], "source" | "deliveryId">,
 ): Promise<boolean> {
-  return db().$transaction(async (tx) => {
+  // The webhook's own deliveries are its idempotency: the system's write, no request key to claim.
+  return write(null, async ({ tx, event: record }) => {
     const { count } = await tx.webhookDelivery.createMany({ data: [{ source, deliveryId }], skipDuplicates: true });
     if (count === 0) return false;
-    await recordEvent(tx, "ops.event", null, { source, deliveryId, ...event });
+    await record("ops.event", null, { source, deliveryId, ...event });
     return true;
   });
 }

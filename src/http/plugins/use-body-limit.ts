@@ -1,7 +1,7 @@
 import type { Plugin } from "graphql-yoga";
 import { RequestErrorCode } from "../../errors.ts";
 import { config } from "../../platform/config.ts";
-import { requestScope } from "../../platform/logger.ts";
+import { requestScope } from "../../platform/request-scope.ts";
 
 /**
  * Refuses bodies larger than MAX_BODY_BYTES (413) before anything parses them, whether or not the client

@@ -1,6 +1,6 @@
 import type { Plugin } from "graphql-yoga";
 import type { Budget } from "../../domain/rate-limit.ts";
-import { requestScope } from "../../platform/logger.ts";
+import { cachePolicyOf } from "./use-http-caching.ts";
 
 /** What an operation cost and what its caller has left, by request (noted where it is charged). */
 const charged = new WeakMap<Request, Budget & { cost: number }>();
@@ -20,7 +20,7 @@ export function noteCharge(request: Request, cost: number, budget: Budget): void
  * a CDN would hand it to everyone.
  */
 export function useBudgetReport(): Plugin {
-  const shared = (request: Request) => request.method === "GET" && requestScope.getStore()?.httpCache === "public";
+  const shared = (request: Request) => request.method === "GET" && cachePolicyOf(request) === "public";
   return {
     onResultProcess({ request, result }) {
       const budget = charged.get(request);

@@ -8,13 +8,12 @@ import {
 } from "graphql";
 import { getComplexity } from "graphql-query-complexity";
 import type { Plugin } from "graphql-yoga";
-import type { Context } from "../../context.ts";
 import { chargeOperation } from "../../domain/rate-limit.ts";
 import { ErrorCode, RateLimitedError, RequestErrorCode } from "../../errors.ts";
 import { config } from "../../platform/config.ts";
-import { requestScope } from "../../platform/logger.ts";
-import { registerAdmittedDocument } from "../../services/persisted-documents.ts";
+import type { Context } from "../context.ts";
 import { estimateCost, introspects, ListTooLong } from "../cost.ts";
+import { registerAdmittedDocument } from "../persisted-documents.ts";
 import { noteCharge } from "./use-budget-report.ts";
 import { inspectVariables, NUL, NUL_MESSAGE } from "./use-params-shape.ts";
 
@@ -94,20 +93,32 @@ async function admit(args: GateArgs): Promise<GraphQLError[] | null> {
     ];
   }
   if (introspects(args.document)) cost += config().limits.introspectionCost;
-  const scope = requestScope.getStore();
-  if (scope) scope.cost = cost;
+  costs.set(context.request, cost);
   try {
     // The response cache's lookup may have charged this very operation already (its answer was outdated).
-    const due = cost - (scope?.precharged ?? 0);
+    const due = cost - (precharged.get(context.request) ?? 0);
     if (due > 0) {
       noteCharge(context.request, cost, await chargeOperation(due, context.viewer?.id ?? null, context.clientAddress));
     }
-    await registerAdmittedDocument(context.viewer?.id ?? null, context.clientAddress);
+    await registerAdmittedDocument(context.request, context.viewer?.id ?? null, context.clientAddress);
   } catch (error) {
     if (!(error instanceof RateLimitedError)) throw error;
     return [error];
   }
   return null;
+}
+
+/** The points each admitted operation costs, by request (what the response cache keeps with its answer). */
+const costs = new WeakMap<Request, number>();
+/** Points charged for a request before the gate saw it (by the response cache's lookup), by request. */
+const precharged = new WeakMap<Request, number>();
+
+/** What the gate charged for the request's operation, once admitted. */
+export const admittedCost = (request: Request) => costs.get(request);
+
+/** Notes points already charged for the request's operation (the response cache's lookup): the gate charges the rest. */
+export function notePrecharged(request: Request, points: number): void {
+  precharged.set(request, points);
 }
 
 /** The gate, for every operation: queries and mutations before they execute, subscriptions before they start. */

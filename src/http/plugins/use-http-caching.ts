@@ -1,9 +1,8 @@
 import { createHash } from "node:crypto";
 import { type DocumentNode, type GraphQLSchema, getOperationAST, TypeInfo, visit, visitWithTypeInfo } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import type { Context } from "../../context.ts";
 import { config } from "../../platform/config.ts";
-import { requestScope } from "../../platform/logger.ts";
+import type { Context } from "../context.ts";
 
 /**
  * Whether an operation selects anything whose answer depends on who asks: fields and types marked
@@ -37,6 +36,20 @@ function visitForPersonalData(schema: GraphQLSchema, document: DocumentNode): bo
   return personal;
 }
 
+/** How each answer may be cached, by request: decided here, or by the response cache for an answer it kept. */
+const policies = new WeakMap<Request, "public" | "private">();
+/** The ETag of an answer known before its body is written (an answer from the response cache), by request. */
+const knownEtags = new WeakMap<Request, string>();
+
+/** Sets how a request's answer may be cached ("public": by anyone; "private": by the viewer), and its ETag if known. */
+export function setCachePolicy(request: Request, policy: "public" | "private", etag?: string): void {
+  policies.set(request, policy);
+  if (etag) knownEtags.set(request, etag);
+}
+
+/** How a request's answer may be cached, once decided. */
+export const cachePolicyOf = (request: Request) => policies.get(request);
+
 /** A strong ETag over an answer's data (the JSON of `data`): the extensions differ on every response. */
 export const etagOf = (dataJson: string) =>
   `"${createHash("sha256").update(dataJson).digest("base64url").slice(0, 32)}"`;
@@ -53,8 +66,6 @@ export const etagOf = (dataJson: string) =>
 export function useHttpCaching(): Plugin {
   return {
     onExecute({ args }) {
-      const scope = requestScope.getStore();
-      if (!scope) return;
       const context = args.contextValue as unknown as Context;
       const operation = getOperationAST(args.document, args.operationName);
       const isPublic =
@@ -62,7 +73,7 @@ export function useHttpCaching(): Plugin {
         !context.viewer &&
         !context.request.headers.has("authorization") &&
         !selectsPersonalData(args.schema, args.document);
-      scope.httpCache = isPublic ? "public" : "private";
+      policies.set(context.request, isPublic ? "public" : "private");
     },
     async onResponse({ request, response, setResponse, fetchAPI }) {
       if (request.method !== "GET") {
@@ -70,7 +81,7 @@ export function useHttpCaching(): Plugin {
         return;
       }
       response.headers.set("vary", "Accept, Authorization");
-      const policy = requestScope.getStore()?.httpCache;
+      const policy = policies.get(request);
       if (response.status !== 200 || !(response.headers.get("content-type") ?? "").includes("json") || !policy) {
         response.headers.set("cache-control", "no-store");
         return;
@@ -92,7 +103,7 @@ export function useHttpCaching(): Plugin {
         return new fetchAPI.Response(null, { status: 304, headers });
       };
       // An answer from the response cache comes with its ETag: its body need not be read again.
-      const known = requestScope.getStore()?.etag;
+      const known = knownEtags.get(request);
       if (known) {
         const notModified = conditional(known, response.headers);
         if (notModified) setResponse(notModified);

@@ -1,6 +1,5 @@
 import { type DocumentNode, type ExecutionResult, GraphQLError, getOperationAST, Kind, print } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import type { Context } from "../../context.ts";
 import { chargeKeptAnswer } from "../../domain/rate-limit.ts";
 import { ErrorCode, RequestErrorCode } from "../../errors.ts";
 import {
@@ -12,8 +11,9 @@ import {
   recordAnswer,
   requestHash,
 } from "../../platform/idempotency.ts";
-import { logger, requestScope } from "../../platform/logger.ts";
+import { logger } from "../../platform/logger.ts";
 import { type IssuedTokens, mayRepeatSessionAnswer } from "../../services/auth.ts";
+import type { Context } from "../context.ts";
 
 /** The largest answer kept for a repeat (bigger ones are not: see `record`). */
 const MAX_KEPT_ANSWER_BYTES = 64 * 1024;
@@ -35,7 +35,7 @@ const replayed = new WeakSet<Request>();
 /**
  * `Idempotency-Key` on mutations: a repeat of a key (same viewer, same operation and variables) within
  * IDEMPOTENCY_RETENTION_HOURS gets the first answer again, without a second effect, also when the two arrive at
- * once on different instances (the key is claimed in the mutation's own transaction: platform/idempotency.ts).
+ * once on different instances (the key is claimed by the mutation's own write: services/write.ts).
  * The same key with another operation or other variables is refused (IDEMPOTENCY_KEY_REUSED, 422); a repeat while
  * the first is still running waits for its answer, briefly, then is told to retry (IDEMPOTENCY_KEY_IN_USE, 409).
  * Runs after the gate: replays pass the same limits as anything else.
@@ -71,10 +71,9 @@ export function useIdempotency(): Plugin {
         setResultAndStopExecution(answer.result);
         return;
       }
-      const request = requestScope.getStore();
-      if (!request) return;
       const claim = { scope, key, requestHash: hash, claimed: false, taken: false };
-      request.idempotency = claim;
+      // Claimed by the mutation's write, as its first statement (services/write.ts).
+      context.writes.idempotency = claim;
       // The effect has committed by now: this answer is true whether or not it can be kept. If the database fails
       // to keep it (an outage, a pool exhausted under load), this client still gets it — rather than an error that
       // would send it retrying an action already done — and a later repeat of the key is told its answer was lost.

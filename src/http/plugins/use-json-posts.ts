@@ -1,6 +1,6 @@
 import type { Plugin } from "graphql-yoga";
 import { RequestErrorCode } from "../../errors.ts";
-import { requestScope } from "../../platform/logger.ts";
+import { requestScope } from "../../platform/request-scope.ts";
 
 /** Content types a web page may POST to another site without a CORS preflight (an HTML form, a beacon). */
 const SIMPLE_CONTENT_TYPES = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"];

@@ -1,7 +1,7 @@
 import { GraphQLError } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import type { ServerContext } from "../../context.ts";
 import { RequestErrorCode } from "../../errors.ts";
+import type { ServerContext } from "../context.ts";
 
 /**
  * A Lambda invocation answers once: a subscription's stream would hold it open until it times out (29 s behind

@@ -1,8 +1,7 @@
 import { createGraphQLError, type Plugin } from "graphql-yoga";
 import { RequestErrorCode } from "../../errors.ts";
 import { config } from "../../platform/config.ts";
-import { requestScope } from "../../platform/logger.ts";
-import { BUNDLED, findDocument, sha256 } from "../../services/persisted-documents.ts";
+import { BUNDLED, findDocument, holdRegistration, sha256 } from "../persisted-documents.ts";
 
 /**
  * Who may run which documents:
@@ -94,8 +93,7 @@ export function usePersistedDocuments(): Plugin {
       }
       // Kept only once the operation has passed the gate (parsed, valid, within the limits, charged): see
       // registerAdmittedDocument. A document that does not parse, or that the limits refuse, is never stored.
-      const scope = requestScope.getStore();
-      if (scope && !BUNDLED.has(hash)) scope.registration = { hash, document: params.query };
+      if (!BUNDLED.has(hash)) holdRegistration(request, { hash, document: params.query });
     },
   };
 }

@@ -3,9 +3,11 @@ import type { Plugin } from "graphql-yoga";
 import { ErrorCode, RequestErrorCode } from "../../errors.ts";
 import { undeclaredChanges } from "../../platform/changes.ts";
 import { config } from "../../platform/config.ts";
-import { logger, type RequestScope, requestScope } from "../../platform/logger.ts";
+import { logger } from "../../platform/logger.ts";
+import { requestScope } from "../../platform/request-scope.ts";
 import { onLambda, recordRequest } from "../../platform/telemetry.ts";
-import { metricOperationName } from "../../services/persisted-documents.ts";
+import { metricOperationName } from "../persisted-documents.ts";
+import { responseCacheOutcome } from "./use-response-cache.ts";
 
 /**
  * Stamps every error with the request id (also sent as the `x-request-id` header and present in every log line
@@ -24,9 +26,10 @@ export function useRequestScope(): Plugin {
       const scope = requestScope.getStore();
       if (scope && !scope.operationName) scope.operationName = getOperationAST(args.document)?.name?.value;
     },
-    onResultProcess({ result, setResult }) {
+    onResultProcess({ request, result, setResult }) {
       const scope = requestScope.getStore();
       if (!scope || isAsyncIterable(result)) return;
+      const cacheOutcome = responseCacheOutcome(request);
       const undeclared = config().production ? [] : undeclaredChanges(scope);
       if (undeclared.length) {
         logger().error({ tables: undeclared }, "a write changed cached entities without declaring them");
@@ -54,7 +57,7 @@ export function useRequestScope(): Plugin {
                     requestId: scope.requestId,
                     sqlStatements: scope.sqlStatements,
                     cache: { roundTrips: scope.cacheRoundTrips, hits: scope.cacheHits, misses: scope.cacheMisses },
-                    ...(scope.responseCache ? { responseCache: responseCacheOutcome(scope) } : {}),
+                    ...(cacheOutcome ? { responseCache: cacheOutcome } : {}),
                     ...(undeclared.length ? { undeclaredChanges: undeclared } : {}),
                   },
             };
@@ -80,6 +83,7 @@ export function useRequestScope(): Plugin {
         setResponse(response);
       }
       response.headers.set("x-request-id", scope.requestId);
+      const cacheOutcome = responseCacheOutcome(request);
       const durationMs = Math.round(performance.now() - scope.startedAt);
       const errorCodes = scope.errorCodes ?? [];
       logger().info(
@@ -93,7 +97,7 @@ export function useRequestScope(): Plugin {
           cacheRoundTrips: scope.cacheRoundTrips,
           cacheHits: scope.cacheHits,
           cacheMisses: scope.cacheMisses,
-          responseCache: scope.responseCache?.hit ? "hit" : scope.responseCache?.kept ? "kept" : undefined,
+          responseCache: cacheOutcome === "hit" || cacheOutcome === "kept" ? cacheOutcome : undefined,
           durationMs,
           ...(errorCodes.length ? { errorCodes } : {}),
           // On Lambda this line is also the request's metrics (CloudWatch Embedded Metric Format).
@@ -115,15 +119,6 @@ export function useRequestScope(): Plugin {
       });
     },
   };
-}
-
-/** What the response cache did, for development: "hit", "kept", or why the answer was not kept. */
-function responseCacheOutcome(scope: RequestScope): string {
-  const { hit, kept } = scope.responseCache ?? {};
-  if (hit) return "hit";
-  if (kept) return "kept";
-  if (!scope.reads.shareable) return "not shareable (not a query, or introspection)";
-  return `not kept: ${scope.reads.uncovered ?? "an error"}`;
 }
 
 /**

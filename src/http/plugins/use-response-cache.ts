@@ -1,14 +1,24 @@
 import { type ExecutionResult, getOperationAST } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import { clientAddress, type ServerContext } from "../../context.ts";
 import { chargeOperation } from "../../domain/rate-limit.ts";
 import { RateLimitedError } from "../../errors.ts";
 import { config } from "../../platform/config.ts";
-import { requestScope } from "../../platform/logger.ts";
-import { findResponse, isCurrent, keepResponse, responseKey, surrogateKeys } from "../../platform/response-cache.ts";
+import { requestReads } from "../../platform/reads.ts";
+import { requestScope } from "../../platform/request-scope.ts";
+import {
+  findResponse,
+  isCurrent,
+  keepResponse,
+  type ResponseCacheState,
+  responseKey,
+  surrogateKeys,
+} from "../../platform/response-cache.ts";
+import { clientAddress, type ServerContext } from "../context.ts";
 import { introspects } from "../cost.ts";
+import { registers } from "../persisted-documents.ts";
 import { noteCharge } from "./use-budget-report.ts";
-import { etagOf } from "./use-http-caching.ts";
+import { admittedCost, notePrecharged } from "./use-gate.ts";
+import { cachePolicyOf, etagOf, setCachePolicy } from "./use-http-caching.ts";
 
 /**
  * The response cache at the edge (platform/response-cache.ts does the caching). A query from someone signed out
@@ -28,9 +38,10 @@ export function useResponseCache(): Plugin {
       if (!scope || !config().responseCache.enabled || typeof params.query !== "string") return;
       if (!signedOut(request, context as ServerContext)) return;
       // A document registering itself (APQ) runs through the gate, which stores it.
-      if (scope.registration) return;
+      if (registers(request)) return;
       const key = responseKey(params.query, params.operationName, params.variables);
-      scope.responseCache = { key };
+      const state: ResponseCacheState = { key };
+      states.set(request, state);
       const entry = await findResponse(key);
       if (!entry) return;
       // Charged while the versions are checked (one round trip for both): if the answer turns out outdated,
@@ -52,11 +63,11 @@ export function useResponseCache(): Plugin {
         setResult({ errors: [charged] });
         return;
       }
-      scope.precharged = entry.cost;
+      notePrecharged(request, entry.cost);
       if (!current) return;
-      scope.httpCache = entry.public ? "public" : "private";
-      scope.responseCache.hit = entry;
-      if (request.method === "GET") scope.etag = entry.etag ??= etagOf(entry.json);
+      state.hit = entry;
+      if (request.method === "GET") entry.etag ??= etagOf(entry.json);
+      setCachePolicy(request, entry.public ? "public" : "private", request.method === "GET" ? entry.etag : undefined);
       const { json } = entry;
       setResult({
         // Written as kept, never parsed and serialized again (Yoga uses a result's own `stringify`).
@@ -70,24 +81,27 @@ export function useResponseCache(): Plugin {
     },
     onExecute({ args }) {
       const scope = requestScope.getStore();
-      if (!scope?.responseCache) return;
-      const { key } = scope.responseCache;
+      const { request } = args.contextValue as { request: Request };
+      const state = states.get(request);
+      const reads = requestReads(scope);
+      if (!scope || !state || !reads) return;
+      const { key } = state;
       // Introspection answers the schema, which no version tracks: a deploy that changes it would leave GraphiQL
       // and code generators reading the old one until the TTL.
-      scope.reads.shareable =
+      reads.shareable =
         getOperationAST(args.document, args.operationName)?.operation === "query" && !introspects(args.document);
-      if (!scope.reads.shareable) return;
+      if (!reads.shareable) return;
       return {
         async onExecuteDone({ result }) {
-          if (Symbol.asyncIterator in result || result.errors?.length || scope.cost === undefined) return;
-          const kept = await keepResponse(key, JSON.stringify(result.data), scope.cost, scope.httpCache === "public");
-          if (kept) scope.responseCache = { key, kept };
+          const cost = admittedCost(request);
+          if (Symbol.asyncIterator in result || result.errors?.length || cost === undefined) return;
+          const kept = await keepResponse(key, JSON.stringify(result.data), cost, cachePolicyOf(request) === "public");
+          if (kept) state.kept = kept;
         },
       };
     },
     onResponse({ request, response }) {
-      const scope = requestScope.getStore();
-      const cache = scope?.responseCache;
+      const cache = states.get(request);
       if (!cache) return;
       const entry = cache.hit ?? cache.kept;
       response.headers.set("x-cache", cache.hit ? "HIT" : "MISS");
@@ -98,6 +112,23 @@ export function useResponseCache(): Plugin {
       }
     },
   };
+}
+
+/** What the response cache did for each request it looked up (this plugin's own state, as Yoga's plugins keep it). */
+const states = new WeakMap<Request, ResponseCacheState>();
+
+/**
+ * What the response cache did for a request, for its access log and (in development) its answer: "hit", "kept",
+ * why the answer was not kept, or undefined when it was not looked up (signed in, disabled).
+ */
+export function responseCacheOutcome(request: Request): string | undefined {
+  const state = states.get(request);
+  if (!state) return undefined;
+  if (state.hit) return "hit";
+  if (state.kept) return "kept";
+  const reads = requestReads();
+  if (!reads?.shareable) return "not shareable (not a query, or introspection)";
+  return `not kept: ${reads.uncovered ?? "an error"}`;
 }
 
 /** No credentials of any kind: no Authorization header, no claims from a trusted gateway's authorizer. */

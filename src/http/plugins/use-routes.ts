@@ -1,9 +1,9 @@
 import type { Plugin } from "graphql-yoga";
 import { printedSchema } from "../../../schema/index.ts";
-import { clientAddress, type ServerContext } from "../../context.ts";
 import { jwks } from "../../domain/auth.ts";
 import { config } from "../../platform/config.ts";
-import { requestScope } from "../../platform/logger.ts";
+import { requestScope } from "../../platform/request-scope.ts";
+import { clientAddress, type ServerContext } from "../context.ts";
 import { handleOpsWebhook } from "../webhook.ts";
 
 const isUrl = (value: string) => /^https?:\/\//.test(value);

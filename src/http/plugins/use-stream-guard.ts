@@ -4,10 +4,10 @@
 // of them on an instance. The gate (use-gate.ts) has costed and charged the subscription before it starts.
 import type { ExecutionResult } from "graphql";
 import { isAsyncIterable, type Plugin, Repeater } from "graphql-yoga";
-import type { Context, Viewer } from "../../context.ts";
 import { RateLimitedError } from "../../errors.ts";
 import { notificationsPubSub } from "../../events/pubsub.ts";
 import { config } from "../../platform/config.ts";
+import type { Context, Viewer } from "../context.ts";
 
 /** Open streams per viewer on this instance. */
 const open = new Map<string, number>();

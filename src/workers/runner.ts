@@ -3,13 +3,13 @@
 // due notification deliveries. Without Redis it sweeps every half second instead. It also does the images
 // function's work: the variants of verified photos (services/images.ts).
 import { hostname } from "node:os";
+import { deliverDue } from "../events/delivery.ts";
+import { consume } from "../events/stream.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
 import { pruneKeys } from "../platform/idempotency.ts";
 import { logger } from "../platform/logger.ts";
-import { deliverDue } from "./delivery.ts";
-import { processEvents, unprocessedEvents } from "./process.ts";
-import { consume } from "./stream.ts";
+import { processEvents, unprocessedEvents } from "./notifications.ts";
 
 /** Processes what is pending and older than `minAgeMs` (a schedule's job where no stream runs). */
 export async function sweep(minAgeMs = 0): Promise<{ processed: number; failed: number }> {

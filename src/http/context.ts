@@ -1,14 +1,15 @@
 import type { YogaInitialContext } from "graphql-yoga";
-import { type ExternalIdentity, expiryOf, type TokenClaims, type Viewer, verifyBearerToken } from "./domain/auth.ts";
-import { UnauthenticatedError } from "./errors.ts";
-import { resolveClientAddress } from "./http/client-address.ts";
-import { userIdForIdentity } from "./loaders/identities.ts";
-import { createLoaders, type Loaders } from "./loaders/index.ts";
-import type { Change } from "./platform/changes.ts";
-import { config } from "./platform/config.ts";
-import { requestScope } from "./platform/logger.ts";
+import { type ExternalIdentity, expiryOf, type TokenClaims, type Viewer, verifyBearerToken } from "../domain/auth.ts";
+import { UnauthenticatedError } from "../errors.ts";
+import { userIdForIdentity } from "../loaders/identities.ts";
+import { createLoaders, type Loaders } from "../loaders/index.ts";
+import type { Change } from "../platform/changes.ts";
+import { config } from "../platform/config.ts";
+import { requestScope } from "../platform/request-scope.ts";
+import type { RequestWrites, SignedIn } from "../services/write.ts";
+import { resolveClientAddress } from "./client-address.ts";
 
-export type { Viewer } from "./domain/auth.ts";
+export type { Viewer } from "../domain/auth.ts";
 
 /**
  * What an entry knows about a request beyond the request itself, as neutral values: the Lambda adapter reads
@@ -33,13 +34,17 @@ export interface Context {
   /** The caller's address, for per-address limits. */
   clientAddress: string;
   loaders: Loaders;
+  /** What the request's writes hand back to it: its Idempotency-Key to claim, its loaders to clear. */
+  writes: RequestWrites;
+  /** The signed-in viewer as the services of signed-in mutations take them (null when nobody is signed in). */
+  actor: SignedIn | null;
   request: Request;
 }
 
 /**
  * Builds the per-request context. This is the only place that reads credentials: a bearer token is verified
  * once here (or, in trust-the-gateway mode, the claims the gateway's authorizer verified are taken), and
- * resolvers only ever see `viewer`. The request's loaders forget what its writes change (see changes.ts).
+ * resolvers only ever see `viewer`. The request's loaders forget what its writes change (services/write.ts).
  * @throws UnauthenticatedError (HTTP 401) when credentials are present but invalid or expired: the client must
  * refresh or sign in, rather than silently browse as someone signed out.
  */
@@ -47,23 +52,23 @@ export async function createContext(initial: YogaInitialContext & ServerContext)
   const { request } = initial;
   const { viewer, externalIdentity } = await authenticate(request, initial.gatewayClaims);
   const loaders = createLoaders(viewer?.id ?? null);
-  const scope = requestScope.getStore();
-  if (scope) scope.onChanges = (changes) => forget(loaders, changes);
+  const writes: RequestWrites = { forget: (changes) => forget(loaders, changes) };
   return {
-    requestId: scope?.requestId ?? "unknown",
+    requestId: requestScope.getStore()?.requestId ?? "unknown",
     viewer,
     externalIdentity,
     clientAddress: clientAddress(request, initial),
     loaders,
+    writes,
+    actor: viewer ? { viewer, writes } : null,
     request,
   };
 }
 
 /** Clears what changed from the request's loaders, so the rest of the operation reads it anew. */
 function forget(loaders: Loaders, changes: readonly Change[]): void {
-  for (const change of changes) {
-    if (change.loader) (loaders[change.loader as keyof Loaders] as { clear(id: string): unknown }).clear(change.id);
-  }
+  const byName = loaders as unknown as Record<string, { clear(id: string): unknown } | undefined>;
+  for (const change of changes) if (change.loader) byName[change.loader]?.clear(change.id);
 }
 
 async function authenticate(

@@ -4,7 +4,6 @@ import web from "../../clients/web/generated/persisted-documents.json" with { ty
 import { chargeRegistration } from "../domain/rate-limit.ts";
 import { cacheStore } from "../platform/cache.ts";
 import { config } from "../platform/config.ts";
-import { requestScope } from "../platform/logger.ts";
 
 // Persisted documents: the apps' trusted documents (bundled, and older app versions' stored by deploys) and the
 // documents clients register with Automatic Persisted Queries. The HTTP side is plugins/use-persisted-documents.ts.
@@ -51,6 +50,17 @@ export async function findDocument(hash: string, includeRegistered: boolean): Pr
   return trusted ?? (includeRegistered ? registered : null) ?? null;
 }
 
+/** The document each request registers (APQ), held until its operation passed the gate. */
+const registrations = new WeakMap<Request, { hash: string; document: string }>();
+
+/** Holds the document a request registers, until the gate admitted its operation (registerAdmittedDocument). */
+export function holdRegistration(request: Request, registration: { hash: string; document: string }): void {
+  registrations.set(request, registration);
+}
+
+/** Whether the request registers a document. */
+export const registers = (request: Request) => registrations.has(request);
+
 /**
  * Stores the document the request registers (Automatic Persisted Queries), once its operation was admitted by
  * the gate (http/plugins/use-gate.ts). What is new is charged to the caller's budget of registered bytes; a
@@ -58,11 +68,14 @@ export async function findDocument(hash: string, includeRegistered: boolean): Pr
  * with every request, and a retry after PersistedQueryNotFound sends it once more): it only lives on.
  * @throws RateLimitedError
  */
-export async function registerAdmittedDocument(viewerId: string | null, clientAddress: string): Promise<void> {
-  const scope = requestScope.getStore();
-  const registration = scope?.registration;
+export async function registerAdmittedDocument(
+  request: Request,
+  viewerId: string | null,
+  clientAddress: string,
+): Promise<void> {
+  const registration = registrations.get(request);
   if (!registration) return;
-  scope.registration = undefined;
+  registrations.delete(request);
   const key = persistedKeys(registration.hash).registered;
   const [known] = await cacheStore().mget([key]);
   if (known !== registration.document) {

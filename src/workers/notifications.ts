@@ -5,6 +5,8 @@
 // recipient ("Ana and 12 others liked your photo"); undoing the cause (unlike, unfollow, deleting a comment)
 // updates or removes it.
 
+import type { DomainEvents, EventKind } from "../events/outbox.ts";
+import { notificationsPubSub } from "../events/pubsub.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
@@ -12,8 +14,7 @@ import { logger } from "../platform/logger.ts";
 import { unavailableService } from "../platform/outage.ts";
 import { sql } from "../platform/sql.ts";
 import { inSpan } from "../platform/telemetry.ts";
-import type { DomainEvents, EventKind } from "./outbox.ts";
-import { notificationsPubSub } from "./pubsub.ts";
+import { write } from "../services/write.ts";
 
 type Tx = Prisma.TransactionClient;
 
@@ -79,7 +80,8 @@ async function processEvent(id: bigint): Promise<Added[]> {
   const [head] = await db().$queryRaw<{ recipientId: string | null }[]>`
     SELECT recipient_id AS "recipientId" FROM outbox_events WHERE id = ${id} AND processed_at IS NULL`;
   if (!head) return []; // already processed (a redelivery), or never committed
-  return db().$transaction(async (tx) => {
+  // The events handler's own write: the event rows' processed_at is its idempotency.
+  return write(null, async ({ tx }) => {
     // The recipient's lock comes before any event row's: two handlers never wait on each other in reverse.
     if (head.recipientId) {
       await tx.$queryRaw`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtextextended(${head.recipientId}, 0))`;
