@@ -9,10 +9,13 @@ import { createRequestScope, type RequestScope, requestScope } from "../platform
 import { inRequestSpan } from "../platform/telemetry.ts";
 import { type Context, createContext, type ServerContext } from "./context.ts";
 import { INTERNAL_ERROR_MESSAGE, maskError } from "./mask-error.ts";
+import { useAccessLog } from "./plugins/use-access-log.ts";
 import { useArmor } from "./plugins/use-armor.ts";
 import { useBodyLimit } from "./plugins/use-body-limit.ts";
 import { useBudgetReport } from "./plugins/use-budget-report.ts";
 import { useDegradedFlag } from "./plugins/use-degraded-flag.ts";
+import { useDevReport } from "./plugins/use-dev-report.ts";
+import { useErrorShape } from "./plugins/use-error-shape.ts";
 import { useGate } from "./plugins/use-gate.ts";
 import { useHttpCaching } from "./plugins/use-http-caching.ts";
 import { useIdempotency } from "./plugins/use-idempotency.ts";
@@ -20,7 +23,6 @@ import { useJsonPosts } from "./plugins/use-json-posts.ts";
 import { useNoSubscriptionsOnLambda } from "./plugins/use-no-subscriptions-on-lambda.ts";
 import { useParamsShape } from "./plugins/use-params-shape.ts";
 import { usePersistedDocuments } from "./plugins/use-persisted-documents.ts";
-import { useRequestScope } from "./plugins/use-request-scope.ts";
 import { useResponseCache } from "./plugins/use-response-cache.ts";
 import { useRoutes } from "./plugins/use-routes.ts";
 import { useStreamGuard } from "./plugins/use-stream-guard.ts";
@@ -82,14 +84,22 @@ export function createShutterYoga(): ShutterYoga {
       error: (...args) => logger().debug(args.map(String).join(" ")),
     },
     // In order: what every request passes before GraphQL, then what every operation passes (the limits,
-    // the gate), then what runs with it. useParamsShape comes before every plugin that reads the request's
-    // parameters (onParams): they may trust their types.
+    // the gate), then what runs with it. Where one plugin depends on another, it says so here:
+    // - useParamsShape comes before every plugin that reads the request's parameters (onParams): they may trust
+    //   their types;
+    // - useHttpCaching, then useErrorShape, then useAccessLog: a response is replaced (304, a refusal's body)
+    //   before the access log stamps its request id on it and logs its status, and the error codes counted are
+    //   the ones answered;
+    // - useResponseCache reads what useGate charged and marks its hits for useHttpCaching; useBudgetReport
+    //   reports what either charged; useDevReport and useAccessLog read what the response cache did.
     plugins: [
       useBodyLimit(),
       useRoutes(),
       useHttpCaching(),
       useParamsShape(),
-      useRequestScope(),
+      useErrorShape(),
+      useDevReport(),
+      useAccessLog(),
       useDegradedFlag(),
       useTracing(),
       usePersistedDocuments(),

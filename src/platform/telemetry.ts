@@ -3,7 +3,7 @@
 // On, each function instance sets the SDK up once (`initTelemetry`, module scope, part of its init): spans go out
 // over OTLP/HTTP in batches, and the Lambda handlers flush them before they return (`flushTelemetry`) — a frozen
 // instance sends nothing, so what is not flushed by then would be lost. Metrics: on Lambda, the request log line
-// is itself a CloudWatch Embedded Metric Format record (http/plugins/use-request-scope.ts: no agent, no extra
+// is itself a CloudWatch Embedded Metric Format record (http/plugins/use-access-log.ts: no agent, no extra
 // line); elsewhere they are OTLP metrics (`recordRequest`).
 import type { Attributes, Context, Counter, Histogram, Span } from "@opentelemetry/api";
 import { config } from "./config.ts";
