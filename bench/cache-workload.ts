@@ -23,7 +23,7 @@ process.env.S3_SECRET_ACCESS_KEY ??= "bench";
 const { fetch } = await import("../functions/graphql.ts");
 const { startSession } = await import("../src/services/auth.ts");
 const { encodeGlobalID } = await import("@pothos/plugin-relay");
-const { closeCache } = await import("../src/platform/cache.ts");
+const { closeCache } = await import("../src/caching/store.ts");
 const { disconnectDb } = await import("../src/platform/db.ts");
 
 const SCREENS = {

@@ -6,10 +6,10 @@
 // it can serve it refuses the excess quickly (MAX_CONCURRENT_REQUESTS, MAX_QUEUED_REQUESTS, MAX_QUEUE_WAIT_MS).
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServerAdapter } from "@whatwg-node/server";
+import { closeCache } from "../src/caching/store.ts";
 import { closePubSub } from "../src/events/pubsub.ts";
 import { closePublisher } from "../src/events/stream.ts";
 import { createShedder, overloaded } from "../src/http/load-shedding.ts";
-import { closeCache } from "../src/platform/cache.ts";
 import { config } from "../src/platform/config.ts";
 import { db, disconnectDb } from "../src/platform/db.ts";
 import { logger, logStartupFailure } from "../src/platform/logger.ts";

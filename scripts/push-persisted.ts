@@ -2,8 +2,8 @@
 // keep working under the `persisted-only` policy even after newer deployments no longer bundle them.
 //   REDIS_URL=… node scripts/push-persisted.ts clients/mobile/generated/persisted-documents.json [more.json …]
 import { readFileSync } from "node:fs";
+import { cacheStore, closeCache } from "../src/caching/store.ts";
 import { trustDocuments } from "../src/http/persisted-documents.ts";
-import { cacheStore, closeCache } from "../src/platform/cache.ts";
 
 const files = process.argv.slice(2);
 if (files.length === 0) throw new Error("Name the manifests to load (persisted-documents.json files).");

@@ -1,10 +1,10 @@
 // Deployed without Redis (a laptop, a single container, a stack with `redis: none`): every process keeps its
-// cache in memory and hears the others' writes through PostgreSQL LISTEN/NOTIFY (platform/cache-peers.ts). This
+// cache in memory and hears the others' writes through PostgreSQL LISTEN/NOTIFY (caching/peers.ts). This
 // file runs in that configuration whatever the run's services are. When the connection that hears them is cut,
 // nothing is served from memory until it is back, and what was kept before is forgotten: never a stale answer.
 // The limits that guard accounts (sign-in guessing) are kept in PostgreSQL then, so instances share them.
 import { afterAll, beforeAll, expect } from "vitest";
-import { APPLICATION_NAME } from "../src/platform/cache-peers.ts";
+import { APPLICATION_NAME } from "../src/caching/peers.ts";
 import { db } from "../src/platform/db.ts";
 import { createPost, createUser, test } from "./helpers.ts";
 import { type Instance, startInstance, statsOf } from "./instances.ts";

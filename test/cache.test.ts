@@ -1,10 +1,10 @@
 // Batching and caching, against the configured store (Redis in CI, the in-process store without REDIS_URL).
 // Statement counts come from the function itself (extensions.sqlStatements counts what reached PostgreSQL).
 import { beforeAll, describe, expect } from "vitest";
-import { loadThroughCache } from "../src/loaders/cached.ts";
+import { applyChanges } from "../src/caching/changes.ts";
+import { loadThroughCache } from "../src/caching/entities.ts";
+import { cachedValue, cacheKeys, cacheStore } from "../src/caching/store.ts";
 import { postEntity } from "../src/loaders/posts.ts";
-import { cachedValue, cacheKeys, cacheStore } from "../src/platform/cache.ts";
-import { applyChanges } from "../src/platform/changes.ts";
 import { db } from "../src/platform/db.ts";
 import { coldCache, createPhoto, createPost, createUser, gql, ok, type TestUser, test } from "./helpers.ts";
 

@@ -3,12 +3,12 @@
 // cache bumped, the request's loaders cleared, listeners told. A write that changes a cached entity without
 // declaring it is reported in every development response, and every test fails on it (test/instances.ts).
 import { afterEach, describe, expect } from "vitest";
-import { CHANGED_LOADERS, loadThroughCache } from "../src/loaders/cached.ts";
+import { applyChanges, type Change, onChanges, undeclaredChanges } from "../src/caching/changes.ts";
+import { CHANGED_LOADERS, loadThroughCache } from "../src/caching/entities.ts";
 import { createLoaders } from "../src/loaders/index.ts";
 import { postEntity } from "../src/loaders/posts.ts";
 import { userEntity } from "../src/loaders/users.ts";
-import { applyChanges, type Change, onChanges, undeclaredChanges, writtenTables } from "../src/platform/changes.ts";
-import { db } from "../src/platform/db.ts";
+import { db, writtenTables } from "../src/platform/db.ts";
 import { keyId } from "../src/platform/idempotency.ts";
 import { createRequestScope, type RequestScope, requestScope } from "../src/platform/request-scope.ts";
 import { likePost } from "../src/services/likes.ts";
@@ -66,7 +66,7 @@ describe("declared changes", () => {
     });
   });
 
-  test("every loader a change names is one the request has (loaders/cached.ts names them as strings)", () => {
+  test("every loader a change names is one the request has (caching/entities.ts names them as strings)", () => {
     const loaders = createLoaders(null); // its modules define every entity and viewer fact
     expect([...CHANGED_LOADERS].sort()).toEqual([
       "media",

@@ -261,7 +261,7 @@ export async function rowCounts() {
 
 /** Empties this test file's cache (its Redis key prefix, or the in-process store), for cold-cache measurements. */
 export async function coldCache(): Promise<void> {
-  const { cacheStore, closeCache, RedisStore } = await import("../src/platform/cache.ts");
+  const { cacheStore, closeCache, RedisStore } = await import("../src/caching/store.ts");
   const store = cacheStore();
   if (store instanceof RedisStore) {
     let cursor = "0";

@@ -97,7 +97,7 @@ export function queryThrough(fetch: Instance["fetch"]): Instance["query"] {
 
 /**
  * Fails the test when the function reports that a write changed a cached entity no service declared (outside
- * production every response says so: see platform/changes.ts). Every operation the tests send is checked.
+ * production every response says so: see caching/changes.ts). Every operation the tests send is checked.
  */
 export function assertChangesDeclared(body: { extensions?: Record<string, unknown> }): void {
   const undeclared = body.extensions?.undeclaredChanges;
@@ -176,7 +176,7 @@ async function startSource(env: Record<string, string>): Promise<Instance> {
   }
   const { fetch: entry, handler } = functionModule;
   const { disconnectDb } = await import("../src/platform/db.ts");
-  const { closeCache, cacheStore } = await import("../src/platform/cache.ts");
+  const { closeCache, cacheStore } = await import("../src/caching/store.ts");
   const { closePubSub } = await import("../src/events/pubsub.ts");
   const { closePublisher } = await import("../src/events/stream.ts");
   const { config } = await import("../src/platform/config.ts");

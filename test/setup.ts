@@ -40,7 +40,7 @@ Object.assign(process.env, {
   process.env.DATABASE_URL = url.toString();
   afterAll(async () => {
     const { disconnectDb } = await import("../src/platform/db.ts");
-    const { closeCache } = await import("../src/platform/cache.ts");
+    const { closeCache } = await import("../src/caching/store.ts");
     await Promise.all([disconnectDb(), closeCache()]);
   });
 }

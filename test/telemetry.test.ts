@@ -119,7 +119,7 @@ describe("with OTEL_EXPORTER_OTLP_ENDPOINT set", () => {
     expect(attribute(sqlUnderBatches[0], "db.system.name")).toBe("postgresql");
     expect(String(attribute(sqlUnderBatches[0], "db.query.text"))).toMatch(/SELECT/i);
     // The entity cache's round trip too (Redis's MGET; without Redis, the in-process cache's sync with other
-    // processes' changes: platform/cache-peers.ts), and every span inside its parent's time.
+    // processes' changes: caching/peers.ts), and every span inside its parent's time.
     const cacheRoundTrip = process.env.REDIS_URL ? "redis MGET" : "cache sync";
     expect(tree.some((s) => s.name === cacheRoundTrip && isUnder(tree, s, execute as OtlpSpan))).toBe(true);
     // (The cold start began before the request it is part of: the process's start.)

@@ -1,5 +1,5 @@
 // Two function instances sharing PostgreSQL (and Redis, when REDIS_URL is set; without it each keeps its cache in
-// process, and hears the other's writes through PostgreSQL LISTEN/NOTIFY: platform/cache-peers.ts): a write
+// process, and hears the other's writes through PostgreSQL LISTEN/NOTIFY: caching/peers.ts): a write
 // through one is never followed by a stale read through the other, however warm its caches.
 import { afterAll, beforeAll, expect } from "vitest";
 import { createPost, createUser, type TestUser, test } from "./helpers.ts";

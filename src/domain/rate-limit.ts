@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { RateLimiterMemory, RateLimiterPrisma, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { type CacheStore, cacheStore, countRoundTrip, RedisStore } from "../caching/store.ts";
 import { RateLimitedError } from "../errors.ts";
-import { type CacheStore, cacheStore, countRoundTrip, RedisStore } from "../platform/cache.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
 

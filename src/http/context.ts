@@ -1,9 +1,9 @@
 import type { YogaInitialContext } from "graphql-yoga";
+import type { Change } from "../caching/changes.ts";
 import { type ExternalIdentity, expiryOf, type TokenClaims, type Viewer, verifyBearerToken } from "../domain/auth.ts";
 import { UnauthenticatedError } from "../errors.ts";
 import { userIdForIdentity } from "../loaders/identities.ts";
 import { createLoaders, type Loaders } from "../loaders/index.ts";
-import type { Change } from "../platform/changes.ts";
 import { config } from "../platform/config.ts";
 import { requestScope } from "../platform/request-scope.ts";
 import type { RequestWrites, SignedIn } from "../services/write.ts";

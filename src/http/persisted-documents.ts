@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
 import mobile from "../../clients/mobile/generated/persisted-documents.json" with { type: "json" };
 import web from "../../clients/web/generated/persisted-documents.json" with { type: "json" };
+import { cacheStore } from "../caching/store.ts";
 import { chargeRegistration } from "../domain/rate-limit.ts";
-import { cacheStore } from "../platform/cache.ts";
 import { config } from "../platform/config.ts";
 
 // Persisted documents: the apps' trusted documents (bundled, and older app versions' stored by deploys) and the

@@ -1,9 +1,9 @@
+import { defineEntity, listRead, loadThroughCache } from "../caching/entities.ts";
 import { createdAtAndId, keyset, type PageRequest } from "../domain/pagination.ts";
 import type { Comment } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
 import { raw, type Sql, sql } from "../platform/sql.ts";
 import { byIds, type FirstPageKey, firstPages, groupInKeyOrder } from "./batch.ts";
-import { defineEntity, listRead, loadThroughCache } from "./cached.ts";
 import { postEntity } from "./posts.ts";
 
 export type CommentRecord = Comment;

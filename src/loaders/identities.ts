@@ -1,6 +1,6 @@
+import { defineEntity, loadThroughCache } from "../caching/entities.ts";
 import type { ExternalIdentity } from "../domain/auth.ts";
 import { db } from "../platform/db.ts";
-import { defineEntity, loadThroughCache } from "./cached.ts";
 
 /** External identity (issuer, subject) → the Shutter user it is linked to. Links are made once, never changed. */
 const identityEntity = defineEntity<{ id: string; userId: string }, "identity">({

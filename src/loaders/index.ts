@@ -12,7 +12,7 @@ export type { FirstPageKey } from "./batch.ts";
 /**
  * Fresh DataLoaders for one request: batching across a GraphQL operation's resolvers, with a cache that
  * lives exactly as long as the request (never shared between viewers). Entities come through the shared
- * cache (loaders/cached.ts); per-viewer answers (has liked, is following) always come from PostgreSQL.
+ * cache (caching/entities.ts); per-viewer answers (has liked, is following) always come from PostgreSQL.
  */
 export function createLoaders(viewerId: string | null) {
   const firstPage = { cacheKeyFn: firstPageCacheKey };

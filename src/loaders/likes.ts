@@ -1,5 +1,5 @@
+import { viewerFact } from "../caching/entities.ts";
 import { db } from "../platform/db.ts";
-import { viewerFact } from "./cached.ts";
 
 /** Whether the viewer likes a post (by post id): what a like or an unlike changes for the one who did it. */
 export const viewerLike = viewerFact({ name: "viewer-like", table: "likes", loader: "viewerHasLiked" });

@@ -1,6 +1,6 @@
+import { defineEntity, loadThroughCache } from "../caching/entities.ts";
 import type { Media } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
-import { defineEntity, loadThroughCache } from "./cached.ts";
 
 export type MediaRecord = Media;
 

@@ -1,10 +1,10 @@
+import { defineEntity, listRead, loadThroughCache, withCachedRows } from "../caching/entities.ts";
+import { cachedValue } from "../caching/store.ts";
 import { createdAtAndId, keyset, type PageRequest } from "../domain/pagination.ts";
 import type { Post } from "../generated/prisma/client.ts";
-import { cachedValue } from "../platform/cache.ts";
 import { db } from "../platform/db.ts";
 import { raw, type Sql, sql } from "../platform/sql.ts";
 import { type FirstPageKey, firstPages } from "./batch.ts";
-import { defineEntity, listRead, loadThroughCache, withCachedRows } from "./cached.ts";
 import { userEntity } from "./users.ts";
 
 export type PostRecord = Post;

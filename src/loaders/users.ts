@@ -1,8 +1,8 @@
+import { defineEntity, loadThroughCache, viewerFact } from "../caching/entities.ts";
 import { createdAtAndId, keyset, type PageRequest } from "../domain/pagination.ts";
 import type { User } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
 import { raw, type Sql, sql } from "../platform/sql.ts";
-import { defineEntity, loadThroughCache, viewerFact } from "./cached.ts";
 
 /** Whether the viewer follows someone (by their id): what a follow or an unfollow changes for the one who did it. */
 export const viewerFollow = viewerFact({ name: "viewer-follow", table: "follows", loader: "viewerIsFollowing" });

@@ -2,11 +2,10 @@ import { createHash } from "node:crypto";
 import { PrismaPg } from "@prisma/adapter-pg";
 import type { SqlDriverAdapter, SqlDriverAdapterFactory, SqlQueryable } from "@prisma/driver-adapter-utils";
 import { PrismaClient } from "../generated/prisma/client.ts";
-import { noteWrittenTable } from "./changes.ts";
 import { type Config, config } from "./config.ts";
 import { noteDatabase, unavailableService } from "./outage.ts";
 import { noteStatement } from "./reads.ts";
-import { requestScope } from "./request-scope.ts";
+import { type RequestScope, requestScope } from "./request-scope.ts";
 import { inSpan, tracing } from "./telemetry.ts";
 
 let client: PrismaClient | undefined;
@@ -73,6 +72,25 @@ function observed<R>(sent: Promise<R>): Promise<R> {
   );
 }
 
+// The tables whose rows each request's committed statements updated or deleted (outside production): what the
+// undeclared-change check (caching/changes.ts) compares with what the request's writes declared.
+const writtenByRequest = new WeakMap<RequestScope, Set<string>>();
+
+/** The tables whose rows the request's committed statements updated or deleted (outside production). */
+export function writtenTables(scope: RequestScope): ReadonlySet<string> {
+  return writtenByRequest.get(scope) ?? new Set();
+}
+
+function noteWrittenTable(table: string, scope: RequestScope | undefined): void {
+  if (!scope) return;
+  let tables = writtenByRequest.get(scope);
+  if (!tables) {
+    tables = new Set();
+    writtenByRequest.set(scope, tables);
+  }
+  tables.add(table);
+}
+
 /** The table a statement updates or deletes rows of (Prisma's SQL and ours), or null for anything else. */
 const WRITE = /^\s*(?:update|delete\s+from)\s+(?:"?public"?\.)?"?(\w+)"?/i;
 
@@ -80,7 +98,7 @@ const WRITE = /^\s*(?:update|delete\s+from)\s+(?:"?public"?\.)?"?(\w+)"?/i;
  * Counts every statement sent through the adapter into the current request's scope. The count is the
  * "SQL statements per operation" that tests assert on and dev responses report. Outside production it also
  * notes the tables whose rows committed statements updated or deleted (a transaction's, once it commits), which
- * the undeclared-change check compares with what the request's services declared (platform/changes.ts).
+ * the undeclared-change check compares with what the request's services declared (caching/changes.ts).
  */
 function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boolean): SqlDriverAdapterFactory {
   const count = () => {

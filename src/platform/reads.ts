@@ -1,8 +1,10 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { type RequestScope, requestScope } from "./request-scope.ts";
 
-// What a request read, noted as it reads, for the response cache (platform/response-cache.ts): which versions
-// of cached entity parts, and whether anything no version covers.
+// What a request read, noted as it reads, for the response cache (caching/response-cache.ts): which versions
+// of cached entity parts, and whether anything no version covers. Here rather than in caching/ because the
+// database adapter feeds it (every statement outside a covered read, db.ts): the platform cannot import the
+// caching that is built on it.
 
 /**
  * What an operation read, as the response cache needs it: the version of every cached entity part it read,
@@ -70,7 +72,7 @@ export function noteUncovered(reason: string): void {
   if (reads) reads.uncovered ??= reason;
 }
 
-/** The request read an entity part (`tag`, e.g. `post-counts:<id>`) under this version (loaders/cached.ts). */
+/** The request read an entity part (`tag`, e.g. `post-counts:<id>`) under this version (caching/entities.ts). */
 export function noteVersion(tag: string, key: string, version: string): void {
   sharedReads()?.versions.set(tag, { key, version });
 }

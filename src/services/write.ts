@@ -11,11 +11,12 @@
 //      (caching/changes.ts), and the events are announced to the events handler (events/stream.ts).
 //
 // Nothing of this happens anywhere else: the database adapter only counts, traces and watches for outages.
+
+import { applyChanges, type Change } from "../caching/changes.ts";
 import type { Viewer } from "../domain/auth.ts";
 import { type DomainEvents, type EventKind, recordEvent } from "../events/outbox.ts";
 import { announce } from "../events/stream.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
-import { applyChanges, type Change } from "../platform/changes.ts";
 import { db } from "../platform/db.ts";
 import { claimKey, type IdempotencyClaim } from "../platform/idempotency.ts";
 

@@ -1,5 +1,5 @@
 import type { Plugin } from "graphql-yoga";
-import { undeclaredChanges } from "../../platform/changes.ts";
+import { undeclaredChanges } from "../../caching/changes.ts";
 import { config } from "../../platform/config.ts";
 import { logger } from "../../platform/logger.ts";
 import { requestScope } from "../../platform/request-scope.ts";
@@ -8,7 +8,7 @@ import { responseCacheOutcome } from "./use-response-cache.ts";
 /**
  * Outside production, every answer reports what it cost the backend (`extensions`: the request id, SQL
  * statements, cache round trips, hits and misses, what the response cache did) and any write to a cached entity
- * that no service declared (see platform/changes.ts): `extensions.undeclaredChanges`, and an error in the log.
+ * that no service declared (see caching/changes.ts): `extensions.undeclaredChanges`, and an error in the log.
  * The tests assert on these counts, and fail on any undeclared write (test/instances.ts).
  */
 export function useDevReport(): Plugin {

@@ -1,10 +1,5 @@
 import { type ExecutionResult, getOperationAST } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import { chargeOperation } from "../../domain/rate-limit.ts";
-import { RateLimitedError } from "../../errors.ts";
-import { config } from "../../platform/config.ts";
-import { requestReads } from "../../platform/reads.ts";
-import { requestScope } from "../../platform/request-scope.ts";
 import {
   findResponse,
   isCurrent,
@@ -12,7 +7,12 @@ import {
   type ResponseCacheState,
   responseKey,
   surrogateKeys,
-} from "../../platform/response-cache.ts";
+} from "../../caching/response-cache.ts";
+import { chargeOperation } from "../../domain/rate-limit.ts";
+import { RateLimitedError } from "../../errors.ts";
+import { config } from "../../platform/config.ts";
+import { requestReads } from "../../platform/reads.ts";
+import { requestScope } from "../../platform/request-scope.ts";
 import { clientAddress, type ServerContext } from "../context.ts";
 import { introspects } from "../cost.ts";
 import { registers } from "../persisted-documents.ts";
@@ -21,7 +21,7 @@ import { admittedCost, notePrecharged } from "./use-gate.ts";
 import { cachePolicyOf, etagOf, setCachePolicy } from "./use-http-caching.ts";
 
 /**
- * The response cache at the edge (platform/response-cache.ts does the caching). A query from someone signed out
+ * The response cache at the edge (caching/response-cache.ts does the caching). A query from someone signed out
  * is looked up by its document and variables before anything parses it; a hit answers at once, charged to the
  * caller's rate-limit budget like the operation it answers (the same points), and nothing else runs: a cached
  * answer exists only for a document and variables that passed every check before (the key holds them exactly).

@@ -1,16 +1,16 @@
 import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
-import { CACHE_SHAPE_VERSION, cacheStore } from "./cache.ts";
-import { config } from "./config.ts";
-import { requestReads } from "./reads.ts";
+import { config } from "../platform/config.ts";
+import { requestReads } from "../platform/reads.ts";
+import { CACHE_SHAPE_VERSION, cacheStore } from "./store.ts";
 
 // Whole answers of shareable operations (queries from someone signed out: explore, a profile, a post), keyed by
 // document and variables. An answer is served while every cached entity part it read still has
-// the version it was read under: the versions that every write bumps once it committed (platform/changes.ts),
+// the version it was read under: the versions that every write bumps once it committed (caching/changes.ts),
 // checked in one Redis round trip per hit. So a write through any instance invalidates the answers of every
 // instance at once, and an answer computed while a write committed is never served (it carries the old
 // version). What no version covers (a list read straight from PostgreSQL) makes an answer uncacheable, unless
-// the list's read says which version covers it (loaders/cached.ts: `listRead`).
+// the list's read says which version covers it (caching/entities.ts: `listRead`).
 
 /** The response cache's part in one request (see http/plugins/use-response-cache.ts). */
 export interface ResponseCacheState {

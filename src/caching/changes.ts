@@ -1,11 +1,12 @@
-import { cacheKeys, cacheStore } from "./cache.ts";
+import { writtenTables } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
+import { type RequestScope, requestScope } from "../platform/request-scope.ts";
 import { purgeCdn } from "./cdn-purge.ts";
-import { logger } from "./logger.ts";
-import { type RequestScope, requestScope } from "./request-scope.ts";
+import { cacheKeys, cacheStore } from "./store.ts";
 
 /**
  * What a committed write changed: parts of one cached entity. Made only by an entity definition
- * (`postEntity.changed(id, "post-counts")`, see loaders/cached.ts), so no cache key is spelled anywhere else.
+ * (`postEntity.changed(id, "post-counts")`, see caching/entities.ts), so no cache key is spelled anywhere else.
  */
 export interface Change {
   /** The entity (`post`, `user`, `media` …). */
@@ -53,7 +54,7 @@ export async function applyChanges(
   );
   if (invalidated.length) await cacheStore().invalidate(invalidated);
   const scope = requestScope.getStore();
-  if (scope) for (const change of changes) tablesOf(scope).declared.add(change.table);
+  if (scope) for (const change of changes) declaredOf(scope).add(change.table);
   request?.forget(changes);
   await purgeCdn(changes);
   await Promise.all(
@@ -77,26 +78,18 @@ export const CACHED_TABLES = new Set<string>();
  * exist was never cached (misses are not stored).
  */
 export function undeclaredChanges(scope: RequestScope): string[] {
-  const { written, declared } = tablesOf(scope);
-  return [...written].filter((table) => CACHED_TABLES.has(table) && !declared.has(table));
+  const declared = declaredOf(scope);
+  return [...writtenTables(scope)].filter((table) => CACHED_TABLES.has(table) && !declared.has(table));
 }
 
-// What each request's committed statements wrote and its writes declared (outside production), kept here: the
-// undeclared-change check is this module's, not the request scope's.
-const tablesByRequest = new WeakMap<RequestScope, { written: Set<string>; declared: Set<string> }>();
-function tablesOf(scope: RequestScope) {
-  let tables = tablesByRequest.get(scope);
+// The tables each request's writes declared as changed (outside production), kept here: the undeclared-change
+// check is this module's. What its statements wrote, the database adapter notes (db.ts).
+const declaredByRequest = new WeakMap<RequestScope, Set<string>>();
+function declaredOf(scope: RequestScope): Set<string> {
+  let tables = declaredByRequest.get(scope);
   if (!tables) {
-    tables = { written: new Set(), declared: new Set() };
-    tablesByRequest.set(scope, tables);
+    tables = new Set();
+    declaredByRequest.set(scope, tables);
   }
   return tables;
-}
-
-/** The tables whose rows the request's committed statements updated or deleted (outside production). */
-export const writtenTables = (scope: RequestScope): ReadonlySet<string> => tablesOf(scope).written;
-
-/** Notes a table whose rows a committed statement of the request updated or deleted (the database adapter, db.ts). */
-export function noteWrittenTable(table: string, scope: RequestScope | undefined = requestScope.getStore()): void {
-  if (scope) tablesOf(scope).written.add(table);
 }

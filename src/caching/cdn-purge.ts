@@ -1,7 +1,7 @@
-import { config } from "./config.ts";
-import { logger } from "./logger.ts";
+import { config } from "../platform/config.ts";
+import { logger } from "../platform/logger.ts";
 
-/** What a committed write changed, as far as a purge goes: the parts of an entity (a Change, platform/changes.ts). */
+/** What a committed write changed, as far as a purge goes: the parts of an entity (a Change, caching/changes.ts). */
 interface ChangedParts {
   id: string;
   parts: readonly string[];

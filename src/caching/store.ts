@@ -1,17 +1,17 @@
 import { Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
-import { type CachePeers, type Invalidation, postgresPeers } from "./cache-peers.ts";
-import { config } from "./config.ts";
-import { logger } from "./logger.ts";
-import { databaseDown } from "./outage.ts";
-import { boundAge, covered } from "./reads.ts";
-import { requestScope } from "./request-scope.ts";
-import { inSpan } from "./telemetry.ts";
+import { config } from "../platform/config.ts";
+import { logger } from "../platform/logger.ts";
+import { databaseDown } from "../platform/outage.ts";
+import { boundAge, covered } from "../platform/reads.ts";
+import { requestScope } from "../platform/request-scope.ts";
+import { inSpan } from "../platform/telemetry.ts";
+import { type CachePeers, type Invalidation, postgresPeers } from "./peers.ts";
 
 /**
  * The shared cache: Redis when REDIS_URL is set (one truth for every function instance), otherwise a bounded
  * in-process LRU with the same behaviour, kept coherent with the other processes on the database through
- * PostgreSQL LISTEN/NOTIFY (see cache-peers.ts).
+ * PostgreSQL LISTEN/NOTIFY (see peers.ts).
  *
  * Invalidation uses versions. Each cached entity has a version key that writers bump after their transaction
  * commits. A reader notes the version before reading PostgreSQL and stores what it read only if the version is
@@ -217,7 +217,7 @@ export class RedisStore implements CacheStore {
 /**
  * The in-process store: same contract, for the processes of one database without Redis (dev, tests without
  * Redis, containers and functions deployed without it). Other processes' writes reach it through `peers`; each
- * read syncs with them first (one round trip, see cache-peers.ts), and nothing is served while it cannot.
+ * read syncs with them first (one round trip, see peers.ts), and nothing is served while it cannot.
  */
 export class MemoryStore implements CacheStore {
   readonly kind = "memory";

@@ -1,8 +1,8 @@
-import { cacheKeys, cacheStore, type FillEntry, jitter, reviveDates } from "../platform/cache.ts";
-import { CACHED_TABLES, type Change } from "../platform/changes.ts";
 import { covered, hasNotedVersion, noteUncovered, noteVersion, sharing } from "../platform/reads.ts";
 import { requestScope } from "../platform/request-scope.ts";
 import { isUuid } from "../platform/sql.ts";
+import { CACHED_TABLES, type Change } from "./changes.ts";
+import { cacheKeys, cacheStore, type FillEntry, jitter, reviveDates } from "./store.ts";
 
 /** One separately invalidated part of a cached entity: its fields, kept for `ttlSeconds` at most. */
 export interface EntityPart<T> {
@@ -17,7 +17,7 @@ export interface EntityPart<T> {
  */
 export interface CachedEntity<T extends { id: string }, P extends string = string> {
   name: string;
-  /** The table whose rows it caches (checked against what writes touched: see platform/changes.ts). */
+  /** The table whose rows it caches (checked against what writes touched: see caching/changes.ts). */
   table: string;
   /**
    * The per-request loader holding it, which a change clears (a key of `createLoaders()`, loaders/index.ts; named
@@ -173,7 +173,7 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
  * count; an author's posts: the post count), so every write that changes such a list declares that part
  * changed. The owners must have been read earlier in the request (a parent before its children, as GraphQL
  * resolves them), their versions noted: an answer holding the lists is then checked against those versions
- * (platform/response-cache.ts). Otherwise the answer is not cached.
+ * (caching/response-cache.ts). Otherwise the answer is not cached.
  */
 export function listRead<T extends { id: string }, P extends string, R>(
   owner: CachedEntity<T, P>,

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { logger } from "./logger.ts";
+import { logger } from "../platform/logger.ts";
 
 /**
  * How the in-process cache (no REDIS_URL) hears of the writes of other processes on the same database: the
