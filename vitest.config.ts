@@ -69,7 +69,7 @@ export default defineConfig({
       // Tests behind a transaction-mode pooler need one: scripts/pgbouncer.sh starts PgBouncer.
       ...(process.env.PGBOUNCER_URL ? [] : ["test/**/*.pgbouncer.test.ts"]),
       // The benchmark's smoke run creates a database on a real server and measures against a real Redis.
-      ...(process.env.DATABASE_URL && process.env.REDIS_URL ? [] : ["test/**/*.services.test.ts"]),
+      ...(process.env.DATABASE_URL && process.env.REDIS_URL ? [] : ["test/**/*.measured.test.ts"]),
       // A real browser: Debian's Chromium (CI installs it; CHROMIUM_PATH elsewhere), driven by playwright-core.
       ...(existsSync(process.env.CHROMIUM_PATH ?? "/usr/bin/chromium") ? [] : ["test/**/*.browser.test.ts"]),
     ],
@@ -83,7 +83,7 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "source", include: ["test/**/*.test.ts"], exclude: ["test/**/*.services.test.ts"] },
+        test: { name: "source", include: ["test/**/*.test.ts"], exclude: ["test/**/*.measured.test.ts"] },
       },
       // The benchmark's and the soak's smoke runs measure the machine (throughput, latency under faults): they run
       // on the source target after everything else, one at a time, with the machine to themselves.
@@ -91,7 +91,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "measured",
-          include: ["test/**/*.services.test.ts"],
+          include: ["test/**/*.measured.test.ts"],
           fileParallelism: false,
           sequence: { groupOrder: 1 },
         },
