@@ -5,7 +5,7 @@ import { defineConfig, type TestProjectInlineConfiguration } from "vitest/config
 // HTTP or API Gateway events only) run again against the bundle as it deploys, in production configuration:
 // behind the API Gateway emulator with HTTP API (payload 2.0) and REST API (payload 1.0) events, and as the
 // container entry over HTTP. Select targets with `npm test -- --project <name>`; SHUTTER_TARGET tells a file
-// which one it runs against (test/instances.ts).
+// which one it runs against (test/kit/instances.ts).
 const EVERYWHERE = [
   "apollo",
   "auth",
@@ -45,19 +45,25 @@ const LAMBDA_ONLY = ["lambda"];
  * invocation (its images function is tested everywhere: photos).
  */
 const LONG_RUNNING_ONLY = ["photos-runner", "subscriptions", "subscriptions.redis"];
-const files = (names: string[]) => names.map((name) => `test/${name}.test.ts`);
+// Test files are grouped by feature (test/<feature>/); a name is unique across them.
+const files = (names: string[]) => names.map((name) => `test/*/${name}.test.ts`);
+
+/** Each file of the projects below gets its own database and environment before it is imported. */
+const setupFiles = ["test/kit/setup.ts"];
 
 const bundled = (name: string, only: string[]): TestProjectInlineConfiguration => ({
   extends: true,
-  test: { name, include: files([...EVERYWHERE, ...only]), env: { SHUTTER_TARGET: name } },
+  test: { name, include: files([...EVERYWHERE, ...only]), setupFiles, env: { SHUTTER_TARGET: name } },
 });
 
+const resolve = {
+  // graphql 16 ships CJS (`main`) and ESM (`module`): Node loads the CJS one for our dependencies, Vite would
+  // give our code the ESM one, and two copies of graphql refuse each other's schema objects.
+  alias: [{ find: /^graphql$/, replacement: "graphql/index.js" }],
+};
+
 export default defineConfig({
-  resolve: {
-    // graphql 16 ships CJS (`main`) and ESM (`module`): Node loads the CJS one for our dependencies, Vite would
-    // give our code the ESM one, and two copies of graphql refuse each other's schema objects.
-    alias: [{ find: /^graphql$/, replacement: "graphql/index.js" }],
-  },
+  resolve,
   test: {
     // Tests of what needs a service run when it is there (CI starts them all); the runner lists what it left out.
     exclude: [
@@ -73,17 +79,27 @@ export default defineConfig({
       // A real browser: Debian's Chromium (CI installs it; CHROMIUM_PATH elsewhere), driven by playwright-core.
       ...(existsSync(process.env.CHROMIUM_PATH ?? "/usr/bin/chromium") ? [] : ["test/**/*.browser.test.ts"]),
     ],
-    globalSetup: ["test/global-setup.ts"],
-    setupFiles: ["test/setup.ts"],
+    globalSetup: ["test/kit/global-setup.ts"],
     // One process per test file: each gets its own database, environment and module-scope init.
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 60_000,
     projects: [
+      // The fast layer: rules that need nothing running (no database, no function instance, no set-up), in
+      // seconds: `npm run test:unit` while changing them (the global set-up sees it is alone and does nothing).
+      {
+        resolve,
+        test: { name: "unit", include: ["test/**/*.unit.test.ts"] },
+      },
       {
         extends: true,
-        test: { name: "source", include: ["test/**/*.test.ts"], exclude: ["test/**/*.measured.test.ts"] },
+        test: {
+          name: "source",
+          include: ["test/**/*.test.ts"],
+          setupFiles,
+          exclude: ["test/**/*.measured.test.ts", "test/**/*.unit.test.ts"],
+        },
       },
       // The benchmark's and the soak's smoke runs measure the machine (throughput, latency under faults): they run
       // on the source target after everything else, one at a time, with the machine to themselves.
@@ -92,6 +108,7 @@ export default defineConfig({
         test: {
           name: "measured",
           include: ["test/**/*.measured.test.ts"],
+          setupFiles,
           fileParallelism: false,
           sequence: { groupOrder: 1 },
         },

@@ -21,7 +21,7 @@ import { join, resolve as resolvePath } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import pg from "pg";
 import { keyId } from "../src/platform/idempotency.ts";
-import { startProxy } from "../test/tcp-proxy.ts";
+import { startProxy } from "../test/kit/tcp-proxy.ts";
 import { ensureDatabase, loadFixtures, mobileDocuments } from "./data.ts";
 import { functionEnv, type Server, startServer } from "./servers.ts";
 import { checkIntegrity, type IntegrityCheck, waitForDrain } from "./soak-integrity.ts";

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # PgBouncer in transaction mode in front of the machine's PostgreSQL, for the pooler tests
-# (test/*.pgbouncer.test.ts): the way RDS Proxy or a managed PgBouncer will sit in front of the database.
+# (test/**/*.pgbouncer.test.ts): the way RDS Proxy or a managed PgBouncer will sit in front of the database.
 #
 #   scripts/pgbouncer.sh install           fetch Debian's package and unpack it (no service is installed or started)
 #   eval "$(scripts/pgbouncer.sh start)"   start it and export PGBOUNCER_URL for the tests

@@ -21,7 +21,7 @@ export interface CachedEntity<T extends { id: string }, P extends string = strin
   table: string;
   /**
    * The per-request loader holding it, which a change clears (a key of `createLoaders()`, loaders/index.ts; named
-   * here as a string so that this file need not import that one, and checked by test/changes.test.ts).
+   * here as a string so that this file need not import that one, and checked by test/caching/changes.test.ts).
    */
   loader?: string;
   parts: Record<P, EntityPart<T>>;

@@ -16,8 +16,8 @@ const INTROSPECTION_FIELDS = new Set(["__schema", "__type"]);
 
 /**
  * How large a list is, declared where it is defined (the `extensions` of a Pothos field, argument or input
- * field): `maxItems`, or, for a list as long as an argument (`nodes(ids:)`), `listSize`. test/schema.test.ts
- * fails when a list in the schema declares neither.
+ * field): `maxItems`, or, for a list as long as an argument (`nodes(ids:)`), `listSize`.
+ * test/api/schema.unit.test.ts fails when a list in the schema declares neither.
  */
 export interface ListSizeExtensions {
   maxItems?: number;
@@ -79,7 +79,7 @@ export const estimateCost: ComplexityEstimator = ({ field, args, childComplexity
   return self + childComplexity;
 };
 
-/** What a list that declares no size is priced at (none should: test/schema.test.ts). */
+/** What a list that declares no size is priced at (none should: test/api/schema.unit.test.ts). */
 const UNDECLARED_LIST_SIZE = 100;
 
 /** Whether a document asks for the schema (`__schema` or `__type`: valid only at the root of a query). */

@@ -9,7 +9,7 @@ import { responseCacheOutcome } from "./use-response-cache.ts";
  * Outside production, every answer reports what it cost the backend (`extensions`: the request id, SQL
  * statements, cache round trips, hits and misses, what the response cache did) and any write to a cached entity
  * that no service declared (see caching/changes.ts): `extensions.undeclaredChanges`, and an error in the log.
- * The tests assert on these counts, and fail on any undeclared write (test/instances.ts).
+ * The tests assert on these counts, and fail on any undeclared write (test/kit/instances.ts).
  */
 export function useDevReport(): Plugin {
   return {
