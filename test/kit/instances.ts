@@ -52,6 +52,7 @@ const open = new Set<Instance>();
 
 /** Closes every instance a test file left open (test/kit/setup.ts calls it after the file). */
 export async function closeInstances(): Promise<void> {
+  stopFunctions();
   await Promise.all([...open].map((instance) => instance.close()));
 }
 
@@ -396,8 +397,10 @@ export async function openStream(on: Instance, token: string) {
 
 /**
  * Invokes another function's handler once, as the target ships it: on the source target its module in this
- * process; on bundled targets the bundle's `<name>.mjs` in a process of its own (a fresh instance, production
- * configuration, `env` on top), as Lambda would. @returns what the handler returned, and the bundle's logs.
+ * process; on bundled targets the bundle's `<name>.mjs` in a process of its own, in production configuration with
+ * `env` on top, kept warm for the next invocation with the same settings as Lambda keeps an instance (the first
+ * invocation is a cold start; one arriving while every instance is busy starts another). @returns what the
+ * handler returned, and the logs the instance wrote while handling it.
  */
 export async function invokeFunction(
   name: "images" | "events" | "cleanup",
@@ -426,24 +429,79 @@ export async function invokeFunction(
       vi.resetModules();
     }
   }
-  const logs: Record<string, any>[] = [];
+  const key = JSON.stringify([name, env]);
+  const pool = warmFunctions.get(key) ?? [];
+  warmFunctions.set(key, pool);
+  let instance = pool.find((candidate) => !candidate.busy && candidate.child.exitCode === null);
+  if (!instance) {
+    instance = startFunction(name, env);
+    pool.push(instance);
+  }
+  instance.busy = true;
+  try {
+    return await instance.invoke(event);
+  } finally {
+    instance.busy = false;
+  }
+}
+
+interface FunctionInstance {
+  child: ChildProcess;
+  busy: boolean;
+  invoke(event: unknown): Promise<{ result: any; logs: Record<string, any>[] }>;
+}
+
+/** Bundled function instances kept warm, by function and settings; stopped after the test file. */
+const warmFunctions = new Map<string, FunctionInstance[]>();
+
+function stopFunctions(): void {
+  for (const pool of warmFunctions.values()) for (const instance of pool) instance.child.kill();
+  warmFunctions.clear();
+}
+
+function startFunction(name: string, env: Record<string, string>): FunctionInstance {
+  // Lambda's runtime loop, reduced: each event arrives as a message, the handler's result (or error) goes back.
   const script =
     `const { handler } = await import(${JSON.stringify(`${bundle()}/${name}.mjs`)});` +
-    `const result = await handler(JSON.parse(process.env.SHUTTER_EVENT));` +
-    `process.stdout.write("\\n" + JSON.stringify({ handlerResult: result }) + "\\n"); process.exit(0);`;
+    `process.on("message", async (event) => { try { process.send({ result: await handler(event) }); }` +
+    ` catch (error) { process.send({ error: String(error?.stack ?? error) }); } });` +
+    `process.send({ ready: true });`;
   const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
     cwd: bundle(),
-    env: bundledEnv({ ...env, SHUTTER_EVENT: JSON.stringify(event) }),
-    stdio: ["ignore", "pipe", "pipe"],
+    env: bundledEnv(env),
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
-  const lines = createInterface({ input: child.stdout as NonNullable<typeof child.stdout> });
-  lines.on("line", collect(logs));
+  let logs: Record<string, any>[] = [];
+  createInterface({ input: child.stdout as NonNullable<typeof child.stdout> }).on("line", (line) =>
+    collect(logs)(line),
+  );
   let stderr = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
-  const line = logs.find((l) => "handlerResult" in l);
-  if (code !== 0 || !line) throw new Error(`${name}.mjs failed (exit ${code}):\n${stderr}`);
-  return { result: line.handlerResult, logs };
+  const exited = new Promise<never>((_, reject) =>
+    child.once("exit", (code) => reject(new Error(`${name}.mjs exited (code ${code}):\n${stderr}`))),
+  );
+  exited.catch(() => undefined);
+  const next = () =>
+    Promise.race([
+      new Promise<{ ready?: true; result?: unknown; error?: string }>((resolve) =>
+        child.once("message", resolve as never),
+      ),
+      exited,
+    ]);
+  const ready = next();
+  return {
+    child,
+    busy: false,
+    async invoke(event) {
+      await ready;
+      logs = [];
+      const reply = next();
+      child.send(event as never);
+      const { result, error } = await reply;
+      if (error) throw new Error(`${name}.mjs failed:\n${error}`);
+      return { result, logs };
+    },
+  };
 }
