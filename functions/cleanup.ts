@@ -6,7 +6,7 @@
 import { deleteExpiredLimits } from "../src/domain/rate-limit.ts";
 import { logger } from "../src/platform/logger.ts";
 import { createRequestScope, requestScope } from "../src/platform/request-scope.ts";
-import { deleteOrphanedUploads } from "../src/services/media.ts";
+import { deleteOrphanedUploads } from "../src/services/uploads.ts";
 
 export async function handler(event?: {
   olderThanMinutes?: number;

@@ -16,10 +16,10 @@ import { processPhoto, processWaitingPhotos } from "../src/services/images.ts";
 await loadSecrets();
 await initTelemetry();
 
-/** o/<owner>/<media id>.<ext>: the verified originals the bucket notifies about. */
+/** o/<owner>/<photo id>.<ext>: the verified originals the bucket notifies about. */
 const ORIGINAL_KEY = /^o\/[0-9a-f-]{36}\/([0-9a-f-]{36})\.[a-z]+$/;
 
-/** The media ids an S3 event notification (a queue message's body) is about; none for S3's test event. */
+/** The photo ids an S3 event notification (a queue message's body) is about; none for S3's test event. */
 export function mediaIdsOf(body: string): string[] | null {
   try {
     const event = JSON.parse(body) as { Records?: { s3?: { object?: { key?: string } } }[]; Event?: string };

@@ -9,7 +9,7 @@ import { cacheKeys, cacheStore } from "./store.ts";
  * (`postEntity.changed(id, "post-counts")`, see caching/entities.ts), so no cache key is spelled anywhere else.
  */
 export interface Change {
-  /** The entity (`post`, `user`, `media` …). */
+  /** The entity (`post`, `user`, `photo` …). */
   entity: string;
   /** Its id. */
   id: string;

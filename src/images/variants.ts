@@ -41,7 +41,7 @@ export const LADDERS = {
   AVATAR: { widths: [64, 128, 256], cap: 512, square: true, defaultWidth: 128 },
 } as const satisfies Record<"POST_PHOTO" | "AVATAR", Ladder>;
 
-/** One variant as recorded on the media row (`variants`). */
+/** One variant as recorded on the photo row (`variants`). */
 export interface Variant {
   width: number;
   height: number;
@@ -57,20 +57,20 @@ export function ladderWidths(ladder: Ladder, width: number, height: number): num
   return [...ladder.widths.filter((rung) => rung < largest), largest];
 }
 
-/** Where a variant lives: v/<owner>/<media>/<width>.<ext>. The prefix is all a CDN may serve. */
-export const variantKey = (media: { id: string; ownerId: string }, variant: Pick<Variant, "width" | "format">) =>
-  `v/${media.ownerId}/${media.id}/${variant.width}.${EXTENSIONS[variant.format]}`;
+/** Where a variant lives: v/<owner>/<photo>/<width>.<ext>. The prefix is all a CDN may serve. */
+export const variantKey = (photo: { id: string; ownerId: string }, variant: Pick<Variant, "width" | "format">) =>
+  `v/${photo.ownerId}/${photo.id}/${variant.width}.${EXTENSIONS[variant.format]}`;
 
-/** The prefix of a media's variants (to delete them all). */
-export const variantPrefix = (media: { id: string; ownerId: string }) => `v/${media.ownerId}/${media.id}/`;
+/** The prefix of a photo's variants (to delete them all). */
+export const variantPrefix = (photo: { id: string; ownerId: string }) => `v/${photo.ownerId}/${photo.id}/`;
 
-/** Every object a media may have: its original (or upload) and its variants. */
-export function objectKeys(media: { id: string; ownerId: string; storageKey: string; variants: unknown }): string[] {
-  return [media.storageKey, ...variantsOf(media).map((variant) => variantKey(media, variant))];
+/** Every object a photo may have: its original (or upload) and its variants. */
+export function objectKeys(photo: { id: string; ownerId: string; storageKey: string; variants: unknown }): string[] {
+  return [photo.storageKey, ...variantsOf(photo).map((variant) => variantKey(photo, variant))];
 }
 
-export function variantsOf(media: { variants: unknown }): Variant[] {
-  return Array.isArray(media.variants) ? (media.variants as Variant[]) : [];
+export function variantsOf(photo: { variants: unknown }): Variant[] {
+  return Array.isArray(photo.variants) ? (photo.variants as Variant[]) : [];
 }
 
 /**

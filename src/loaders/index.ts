@@ -2,8 +2,8 @@ import DataLoader from "dataloader";
 import { type FirstPageKey, firstPageCacheKey, traced } from "./batch.ts";
 import { type CommentRecord, commentsById, firstCommentsByPost } from "./comments.ts";
 import { viewerLikes } from "./likes.ts";
-import { mediaById, photosByPost } from "./media.ts";
 import { notificationsById } from "./notifications.ts";
+import { photosById, photosByPost } from "./photos.ts";
 import { firstPostsByAuthor, type PostRecord, postsById } from "./posts.ts";
 import { userIdsByHandle, usersById, viewerFollows } from "./users.ts";
 
@@ -28,7 +28,7 @@ export function createLoaders(viewerId: string | null) {
       }),
     ),
     post,
-    media: new DataLoader(traced("media", mediaById)),
+    photo: new DataLoader(traced("photo", photosById)),
     comment,
     notification: new DataLoader(traced("notification", notificationsById)),
     photosByPost: new DataLoader(traced("photosByPost", photosByPost)),

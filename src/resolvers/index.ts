@@ -2,7 +2,7 @@
 import "./scalars.ts";
 import "./errors.ts";
 import "./users.ts";
-import "./media.ts";
+import "./photos.ts";
 import "./posts.ts";
 import "./comments.ts";
 import "./likes.ts";

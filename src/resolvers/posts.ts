@@ -15,9 +15,9 @@ import {
   type Ranked,
   rankOf,
 } from "../loaders/posts.ts";
-import { UploadError } from "../services/media.ts";
 import { createPost, deletePost } from "../services/posts.ts";
-import { PhotoRef } from "./media.ts";
+import { UploadError } from "../services/uploads.ts";
+import { PhotoRef } from "./photos.ts";
 import { UserRef } from "./users.ts";
 
 export const PostRef = builder.objectRef<PostRecord>("Post");

@@ -5,9 +5,9 @@ import { ConflictError, ForbiddenError, NotFoundError } from "../errors.ts";
 import type { Viewer } from "../http/context.ts";
 import { primed } from "../loaders/index.ts";
 import { emailOf, followPage, handleSearchPage, type UserRecord } from "../loaders/users.ts";
-import { UploadError } from "../services/media.ts";
 import { updateProfile } from "../services/profile.ts";
-import { PhotoRef, readyMedia } from "./media.ts";
+import { UploadError } from "../services/uploads.ts";
+import { PhotoRef, readyPhoto } from "./photos.ts";
 
 export const UserRef = builder.objectRef<UserRecord>("User");
 
@@ -31,7 +31,7 @@ builder.node(UserRef, {
       type: PhotoRef,
       nullable: true,
       resolve: async (user, _args, context) =>
-        user.avatarId ? readyMedia(await context.loaders.media.load(user.avatarId)) : null,
+        user.avatarId ? readyPhoto(await context.loaders.photo.load(user.avatarId)) : null,
     }),
     createdAt: t.expose("createdAt", { type: "DateTime" }),
     followerCount: t.exposeInt("followerCount"),
@@ -143,7 +143,7 @@ builder.mutationField("updateProfile", (t) =>
         bio: input.bio,
         avatarPhotoId: input.avatarPhotoId === null ? null : input.avatarPhotoId?.id,
       });
-      if (avatar) context.loaders.media.prime(avatar.id, avatar);
+      if (avatar) context.loaders.photo.prime(avatar.id, avatar);
       context.loaders.user.prime(user.id, user);
       return user;
     },

@@ -10,7 +10,7 @@
 
 import { ImageProblem, makeVariants } from "../images/transform.ts";
 import { LADDERS, type PhotoFailure, type Variant, variantKey } from "../images/variants.ts";
-import { type MediaRecord, mediaEntity, postPhotosEntity } from "../loaders/media.ts";
+import { type PhotoRecord, photoEntity, postPhotosEntity } from "../loaders/photos.ts";
 import { postEntity } from "../loaders/posts.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
@@ -38,16 +38,16 @@ export function processPhoto(mediaId: string): Promise<ProcessOutcome> {
 
 async function processOne(mediaId: string): Promise<ProcessOutcome> {
   const { leaseSeconds, maxAttempts } = config().images;
-  const [media] = await db().$queryRaw<MediaRecord[]>`
+  const [photo] = await db().$queryRaw<PhotoRecord[]>`
     UPDATE media SET processing_attempts = processing_attempts + 1, processing_started_at = now()
     WHERE id = ${mediaId}::uuid AND status = 'PROCESSING' AND processing_attempts < ${maxAttempts}
       AND (processing_started_at IS NULL OR processing_started_at < now() - make_interval(secs => ${leaseSeconds}))
     RETURNING id, owner_id AS "ownerId", purpose, storage_key AS "storageKey", post_id AS "postId",
       processing_attempts AS "processingAttempts"`;
-  if (!media) {
+  if (!photo) {
     // Every attempt used up by workers that never reported back (a crash, a timeout, memory): it fails for good
     // rather than taking a worker down again and again.
-    const [exhausted] = await db().$queryRaw<Pick<MediaRecord, "id" | "postId">[]>`
+    const [exhausted] = await db().$queryRaw<Pick<PhotoRecord, "id" | "postId">[]>`
       SELECT id, post_id AS "postId" FROM media
       WHERE id = ${mediaId}::uuid AND status = 'PROCESSING' AND processing_attempts >= ${maxAttempts}
         AND (processing_started_at IS NULL OR processing_started_at < now() - make_interval(secs => ${leaseSeconds}))`;
@@ -55,21 +55,21 @@ async function processOne(mediaId: string): Promise<ProcessOutcome> {
     await fail(exhausted, "PROCESSING_FAILED");
     return "failed";
   }
-  const log = logger().child({ mediaId, attempt: media.processingAttempts });
+  const log = logger().child({ mediaId, attempt: photo.processingAttempts });
   log.info("images: claimed");
   // Every key written, as it is written: a failure halfway still knows what to remove.
   const uploaded: string[] = [];
   try {
-    const original = await readObject(media.storageKey);
-    const made = await makeVariants(original, LADDERS[media.purpose]);
-    await putVariants(media, made.variants, uploaded);
+    const original = await readObject(photo.storageKey);
+    const made = await makeVariants(original, LADDERS[photo.purpose]);
+    await putVariants(photo, made.variants, uploaded);
     const variants: Variant[] = made.variants.map(({ width, height, format, bytes }) => ({
       width,
       height,
       format,
       bytes,
     }));
-    const finished = await finish(media, {
+    const finished = await finish(photo, {
       width: made.width,
       height: made.height,
       variants,
@@ -82,14 +82,14 @@ async function processOne(mediaId: string): Promise<ProcessOutcome> {
       return "skipped";
     }
     // The upload's own copy, should verification have failed to remove it (storage down just then).
-    await deleteObjects([media.storageKey.replace(/^o\//, "u/")]).catch(() => undefined);
-    if (config().images.originals === "delete") await deleteObjects([media.storageKey]);
+    await deleteObjects([photo.storageKey.replace(/^o\//, "u/")]).catch(() => undefined);
+    if (config().images.originals === "delete") await deleteObjects([photo.storageKey]);
     log.info({ variants: variants.length, bytes: variants.reduce((sum, v) => sum + v.bytes, 0) }, "images: ready");
     return "ready";
   } catch (error) {
     if (error instanceof ImageProblem) {
       log.info({ problem: error.code, reason: error.message }, "images: not a usable image");
-      await fail(media, error.code);
+      await fail(photo, error.code);
       await deleteObjects(uploaded).catch(() => undefined);
       return "failed";
     }
@@ -105,8 +105,8 @@ async function processOne(mediaId: string): Promise<ProcessOutcome> {
       return "retry";
     }
     log.error({ err: error }, "images: processing failed; will retry");
-    if (media.processingAttempts >= maxAttempts) {
-      await fail(media, "PROCESSING_FAILED");
+    if (photo.processingAttempts >= maxAttempts) {
+      await fail(photo, "PROCESSING_FAILED");
       await deleteObjects(uploaded).catch(() => undefined);
       return "failed";
     }
@@ -156,7 +156,7 @@ async function readObject(key: string): Promise<Buffer> {
  * written, so caches may keep them for good.
  */
 async function putVariants(
-  media: Pick<MediaRecord, "id" | "ownerId">,
+  photo: Pick<PhotoRecord, "id" | "ownerId">,
   variants: { width: number; format: Variant["format"]; data: Buffer; contentType: string }[],
   keys: string[],
 ): Promise<void> {
@@ -165,7 +165,7 @@ async function putVariants(
   const queue = [...variants];
   const worker = async () => {
     for (let variant = queue.shift(); variant; variant = queue.shift()) {
-      const key = variantKey(media, variant);
+      const key = variantKey(photo, variant);
       keys.push(key);
       await client.send(
         new PutObjectCommand({
@@ -195,20 +195,20 @@ interface Result {
  * other's work, so a post is never left unpublished with all its photos READY.
  * @returns false if the photo is gone (or was finished by another worker).
  */
-async function finish(media: Pick<MediaRecord, "id" | "ownerId">, result: Result): Promise<boolean> {
+async function finish(photo: Pick<PhotoRecord, "id" | "ownerId">, result: Result): Promise<boolean> {
   // The images function's own write: the photo's status is its idempotency (a second finish finds it READY).
   return write(null, async (w) => {
     const { tx, event, changed } = w;
     const [row] = await tx.$queryRaw<{ postId: string | null }[]>`
-      SELECT post_id AS "postId" FROM media WHERE id = ${media.id}::uuid AND status = 'PROCESSING' FOR UPDATE`;
+      SELECT post_id AS "postId" FROM media WHERE id = ${photo.id}::uuid AND status = 'PROCESSING' FOR UPDATE`;
     if (!row) return false;
     await tx.$executeRaw`
       UPDATE media SET status = 'READY', width = ${result.width}, height = ${result.height},
         variants = ${JSON.stringify(result.variants)}::jsonb, placeholder = ${result.placeholder},
         color = ${result.color}, failure = NULL, processing_started_at = NULL
-      WHERE id = ${media.id}::uuid`;
-    await event("media.ready", null, { mediaId: media.id, actorId: media.ownerId });
-    changed(mediaEntity.changed(media.id));
+      WHERE id = ${photo.id}::uuid`;
+    await event("media.ready", null, { mediaId: photo.id, actorId: photo.ownerId });
+    changed(photoEntity.changed(photo.id));
     if (!row.postId) return true;
     changed(postPhotosEntity.changed(row.postId));
     const [post] = await tx.$queryRaw<{ id: string; authorId: string }[]>`
@@ -224,14 +224,14 @@ async function finish(media: Pick<MediaRecord, "id" | "ownerId">, result: Result
   });
 }
 
-async function fail(media: Pick<MediaRecord, "id" | "postId">, failure: PhotoFailure): Promise<void> {
+async function fail(photo: Pick<PhotoRecord, "id" | "postId">, failure: PhotoFailure): Promise<void> {
   await write(
     null,
     async ({ tx, changed }) => {
       const [row] = await tx.$queryRaw<{ postId: string | null }[]>`
         UPDATE media SET status = 'FAILED', failure = ${failure}, processing_started_at = NULL
-        WHERE id = ${media.id}::uuid AND status = 'PROCESSING' RETURNING post_id AS "postId"`;
-      if (row) changed(mediaEntity.changed(media.id), row.postId ? postPhotosEntity.changed(row.postId) : []);
+        WHERE id = ${photo.id}::uuid AND status = 'PROCESSING' RETURNING post_id AS "postId"`;
+      if (row) changed(photoEntity.changed(photo.id), row.postId ? postPhotosEntity.changed(row.postId) : []);
     },
     { singleStatement: true },
   );

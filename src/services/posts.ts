@@ -3,12 +3,12 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from ".
 import { objectKeys } from "../images/variants.ts";
 import { one } from "../loaders/batch.ts";
 import { firstCommentsChanged } from "../loaders/comments.ts";
-import { type MediaRecord, mediaById, mediaEntity, postPhotosEntity } from "../loaders/media.ts";
+import { type PhotoRecord, photoEntity, photosById, postPhotosEntity } from "../loaders/photos.ts";
 import { type PostRecord, postEntity, postsById } from "../loaders/posts.ts";
 import { userEntity } from "../loaders/users.ts";
 import { logger } from "../platform/logger.ts";
 import { deleteObjects } from "../platform/storage.ts";
-import { verifyUpload } from "./media.ts";
+import { verifyUpload } from "./uploads.ts";
 import { type SignedIn, type UnitOfWork, write } from "./write.ts";
 
 /**
@@ -19,7 +19,7 @@ import { type SignedIn, type UnitOfWork, write } from "./write.ts";
 export async function createPost(
   actor: SignedIn,
   input: { caption?: string | null; photoIds: string[] },
-): Promise<{ post: PostRecord; photos: MediaRecord[] }> {
+): Promise<{ post: PostRecord; photos: PhotoRecord[] }> {
   const { viewer } = actor;
   const { photoIds } = input;
   if (photoIds.length < LIMITS.photos.min || photoIds.length > LIMITS.photos.max) {
@@ -31,13 +31,13 @@ export async function createPost(
   if (new Set(photoIds).size !== photoIds.length) {
     throw ValidationError.field(["input", "photoIds"], "Each photo can appear only once in a post.");
   }
-  const found = await mediaById(photoIds);
-  for (const media of found) {
-    if (!media) throw new NotFoundError("One of those photos doesn't exist.");
-    if (media.ownerId !== viewer.id) throw new ForbiddenError("You can only post your own photos.");
-    if (media.purpose !== "POST_PHOTO") throw new ConflictError("That photo was uploaded as an avatar.");
+  const found = await photosById(photoIds);
+  for (const photo of found) {
+    if (!photo) throw new NotFoundError("One of those photos doesn't exist.");
+    if (photo.ownerId !== viewer.id) throw new ForbiddenError("You can only post your own photos.");
+    if (photo.purpose !== "POST_PHOTO") throw new ConflictError("That photo was uploaded as an avatar.");
   }
-  const photos = await Promise.all(found.map((media) => verifyUpload(actor, media as MediaRecord)));
+  const photos = await Promise.all(found.map((photo) => verifyUpload(actor, photo as PhotoRecord)));
   const post = await write(actor, async (w) => {
     const { tx } = w;
     // Lock the photos, then re-check what another request could have changed since they were loaded. The images
@@ -59,7 +59,7 @@ export async function createPost(
       FROM unnest(${photoIds}::uuid[]) WITH ORDINALITY AS v(id, ord) WHERE media.id = v.id`;
     w.changed(
       postPhotosEntity.changed(post.id),
-      photoIds.map((id) => mediaEntity.changed(id)),
+      photoIds.map((id) => photoEntity.changed(id)),
     );
     if (published) await publishedPost(w, post);
     return post;
@@ -83,7 +83,7 @@ export async function deletePost(actor: SignedIn, postId: string): Promise<strin
   if (!post) throw new NotFoundError("That post doesn't exist.");
   if (post.authorId !== actor.viewer.id) throw new ForbiddenError("Only its author can delete a post.");
   const photos = await write(actor, async ({ tx, changed }) => {
-    const photos = await tx.media.findMany({
+    const photos = await tx.photo.findMany({
       where: { postId: post.id },
       select: { id: true, ownerId: true, storageKey: true, variants: true },
     });
@@ -98,7 +98,7 @@ export async function deletePost(actor: SignedIn, postId: string): Promise<strin
       postEntity.changed(post.id),
       postPhotosEntity.changed(post.id),
       userEntity.changed(post.authorId, "user-counts"),
-      photos.map((photo) => mediaEntity.changed(photo.id)),
+      photos.map((photo) => photoEntity.changed(photo.id)),
       // Its comments went with it (foreign key cascade).
       firstCommentsChanged(post.id),
     );

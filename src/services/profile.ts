@@ -1,7 +1,7 @@
 import { ConflictError } from "../errors.ts";
-import type { MediaRecord } from "../loaders/media.ts";
+import type { PhotoRecord } from "../loaders/photos.ts";
 import { omitPrivate, type UserRecord, userEntity } from "../loaders/users.ts";
-import { ownMedia, verifyUpload } from "./media.ts";
+import { ownPhoto, verifyUpload } from "./uploads.ts";
 import { type SignedIn, write } from "./write.ts";
 
 export interface ProfileInput {
@@ -19,13 +19,13 @@ export interface ProfileInput {
 export async function updateProfile(
   actor: SignedIn,
   input: ProfileInput,
-): Promise<{ user: UserRecord; avatar: MediaRecord | null }> {
+): Promise<{ user: UserRecord; avatar: PhotoRecord | null }> {
   const { viewer } = actor;
-  let avatar: MediaRecord | null = null;
+  let avatar: PhotoRecord | null = null;
   if (input.avatarPhotoId) {
-    const media = await ownMedia(viewer, input.avatarPhotoId);
-    if (media.purpose !== "AVATAR") throw new ConflictError("That photo was uploaded for a post, not as an avatar.");
-    avatar = await verifyUpload(actor, media);
+    const photo = await ownPhoto(viewer, input.avatarPhotoId);
+    if (photo.purpose !== "AVATAR") throw new ConflictError("That photo was uploaded for a post, not as an avatar.");
+    avatar = await verifyUpload(actor, photo);
   }
   const user = await write(
     actor,

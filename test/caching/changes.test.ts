@@ -69,7 +69,7 @@ describe("declared changes", () => {
   test("every loader a change names is one the request has (caching/entities.ts names them as strings)", () => {
     const loaders = createLoaders(null); // its modules define every entity and viewer fact
     expect([...CHANGED_LOADERS].sort()).toEqual([
-      "media",
+      "photo",
       "photosByPost",
       "post",
       "user",

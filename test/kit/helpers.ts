@@ -61,7 +61,7 @@ export async function createPhoto(
 ) {
   const id = randomUUID();
   const status = options.status ?? "READY";
-  const media = await db().media.create({
+  const photo = await db().photo.create({
     data: {
       id,
       ownerId,
@@ -88,7 +88,7 @@ export async function createPhoto(
         : {}),
     },
   });
-  return { ...media, gid: globalId("Photo", media.id) };
+  return { ...photo, gid: globalId("Photo", photo.id) };
 }
 
 /**
@@ -131,11 +131,11 @@ export const test = base.extend<{ alice: TestUser; bob: TestUser; carol: TestUse
 
 /** Snapshot of row counts, to assert that a rejected request changed nothing. */
 export async function rowCounts() {
-  const [users, posts, media, comments, likes, follows, notifications, sessions, events, subscriptions, deliveries] =
+  const [users, posts, photos, comments, likes, follows, notifications, sessions, events, subscriptions, deliveries] =
     await Promise.all([
       db().user.count(),
       db().post.count(),
-      db().media.count(),
+      db().photo.count(),
       db().comment.count(),
       db().like.count(),
       db().follow.count(),
@@ -148,7 +148,7 @@ export async function rowCounts() {
   return {
     users,
     posts,
-    media,
+    photos,
     comments,
     likes,
     follows,

@@ -77,7 +77,7 @@ async function post(user: TestUser, photoIds: string[]) {
 
 /** The message the bucket sends the images queue when a verified original arrives (an SQS record's body). */
 async function notification(photoGid: string) {
-  const media = await db().media.findUniqueOrThrow({ where: { id: idOf(photoGid) } });
+  const media = await db().photo.findUniqueOrThrow({ where: { id: idOf(photoGid) } });
   expect(media.storageKey).toMatch(/^o\//);
   const body = JSON.stringify({
     Records: [
@@ -114,7 +114,7 @@ const objectExists = async (key: string) =>
 
 /** Every object stored under a media's variants prefix. */
 async function variantObjects(photoGid: string): Promise<string[]> {
-  const media = await db().media.findUniqueOrThrow({ where: { id: idOf(photoGid) } });
+  const media = await db().photo.findUniqueOrThrow({ where: { id: idOf(photoGid) } });
   const listed = await (await s3()).send(
     new ListObjectsV2Command({ Bucket: storageConfig().bucket, Prefix: `v/${media.ownerId}/${media.id}/` }),
   );
@@ -200,7 +200,7 @@ describe("a phone's JPEG (EXIF orientation 6, GPS)", () => {
     const id = await upload(alice, original, "jpeg");
     await post(alice, [id]);
     await processPhotos(id);
-    const media = await db().media.findUniqueOrThrow({ where: { id: idOf(id) } });
+    const media = await db().photo.findUniqueOrThrow({ where: { id: idOf(id) } });
     const mine = await photo(alice, id);
     expect(Buffer.compare(await download(mine.originalUrl), original)).toBe(0);
     const theirs = await photo(bob, id);
@@ -232,11 +232,11 @@ describe("a phone's JPEG (EXIF orientation 6, GPS)", () => {
       invokeFunction("images", event).then((r) => r.result),
     ]);
     expect([first, second]).toEqual([{ batchItemFailures: [] }, { batchItemFailures: [] }]);
-    const after = await db().media.findUniqueOrThrow({ where: { id: idOf(id) } });
+    const after = await db().photo.findUniqueOrThrow({ where: { id: idOf(id) } });
     expect(after).toMatchObject({ status: "READY", processingAttempts: 1 });
     // Delivered once more, much later: nothing changes.
     expect((await invokeFunction("images", { mediaId: idOf(id) })).result).toEqual({ outcome: "skipped" });
-    expect(await db().media.findUniqueOrThrow({ where: { id: idOf(id) } })).toEqual(after);
+    expect(await db().photo.findUniqueOrThrow({ where: { id: idOf(id) } })).toEqual(after);
     expect((await ok(POST, { id: created.id }, { token: alice.token })).post.author.postCount).toBe(1);
     const published = await db().outboxEvent.count({
       where: { kind: "post.created", payload: { path: ["postId"], equals: idOf(created.id) } },
@@ -327,7 +327,7 @@ describe("files that are not usable photos fail, tell their owner why, and leave
     expect((await ok(POST, { id: created.id }, { token: bob.token })).post).toBeNull();
     expect(await variantObjects(id)).toEqual([]);
     // Not retried: the same bytes would fail the same way.
-    expect(await db().media.findUniqueOrThrow({ where: { id: idOf(id) } })).toMatchObject({ processingAttempts: 1 });
+    expect(await db().photo.findUniqueOrThrow({ where: { id: idOf(id) } })).toMatchObject({ processingAttempts: 1 });
   });
 });
 
@@ -382,12 +382,12 @@ test("the schedule picks up photos whose notification was lost; one whose worker
   await post(alice, [dying]);
   await post(alice, [released]);
   // Its attempts used up and its claim released (IMAGE_MAX_ATTEMPTS lowered since): it fails, and the sweep ends.
-  await db().media.update({
+  await db().photo.update({
     where: { id: idOf(released) },
     data: { processingAttempts: 3, processingStartedAt: null },
   });
   // Three invocations claimed it and never reported back (killed: out of memory, or past their timeout).
-  await db().media.update({
+  await db().photo.update({
     where: { id: idOf(dying) },
     data: { processingAttempts: 3, processingStartedAt: new Date(Date.now() - 10 * 60_000) },
   });
@@ -403,7 +403,7 @@ test("the schedule picks up photos whose notification was lost; one whose worker
 test("with IMAGE_ORIGINALS=delete the original is gone once the variants exist", async ({ alice }) => {
   const id = await upload(alice, await phoneJpeg(640, 480), "jpeg");
   await post(alice, [id]);
-  const { storageKey } = await db().media.findUniqueOrThrow({ where: { id: idOf(id) } });
+  const { storageKey } = await db().photo.findUniqueOrThrow({ where: { id: idOf(id) } });
   expect(await objectExists(storageKey)).toBe(true);
   const { result } = await invokeFunction("images", await notification(id), { IMAGE_ORIGINALS: "delete" });
   expect(result).toEqual({ batchItemFailures: [] });
@@ -454,7 +454,7 @@ test("storage out of reach costs no attempt: the photo waits through the outage,
         batchItemFailures: [{ itemIdentifier: messageId }],
       });
     }
-    expect(await db().media.findUniqueOrThrow({ where: { id: idOf(id) } })).toMatchObject({
+    expect(await db().photo.findUniqueOrThrow({ where: { id: idOf(id) } })).toMatchObject({
       status: "PROCESSING",
       processingAttempts: 0,
       processingStartedAt: null,
@@ -473,7 +473,7 @@ test("storage trouble is retried through the queue, then fails after IMAGE_MAX_A
   const event = await notification(id);
   // The original cannot be read: gone from the bucket (a 404, the photo's own trouble; storage that cannot be
   // reached is not, and gives the attempt back: the next test).
-  const { storageKey } = await db().media.findUniqueOrThrow({ where: { id: idOf(id) } });
+  const { storageKey } = await db().photo.findUniqueOrThrow({ where: { id: idOf(id) } });
   await (await s3()).send(new DeleteObjectCommand({ Bucket: storageConfig().bucket, Key: storageKey }));
   const messageId = event.Records[0]?.messageId;
   for (const attempt of [1, 2]) {
@@ -481,7 +481,7 @@ test("storage trouble is retried through the queue, then fails after IMAGE_MAX_A
     expect((await invokeFunction("images", event)).result).toEqual({
       batchItemFailures: [{ itemIdentifier: messageId }],
     });
-    expect(await db().media.findUniqueOrThrow({ where: { id: idOf(id) } })).toMatchObject({
+    expect(await db().photo.findUniqueOrThrow({ where: { id: idOf(id) } })).toMatchObject({
       status: "PROCESSING",
       processingAttempts: attempt,
       processingStartedAt: null,

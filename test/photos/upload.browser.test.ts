@@ -25,7 +25,7 @@ test("a page on another origin signs in, uploads a photo to the bucket, posts it
   // The post waits for its photo's variants: the images function runs once the upload is verified.
   let verified: { id: string } | null = null;
   for (let i = 0; i < 200 && !verified; i++) {
-    verified = await db().media.findFirst({
+    verified = await db().photo.findFirst({
       where: { ownerId: alice.id, status: "PROCESSING", postId: { not: null } },
     });
     if (!verified) await new Promise((resolve) => setTimeout(resolve, 50));

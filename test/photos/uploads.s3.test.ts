@@ -95,7 +95,7 @@ test("an upload is tagged pending until it is verified, so the lifecycle rule on
   );
   // Verified, it was copied to the private originals, untagged; the upload key is gone (a PUT through the
   // still-valid URL would recreate it there, tagged pending, for the lifecycle rule).
-  const verified = await db().media.findUniqueOrThrow({ where: { id: idOf(photo.id) } });
+  const verified = await db().photo.findUniqueOrThrow({ where: { id: idOf(photo.id) } });
   expect(verified.storageKey).toBe(key.replace(/^u\//, "o/"));
   expect(await tags(verified.storageKey)).toEqual([]);
   await expect(tags(key)).rejects.toThrow();

@@ -5,7 +5,7 @@ import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/
 import { describe, expect } from "vitest";
 import { db } from "../../src/platform/db.ts";
 import { s3, storageConfig } from "../../src/platform/storage.ts";
-import { deleteOrphanedUploads } from "../../src/services/media.ts";
+import { deleteOrphanedUploads } from "../../src/services/uploads.ts";
 import { createPost, createUser, gql, ok, rowCounts, type TestUser, test } from "../kit/helpers.ts";
 import { heic, jpeg, png, webp } from "../kit/images.ts";
 import { startInstance } from "../kit/instances.ts";
@@ -157,7 +157,7 @@ describe("the upload flow", () => {
     expect(data.updateProfile.user.avatar).toBeNull();
     const { avatarId } = await db().user.findUniqueOrThrow({ where: { id: alice.id } });
     expect(avatarId).toBe(mediaId(started.photo.id));
-    expect(await db().media.findUniqueOrThrow({ where: { id: avatarId as string } })).toMatchObject({
+    expect(await db().photo.findUniqueOrThrow({ where: { id: avatarId as string } })).toMatchObject({
       status: "PROCESSING",
       width: 2,
     });
@@ -169,7 +169,7 @@ describe("rejections", () => {
     const text = Buffer.from("definitely not a picture, just some text pretending");
     const started = await startUpload(alice, "image/png", text.length);
     expect(await put(started, text)).toBe(200); // type and size are what was signed: storage accepts it
-    const key = (await db().media.findUniqueOrThrow({ where: { id: mediaId(started.photo.id) } })).storageKey;
+    const key = (await db().photo.findUniqueOrThrow({ where: { id: mediaId(started.photo.id) } })).storageKey;
     const before = await rowCounts();
     const data = await ok(CREATE_POST, { ids: [started.photo.id] }, { token: alice.token });
     expect(data.createPost).toMatchObject({
@@ -179,7 +179,7 @@ describe("rejections", () => {
     });
     expect(data.createPost.message).toContain("not a JPEG, PNG, WebP or HEIC image");
     expect(await objectExists(key)).toBe(false);
-    expect(await rowCounts()).toEqual({ ...before, media: before.media - 1 });
+    expect(await rowCounts()).toEqual({ ...before, photos: before.photos - 1 });
   });
 
   test("an image of another type than declared is refused (file signature check)", async ({ alice }) => {
@@ -197,7 +197,7 @@ describe("rejections", () => {
       ["TYPE_MISMATCH", { Body: png(4, 3), ContentType: "image/webp" }],
     ] as const) {
       const started = await startUpload(alice, "image/png", png(4, 3).length);
-      const { storageKey } = await db().media.findUniqueOrThrow({ where: { id: mediaId(started.photo.id) } });
+      const { storageKey } = await db().photo.findUniqueOrThrow({ where: { id: mediaId(started.photo.id) } });
       await (await s3()).send(new PutObjectCommand({ Bucket: storageConfig().bucket, Key: storageKey, ...object }));
       const data = await ok(COMPLETE, { id: started.photo.id }, { token: alice.token });
       expect(data.completeUpload, problem).toMatchObject({ code: "UPLOAD_INVALID", problem });
@@ -207,13 +207,13 @@ describe("rejections", () => {
 
   test("an expired upload is refused and cleared", async ({ alice }) => {
     const started = await startUpload(alice, "image/png", 100);
-    await db().media.update({
+    await db().photo.update({
       where: { id: mediaId(started.photo.id) },
       data: { createdAt: new Date(Date.now() - 10 * 60_000) },
     });
     const data = await ok(CREATE_POST, { ids: [started.photo.id] }, { token: alice.token });
     expect(data.createPost).toMatchObject({ code: "UPLOAD_INVALID", problem: "EXPIRED" });
-    expect(await db().media.count({ where: { id: mediaId(started.photo.id) } })).toBe(0);
+    expect(await db().photo.count({ where: { id: mediaId(started.photo.id) } })).toBe(0);
   });
 
   test("someone else's upload cannot be completed, posted or used as an avatar", async ({ alice, bob }) => {
@@ -267,7 +267,7 @@ describe("rejections", () => {
       const results = await Promise.all(Array.from({ length: 6 }, ask));
       const outcomes = results.map((r) => r.data.createUpload.__typename).sort();
       expect(outcomes).toEqual([...Array(2).fill("CreateUploadSuccess"), ...Array(4).fill("QuotaExceededError")]);
-      expect(await db().media.count({ where: { ownerId: alice.id } })).toBe(3);
+      expect(await db().photo.count({ where: { ownerId: alice.id } })).toBe(3);
       // Used in a post, it no longer counts.
       await ok(CREATE_POST, { ids: [verified.photo.id] }, { token: alice.token });
       expect((await ask()).data.createUpload.__typename).toBe("CreateUploadSuccess");
@@ -298,7 +298,7 @@ describe("rejections", () => {
     ).node;
     const served = Buffer.from(await (await fetch(originalUrl)).arrayBuffer());
     expect(served).toEqual(original);
-    const { storageKey } = await db().media.findUniqueOrThrow({ where: { id: mediaId(started.photo.id) } });
+    const { storageKey } = await db().photo.findUniqueOrThrow({ where: { id: mediaId(started.photo.id) } });
     expect(storageKey).toMatch(new RegExp(`^o/${alice.id}/`));
   });
 });
@@ -340,16 +340,16 @@ describe("abandoned uploads", () => {
       await put(started, bytes);
       old.push(mediaId(started.photo.id));
     }
-    await db().media.updateMany({
+    await db().photo.updateMany({
       where: { id: { in: old } },
       data: { createdAt: new Date(Date.now() - 2 * 3600_000) },
     });
-    const keys = (await db().media.findMany({ where: { id: { in: old } } })).map((m) => m.storageKey);
+    const keys = (await db().photo.findMany({ where: { id: { in: old } } })).map((m) => m.storageKey);
     const fresh = await startUpload(alice, "image/png", 10);
     const ready = await startUpload(alice, "image/png", png().length);
     await put(ready, png());
     await ok(COMPLETE, { id: ready.photo.id }, { token: alice.token });
-    await db().media.update({
+    await db().photo.update({
       where: { id: mediaId(ready.photo.id) },
       data: { createdAt: new Date(Date.now() - 2 * 3600_000) },
     });
@@ -360,9 +360,9 @@ describe("abandoned uploads", () => {
     ]);
     expect(counts[0] + counts[1]).toBe(5);
     expect(await deleteOrphanedUploads()).toBe(0);
-    expect(await db().media.count({ where: { id: { in: old } } })).toBe(0);
+    expect(await db().photo.count({ where: { id: { in: old } } })).toBe(0);
     for (const key of keys) expect(await objectExists(key)).toBe(false);
-    expect(await db().media.count({ where: { id: { in: [mediaId(fresh.photo.id), mediaId(ready.photo.id)] } } })).toBe(
+    expect(await db().photo.count({ where: { id: { in: [mediaId(fresh.photo.id), mediaId(ready.photo.id)] } } })).toBe(
       2,
     );
     const { handler } = await import("../../functions/cleanup.ts");
@@ -394,16 +394,16 @@ describe("photos nothing uses", () => {
     const currentAvatar = await upload("AVATAR");
     await setAvatar(alice, currentAvatar);
     const ids = [neverPosted, posted, firstAvatar, currentAvatar].map(mediaId);
-    await db().media.updateMany({
+    await db().photo.updateMany({
       where: { id: { in: ids } },
       data: { createdAt: new Date(Date.now() - 25 * 3600_000) },
     });
     const keys = Object.fromEntries(
-      (await db().media.findMany({ where: { id: { in: ids } } })).map((m) => [m.id, m.storageKey]),
+      (await db().photo.findMany({ where: { id: { in: ids } } })).map((m) => [m.id, m.storageKey]),
     );
 
     expect(await deleteOrphanedUploads()).toBe(2);
-    const left = (await db().media.findMany({ where: { id: { in: ids } } })).map((m) => m.id).sort();
+    const left = (await db().photo.findMany({ where: { id: { in: ids } } })).map((m) => m.id).sort();
     expect(left).toEqual([mediaId(posted), mediaId(currentAvatar)].sort());
     for (const gone of [neverPosted, firstAvatar])
       expect(await objectExists(keys[mediaId(gone)] as string)).toBe(false);

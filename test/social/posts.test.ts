@@ -66,7 +66,7 @@ describe("createPost", () => {
       extensions: { code: "BAD_USER_INPUT" },
     });
     expect(await rowCounts()).toEqual(before);
-    expect((await db().media.findUniqueOrThrow({ where: { id: mine.id } })).postId).toBeNull();
+    expect((await db().photo.findUniqueOrThrow({ where: { id: mine.id } })).postId).toBeNull();
   });
 
   test("two posts racing for the same photo: exactly one wins", async ({ alice }) => {
@@ -92,7 +92,7 @@ describe("deletePost", () => {
     const deleted = await ok(DELETE_POST, { id: post.gid }, { token: alice.token });
     expect(deleted.deletePost).toEqual({ __typename: "DeletePostSuccess", deletedPostId: post.gid });
     expect(await db().post.count({ where: { id: post.id } })).toBe(0);
-    expect(await db().media.count({ where: { id: { in: post.photos.map((p) => p.id) } } })).toBe(0);
+    expect(await db().photo.count({ where: { id: { in: post.photos.map((p) => p.id) } } })).toBe(0);
     expect(await db().notification.count({ where: { postId: post.id } })).toBe(0);
     expect((await db().user.findUniqueOrThrow({ where: { id: alice.id } })).postCount).toBe(0);
     expect((await ok(`query ($id: ID!) { post(id: $id) { id } }`, { id: post.gid })).post).toBeNull();

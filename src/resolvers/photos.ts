@@ -11,7 +11,7 @@ import {
   variantKey,
   variantsOf,
 } from "../images/variants.ts";
-import type { MediaRecord } from "../loaders/media.ts";
+import type { PhotoRecord } from "../loaders/photos.ts";
 import { config } from "../platform/config.ts";
 import { photoUrl, presignedGet } from "../platform/storage.ts";
 import {
@@ -23,14 +23,14 @@ import {
   startUpload,
   UploadError,
   type UploadTarget,
-} from "../services/media.ts";
+} from "../services/uploads.ts";
 import { ErrorInterface } from "./errors.ts";
 
-export const PhotoRef = builder.objectRef<MediaRecord>("Photo");
+export const PhotoRef = builder.objectRef<PhotoRecord>("Photo");
 
-/** The media if it may be shown (verified and READY), else null. */
-export function readyMedia(media: MediaRecord | null | undefined): MediaRecord | null {
-  return media?.status === "READY" ? media : null;
+/** The photo if it may be shown (verified and READY), else null. */
+export function readyPhoto(photo: PhotoRecord | null | undefined): PhotoRecord | null {
+  return photo?.status === "READY" ? photo : null;
 }
 
 const PhotoStatus = builder.enumType("PhotoStatus", {
@@ -69,14 +69,14 @@ const PhotoFailureRef = builder.objectRef<PhotoFailure>("PhotoFailure").implemen
   }),
 });
 
-const PhotoVariantRef = builder.objectRef<{ media: MediaRecord; variant: Variant }>("PhotoVariant").implement({
+const PhotoVariantRef = builder.objectRef<{ photo: PhotoRecord; variant: Variant }>("PhotoVariant").implement({
   description: "One size of a photo in one format, for `srcset` / `<picture>`.",
   fields: (t) => ({
     width: t.int({ resolve: ({ variant }) => variant.width }),
     height: t.int({ resolve: ({ variant }) => variant.height }),
     format: t.field({ type: ImageFormatEnum, resolve: ({ variant }) => variant.format }),
     byteSize: t.int({ resolve: ({ variant }) => variant.bytes }),
-    url: t.string({ resolve: ({ media, variant }) => photoUrl(variantKey(media, variant)) }),
+    url: t.string({ resolve: ({ photo, variant }) => photoUrl(variantKey(photo, variant)) }),
   }),
 });
 
@@ -87,14 +87,14 @@ builder.node(PhotoRef, {
   description:
     "An uploaded image. Others only ever see READY photos, and only their variants: the original (with whatever " +
     "metadata the camera wrote) stays private to its owner.",
-  id: { resolve: (media) => media.id },
+  id: { resolve: (photo) => photo.id },
   loadMany: (ids, context) =>
     ids.map(async (id) => {
-      const media = await context.loaders.media.load(id);
-      return media && (media.status === "READY" || media.ownerId === context.viewer?.id) ? media : null;
+      const photo = await context.loaders.photo.load(id);
+      return photo && (photo.status === "READY" || photo.ownerId === context.viewer?.id) ? photo : null;
     }),
   fields: (t) => ({
-    status: t.field({ type: PhotoStatus, resolve: (media) => media.status }),
+    status: t.field({ type: PhotoStatus, resolve: (photo) => photo.status }),
     url: t.string({
       nullable: true,
       description:
@@ -107,11 +107,11 @@ builder.node(PhotoRef, {
         }),
         format: t.arg({ type: ImageFormatEnum }),
       },
-      resolve: (media, args) => {
-        if (media.status !== "READY") return null;
-        const width = args.width ?? LADDERS[media.purpose].defaultWidth;
-        const variant = pickVariant(variantsOf(media), width, args.format ?? "webp");
-        return variant ? photoUrl(variantKey(media, variant)) : null;
+      resolve: (photo, args) => {
+        if (photo.status !== "READY") return null;
+        const width = args.width ?? LADDERS[photo.purpose].defaultWidth;
+        const variant = pickVariant(variantsOf(photo), width, args.format ?? "webp");
+        return variant ? photoUrl(variantKey(photo, variant)) : null;
       },
     }),
     variants: t.field({
@@ -119,11 +119,11 @@ builder.node(PhotoRef, {
       description: "Every size in `format` (every format when not given), smallest first. Empty until READY.",
       args: { format: t.arg({ type: ImageFormatEnum }) },
       extensions: { maxItems: 15 },
-      resolve: (media, args) =>
-        media.status === "READY"
-          ? variantsOf(media)
+      resolve: (photo, args) =>
+        photo.status === "READY"
+          ? variantsOf(photo)
               .filter((variant) => !args.format || variant.format === args.format)
-              .map((variant) => ({ media, variant }))
+              .map((variant) => ({ photo, variant }))
           : [],
     }),
     placeholder: t.string({
@@ -131,31 +131,31 @@ builder.node(PhotoRef, {
       description:
         "A ThumbHash (https://evanw.github.io/thumbhash/), base64: ~25 bytes that decode to a blurred preview of " +
         "the photo, to draw while its variant loads. Null until READY.",
-      resolve: (media) => (media.status === "READY" ? media.placeholder : null),
+      resolve: (photo) => (photo.status === "READY" ? photo.placeholder : null),
     }),
     color: t.string({
       nullable: true,
       description: "The photo's dominant colour (#rrggbb), for a background before anything loads.",
-      resolve: (media) => (media.status === "READY" ? media.color : null),
+      resolve: (photo) => (photo.status === "READY" ? photo.color : null),
     }),
     aspectRatio: t.float({
       nullable: true,
       description: "Width / height as displayed (avatars are square), to lay out before anything loads.",
-      resolve: (media) => {
-        if (media.purpose === "AVATAR" && media.status === "READY") return 1;
-        return media.width && media.height ? media.width / media.height : null;
+      resolve: (photo) => {
+        if (photo.purpose === "AVATAR" && photo.status === "READY") return 1;
+        return photo.width && photo.height ? photo.width / photo.height : null;
       },
     }),
     width: t.exposeInt("width", { nullable: true, description: "Of the original, as displayed." }),
     height: t.exposeInt("height", { nullable: true, description: "Of the original, as displayed." }),
     contentType: t.exposeString("contentType", { description: "The type of the uploaded original." }),
     byteSize: t.exposeInt("byteSize", { description: "The size of the uploaded original." }),
-    purpose: t.field({ type: PhotoPurposeEnum, resolve: (media) => media.purpose }),
+    purpose: t.field({ type: PhotoPurposeEnum, resolve: (photo) => photo.purpose }),
     failure: t.field({
       type: PhotoFailureRef,
       nullable: true,
       description: "Why the photo FAILED (only its owner ever sees a photo that did).",
-      resolve: (media) => (media.status === "FAILED" ? ((media.failure as PhotoFailure) ?? "PROCESSING_FAILED") : null),
+      resolve: (photo) => (photo.status === "FAILED" ? ((photo.failure as PhotoFailure) ?? "PROCESSING_FAILED") : null),
     }),
     originalUrl: t.string({
       nullable: true,
@@ -163,10 +163,10 @@ builder.node(PhotoRef, {
       description:
         "The uploaded original, as it arrived (metadata included): for its owner only (null for anyone else), " +
         "never through the CDN. Null when originals are not kept (IMAGE_ORIGINALS=delete) once READY.",
-      resolve: (media, _args, context) => {
-        if (media.ownerId !== context.viewer?.id || media.status === "PENDING") return null;
-        if (media.status === "READY" && config().images.originals === "delete") return null;
-        return presignedGet(media.storageKey);
+      resolve: (photo, _args, context) => {
+        if (photo.ownerId !== context.viewer?.id || photo.status === "PENDING") return null;
+        if (photo.status === "READY" && config().images.originals === "delete") return null;
+        return presignedGet(photo.storageKey);
       },
     }),
   }),
@@ -233,10 +233,10 @@ const CreateUploadInput = builder.inputType("CreateUploadInput", {
 });
 
 const CreateUploadSuccess = builder
-  .objectRef<{ media: MediaRecord; upload: UploadTarget }>("CreateUploadSuccess")
+  .objectRef<{ photo: PhotoRecord; upload: UploadTarget }>("CreateUploadSuccess")
   .implement({
     fields: (t) => ({
-      photo: t.field({ type: PhotoRef, description: "PENDING until the file is verified.", resolve: (r) => r.media }),
+      photo: t.field({ type: PhotoRef, description: "PENDING until the file is verified.", resolve: (r) => r.photo }),
       upload: t.field({ type: UploadTargetRef, resolve: (r) => r.upload }),
     }),
   });
@@ -270,7 +270,7 @@ builder.mutationField("completeUpload", (t) =>
     errors: { types: [NotFoundError, ForbiddenError, UploadError], dataField: { name: "photo" } },
     resolve: async (_root, { input }, context) => {
       const ready = await completeUpload(context.actor!, input.photoId.id);
-      context.loaders.media.prime(ready.id, ready); // what the write left (it made the loader forget the photo)
+      context.loaders.photo.prime(ready.id, ready); // what the write left (it made the loader forget the photo)
       return ready;
     },
   }),

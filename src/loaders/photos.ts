@@ -1,10 +1,10 @@
 import { defineEntity, loadThroughCache } from "../caching/entities.ts";
-import type { Media } from "../generated/prisma/client.ts";
+import type { Photo } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
 
-export type MediaRecord = Media;
+export type PhotoRecord = Photo;
 
-const MEDIA_FIELDS = [
+const PHOTO_FIELDS = [
   "id",
   "ownerId",
   "purpose",
@@ -21,31 +21,31 @@ const MEDIA_FIELDS = [
   "postId",
   "position",
   "createdAt",
-] as const satisfies readonly (keyof MediaRecord)[];
+] as const satisfies readonly (keyof PhotoRecord)[];
 
-export const mediaEntity = defineEntity({
-  name: "media",
+export const photoEntity = defineEntity({
+  name: "photo",
   table: "media",
-  loader: "media",
-  parts: { media: { ttlSeconds: 600, fields: MEDIA_FIELDS } },
-  load: (ids): Promise<MediaRecord[]> => db().media.findMany({ where: { id: { in: ids } } }),
+  loader: "photo",
+  parts: { photo: { ttlSeconds: 600, fields: PHOTO_FIELDS } },
+  load: (ids): Promise<PhotoRecord[]> => db().photo.findMany({ where: { id: { in: ids } } }),
 });
 
-export function mediaById(ids: readonly string[]): Promise<(MediaRecord | null)[]> {
-  return loadThroughCache(mediaEntity, ids);
+export function photosById(ids: readonly string[]): Promise<(PhotoRecord | null)[]> {
+  return loadThroughCache(photoEntity, ids);
 }
 
 /**
  * A post's photos, in order. They are fixed when the post is created and go when it is deleted (the images
  * function changes their status, and declares it: see services/images.ts).
  */
-export const postPhotosEntity = defineEntity<{ id: string; photos: MediaRecord[] }, "post-photos">({
+export const postPhotosEntity = defineEntity<{ id: string; photos: PhotoRecord[] }, "post-photos">({
   name: "post-photos",
   table: "media",
   loader: "photosByPost",
   parts: { "post-photos": { ttlSeconds: 600, fields: ["photos"] } },
   load: async (postIds) => {
-    const rows = await db().media.findMany({
+    const rows = await db().photo.findMany({
       where: { postId: { in: postIds } },
       orderBy: [{ postId: "asc" }, { position: "asc" }],
     });
@@ -54,6 +54,6 @@ export const postPhotosEntity = defineEntity<{ id: string; photos: MediaRecord[]
 });
 
 /** The photos of each post, in their order. */
-export async function photosByPost(postIds: readonly string[]): Promise<MediaRecord[][]> {
+export async function photosByPost(postIds: readonly string[]): Promise<PhotoRecord[][]> {
   return (await loadThroughCache(postPhotosEntity, postIds)).map((entry) => entry?.photos ?? []);
 }

@@ -2,10 +2,10 @@ import { randomUUID } from "node:crypto";
 import { imageSize } from "image-size";
 import type { Viewer } from "../domain/auth.ts";
 import { ErrorCode, ForbiddenError, NotFoundError, ShutterError, ValidationError } from "../errors.ts";
-import type { MediaPurpose } from "../generated/prisma/client.ts";
+import type { PhotoPurpose } from "../generated/prisma/client.ts";
 import { objectKeys } from "../images/variants.ts";
 import { one } from "../loaders/batch.ts";
-import { type MediaRecord, mediaById, mediaEntity } from "../loaders/media.ts";
+import { type PhotoRecord, photoEntity, photosById } from "../loaders/photos.ts";
 import { config } from "../platform/config.ts";
 import { db } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
@@ -71,15 +71,15 @@ export interface UploadTarget {
 }
 
 /**
- * Starts an upload: a PENDING media record and a presigned PUT for a key the server chose. The signature binds
+ * Starts an upload: a PENDING photo record and a presigned PUT for a key the server chose. The signature binds
  * the bucket, the key, Content-Type and Content-Length, and expires within minutes, so the app can upload
  * exactly the file it announced there and nothing else.
  * @throws ValidationError (a size out of bounds), QuotaExceededError (too many unused uploads)
  */
 export async function startUpload(
   actor: SignedIn,
-  input: { contentType: PhotoType; byteSize: number; purpose: MediaPurpose },
-): Promise<{ media: MediaRecord; upload: UploadTarget }> {
+  input: { contentType: PhotoType; byteSize: number; purpose: PhotoPurpose },
+): Promise<{ photo: PhotoRecord; upload: UploadTarget }> {
   const { maxPending, urlTtlSeconds, maxBytes } = config().uploads;
   if (input.byteSize < 1 || input.byteSize > maxBytes) {
     throw ValidationError.field(
@@ -90,7 +90,7 @@ export async function startUpload(
   const ownerId = actor.viewer.id;
   const id = randomUUID();
   const storageKey = `u/${ownerId}/${id}.${PHOTO_TYPES[input.contentType]}`;
-  const media = await write(actor, async ({ tx }) => {
+  const photo = await write(actor, async ({ tx }) => {
     // One upload of a person at a time passes this point (their row is locked): the count and the insert
     // cannot be raced past the quota by concurrent requests.
     await tx.$queryRaw`SELECT 1 FROM users WHERE id = ${ownerId}::uuid FOR UPDATE`;
@@ -100,7 +100,7 @@ export async function startUpload(
         `You have ${unused} photos that aren't in a post or your profile yet. Use them, or wait for unused ones to be removed.`,
       );
     }
-    return tx.media.create({
+    return tx.photo.create({
       data: {
         id,
         ownerId,
@@ -129,7 +129,7 @@ export async function startUpload(
     },
   );
   return {
-    media,
+    photo,
     upload: {
       url,
       method: "PUT",
@@ -138,7 +138,7 @@ export async function startUpload(
         { name: "Content-Length", value: String(input.byteSize) },
         { name: "X-Amz-Tagging", value: PENDING_TAGGING },
       ],
-      expiresAt: uploadExpiry(media),
+      expiresAt: uploadExpiry(photo),
     },
   };
 }
@@ -155,20 +155,20 @@ async function countUnused(tx: Pick<ReturnType<typeof db>, "$queryRaw">, ownerId
   return row?.count ?? 0;
 }
 
-const uploadExpiry = (media: Pick<MediaRecord, "createdAt">) =>
-  new Date(media.createdAt.getTime() + config().uploads.urlTtlSeconds * 1000);
+const uploadExpiry = (photo: Pick<PhotoRecord, "createdAt">) =>
+  new Date(photo.createdAt.getTime() + config().uploads.urlTtlSeconds * 1000);
 
-/** The viewer's own media. @throws NotFoundError, ForbiddenError */
-export async function ownMedia(viewer: Viewer, id: string): Promise<MediaRecord> {
-  const media = await one(mediaById, id);
-  if (!media) throw new NotFoundError("That photo doesn't exist.");
-  if (media.ownerId !== viewer.id) throw new ForbiddenError("That photo belongs to someone else.");
-  return media;
+/** The viewer's own photo. @throws NotFoundError, ForbiddenError */
+export async function ownPhoto(viewer: Viewer, id: string): Promise<PhotoRecord> {
+  const photo = await one(photosById, id);
+  if (!photo) throw new NotFoundError("That photo doesn't exist.");
+  if (photo.ownerId !== viewer.id) throw new ForbiddenError("That photo belongs to someone else.");
+  return photo;
 }
 
 /** Verifies one of the viewer's uploads and hands it to the images function (see verifyUpload). @throws NotFoundError, ForbiddenError, UploadError */
-export async function completeUpload(actor: SignedIn, photoId: string): Promise<MediaRecord> {
-  return verifyUpload(actor, await ownMedia(actor.viewer, photoId));
+export async function completeUpload(actor: SignedIn, photoId: string): Promise<PhotoRecord> {
+  return verifyUpload(actor, await ownPhoto(actor.viewer, photoId));
 }
 
 /** Bytes read from the start of an object to recognise its format and dimensions. */
@@ -178,115 +178,115 @@ const HEAD_BYTES = 256 * 1024;
  * Checks what arrived for a PENDING upload before anyone sees it, moves it to the private originals and marks it
  * PROCESSING (the images function makes its variants, then READY): the object exists, has the size and type that
  * were signed, arrived before the URL expired, and its first bytes are an image of the declared format (whose
- * width and height are recorded). Verified media are returned as they are, so retrying is harmless; concurrent
+ * width and height are recorded). Verified photos are returned as they are, so retrying is harmless; concurrent
  * verifications of one upload agree: its writes are idempotent by themselves (they claim no Idempotency-Key; the
  * mutation that verifies on its way, createPost, claims its key with its own write).
  * @throws UploadError (the object and the record are deleted, except when the file has not arrived yet)
  */
-export async function verifyUpload(actor: Actor, media: MediaRecord): Promise<MediaRecord> {
-  if (media.status !== "PENDING") return media;
+export async function verifyUpload(actor: Actor, photo: PhotoRecord): Promise<PhotoRecord> {
+  if (photo.status !== "PENDING") return photo;
   const { bucket } = storageConfig();
   const { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, NotFound } = await awsS3();
   const client = await s3();
   let head: { ContentLength?: number; ContentType?: string; LastModified?: Date; ETag?: string };
   try {
-    head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: media.storageKey }));
+    head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: photo.storageKey }));
   } catch (error) {
     if (!(error instanceof NotFound) && (error as { name?: string }).name !== "NotFound") throw error;
     // A concurrent verification may have moved it (and removed the upload) meanwhile.
-    const current = await db().media.findUnique({ where: { id: media.id } });
+    const current = await db().photo.findUnique({ where: { id: photo.id } });
     if (current && current.status !== "PENDING") return current;
-    if (Date.now() > uploadExpiry(media).getTime()) return reject(actor, media, "EXPIRED");
+    if (Date.now() > uploadExpiry(photo).getTime()) return reject(actor, photo, "EXPIRED");
     throw new UploadError("NOT_RECEIVED");
   }
-  if (head.LastModified && head.LastModified.getTime() > uploadExpiry(media).getTime() + 1000) {
-    return reject(actor, media, "EXPIRED");
+  if (head.LastModified && head.LastModified.getTime() > uploadExpiry(photo).getTime() + 1000) {
+    return reject(actor, photo, "EXPIRED");
   }
-  if (head.ContentLength !== media.byteSize) return reject(actor, media, "SIZE_MISMATCH");
-  if (head.ContentType !== media.contentType) return reject(actor, media, "TYPE_MISMATCH");
+  if (head.ContentLength !== photo.byteSize) return reject(actor, photo, "SIZE_MISMATCH");
+  if (head.ContentType !== photo.contentType) return reject(actor, photo, "TYPE_MISMATCH");
 
   // Every read is of the version the HEAD saw (If-Match): a PUT in between fails the check instead.
   const object = await client
     .send(
       new GetObjectCommand({
         Bucket: bucket,
-        Key: media.storageKey,
+        Key: photo.storageKey,
         Range: `bytes=0-${HEAD_BYTES - 1}`,
         IfMatch: head.ETag,
       }),
     )
-    .catch((error) => changedMeanwhile(error, actor, media));
+    .catch((error) => changedMeanwhile(error, actor, photo));
   const bytes = Buffer.from(
     await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
   );
   const { fileTypeFromBuffer } = await import("file-type");
   const detected = await fileTypeFromBuffer(bytes);
-  if (!detected || !isPhotoType(detected.mime)) return reject(actor, media, "NOT_AN_IMAGE");
-  if (detected.mime !== media.contentType) return reject(actor, media, "TYPE_MISMATCH");
+  if (!detected || !isPhotoType(detected.mime)) return reject(actor, photo, "NOT_AN_IMAGE");
+  if (detected.mime !== photo.contentType) return reject(actor, photo, "TYPE_MISMATCH");
   let size: { width?: number; height?: number };
   try {
     size = imageSize(bytes);
   } catch {
-    return reject(actor, media, "NOT_AN_IMAGE");
+    return reject(actor, photo, "NOT_AN_IMAGE");
   }
   // The verified bytes move to a key no upload URL was ever signed for: the presigned PUT stays valid until it
   // expires, and could otherwise replace what was verified. Copied only if it is still the version checked
   // above; the copy carries no pending tag (the lifecycle rule for abandoned uploads must not expire it). The
   // originals (o/) are private: only variants (v/) are ever shown to others. On AWS, the copy's arrival is what
   // triggers the images function (an S3 event notification on o/).
-  const originalKey = media.storageKey.replace(/^u\//, "o/");
+  const originalKey = photo.storageKey.replace(/^u\//, "o/");
   await client
     .send(
       new CopyObjectCommand({
         Bucket: bucket,
         Key: originalKey,
-        CopySource: `${bucket}/${media.storageKey}`,
+        CopySource: `${bucket}/${photo.storageKey}`,
         CopySourceIfMatch: head.ETag,
         TaggingDirective: "REPLACE",
         Tagging: "",
-        ContentType: media.contentType,
+        ContentType: photo.contentType,
         MetadataDirective: "REPLACE",
       }),
     )
-    .catch((error) => changedMeanwhile(error, actor, media));
+    .catch((error) => changedMeanwhile(error, actor, photo));
   await write(
     actor,
     async ({ tx, changed }) => {
       await tx.$executeRaw`
         UPDATE media SET status = 'PROCESSING', width = ${size.width ?? null}, height = ${size.height ?? null},
           storage_key = ${originalKey}
-        WHERE id = ${media.id}::uuid AND status = 'PENDING'`;
-      changed(mediaEntity.changed(media.id));
+        WHERE id = ${photo.id}::uuid AND status = 'PENDING'`;
+      changed(photoEntity.changed(photo.id));
     },
     { singleStatement: true, idempotent: true },
   );
   // The uploaded copy is no longer anyone's: a PUT still arriving through the URL recreates it, tagged pending,
   // for the bucket's lifecycle rule (and nothing points at it).
-  await deleteObjects([media.storageKey]);
-  const current = await db().media.findUnique({ where: { id: media.id } });
+  await deleteObjects([photo.storageKey]);
+  const current = await db().photo.findUnique({ where: { id: photo.id } });
   // Deleted meanwhile (the orphan cleanup): as good as never received.
   if (!current || current.status === "PENDING") throw new UploadError("EXPIRED");
   return current;
 }
 
 /** A conditional read or copy refused because the object changed after it was checked: a rejected upload. */
-function changedMeanwhile(error: unknown, actor: Actor, media: MediaRecord): Promise<never> {
+function changedMeanwhile(error: unknown, actor: Actor, photo: PhotoRecord): Promise<never> {
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   if (status === 412 || (error as { name?: string }).name === "PreconditionFailed") {
-    return reject(actor, media, "TYPE_MISMATCH");
+    return reject(actor, photo, "TYPE_MISMATCH");
   }
   throw error;
 }
 
 /** Deletes a rejected upload (object first, then the record) and throws why. */
-async function reject(actor: Actor, media: MediaRecord, problem: UploadProblem): Promise<never> {
-  logger().info({ mediaId: media.id, problem }, "upload rejected");
-  await deleteObjects([media.storageKey]);
+async function reject(actor: Actor, photo: PhotoRecord, problem: UploadProblem): Promise<never> {
+  logger().info({ mediaId: photo.id, problem }, "upload rejected");
+  await deleteObjects([photo.storageKey]);
   await write(
     actor,
     async ({ tx, changed }) => {
-      await tx.media.deleteMany({ where: { id: media.id, status: "PENDING" } });
-      changed(mediaEntity.changed(media.id));
+      await tx.photo.deleteMany({ where: { id: photo.id, status: "PENDING" } });
+      changed(photoEntity.changed(photo.id));
     },
     { singleStatement: true, idempotent: true },
   );
@@ -321,8 +321,8 @@ export async function deleteOrphanedUploads(
       if (rows.length === 0) return rows;
       // Objects first: if deleting them fails, the records stay and the next run tries again.
       await deleteObjects(rows.flatMap(objectKeys));
-      await tx.media.deleteMany({ where: { id: { in: rows.map((row) => row.id) } } });
-      changed(rows.map((row) => mediaEntity.changed(row.id)));
+      await tx.photo.deleteMany({ where: { id: { in: rows.map((row) => row.id) } } });
+      changed(rows.map((row) => photoEntity.changed(row.id)));
       return rows;
     });
     if (batch.length === 0) break;
