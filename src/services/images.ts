@@ -38,12 +38,18 @@ export function processPhoto(mediaId: string): Promise<ProcessOutcome> {
 
 async function processOne(mediaId: string): Promise<ProcessOutcome> {
   const { leaseSeconds, maxAttempts } = config().images;
-  const [photo] = await db().$queryRaw<PhotoRecord[]>`
-    UPDATE media SET processing_attempts = processing_attempts + 1, processing_started_at = now()
-    WHERE id = ${mediaId}::uuid AND status = 'PROCESSING' AND processing_attempts < ${maxAttempts}
-      AND (processing_started_at IS NULL OR processing_started_at < now() - make_interval(secs => ${leaseSeconds}))
-    RETURNING id, owner_id AS "ownerId", purpose, storage_key AS "storageKey", post_id AS "postId",
-      processing_attempts AS "processingAttempts"`;
+  // The lease is bookkeeping of the images function's own (no cached field changes): one statement each, through
+  // the unit of work like every write.
+  const [photo] = await write(
+    null,
+    ({ tx }) => tx.$queryRaw<PhotoRecord[]>`
+      UPDATE media SET processing_attempts = processing_attempts + 1, processing_started_at = now()
+      WHERE id = ${mediaId}::uuid AND status = 'PROCESSING' AND processing_attempts < ${maxAttempts}
+        AND (processing_started_at IS NULL OR processing_started_at < now() - make_interval(secs => ${leaseSeconds}))
+      RETURNING id, owner_id AS "ownerId", purpose, storage_key AS "storageKey", post_id AS "postId",
+        processing_attempts AS "processingAttempts"`,
+    { singleStatement: true },
+  );
   if (!photo) {
     // Every attempt used up by workers that never reported back (a crash, a timeout, memory): it fails for good
     // rather than taking a worker down again and again.
@@ -99,9 +105,13 @@ async function processOne(mediaId: string): Promise<ProcessOutcome> {
     if (service) {
       log.warn({ err: error, service }, "images: service unavailable; the photo waits");
       await deleteObjects(uploaded).catch(() => undefined);
-      await db().$executeRaw`
-        UPDATE media SET processing_started_at = NULL, processing_attempts = processing_attempts - 1
-        WHERE id = ${mediaId}::uuid AND status = 'PROCESSING'`.catch(() => undefined);
+      await write(
+        null,
+        ({ tx }) => tx.$executeRaw`
+          UPDATE media SET processing_started_at = NULL, processing_attempts = processing_attempts - 1
+          WHERE id = ${mediaId}::uuid AND status = 'PROCESSING'`,
+        { singleStatement: true },
+      ).catch(() => undefined);
       return "retry";
     }
     log.error({ err: error }, "images: processing failed; will retry");
@@ -111,8 +121,12 @@ async function processOne(mediaId: string): Promise<ProcessOutcome> {
       return "failed";
     }
     // Released for the next attempt (the sweep, or the queue's redelivery) rather than held until the lease ends.
-    await db().$executeRaw`
-      UPDATE media SET processing_started_at = NULL WHERE id = ${mediaId}::uuid AND status = 'PROCESSING'`;
+    await write(
+      null,
+      ({ tx }) => tx.$executeRaw`
+        UPDATE media SET processing_started_at = NULL WHERE id = ${mediaId}::uuid AND status = 'PROCESSING'`,
+      { singleStatement: true },
+    );
     return "retry";
   }
 }

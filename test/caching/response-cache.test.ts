@@ -47,48 +47,20 @@ describe("signed-out queries", () => {
     expect(commented.data.post.comments.edges).toEqual([{ node: { body: "first!", author: { handle: bob.handle } } }]);
     expect(commented.data.post.commentCount).toBe(1);
 
-    await ok(
-      `mutation { updateProfile(input: { displayName: "Bob Renamed" }) { __typename } }`,
-      {},
-      { token: bob.token },
-    );
+    await mobile.updateProfile(bob, { input: { displayName: "Bob Renamed" } });
     expect((await read(POST, { id: post.gid })).data.post.comments.edges[0].node.author.handle).toBe(bob.handle);
-    await ok(
-      `mutation { updateProfile(input: { displayName: "Alice Renamed" }) { __typename } }`,
-      {},
-      {
-        token: alice.token,
-      },
-    );
+    await mobile.updateProfile(alice, { input: { displayName: "Alice Renamed" } });
     expect((await read(POST, { id: post.gid })).data.post.author.displayName).toBe("Alice Renamed");
 
-    await ok(
-      `mutation ($id: ID!) { follow(input: { userId: $id }) { __typename } }`,
-      { id: alice.gid },
-      {
-        token: bob.token,
-      },
-    );
+    await mobile.follow(bob, { userId: alice.gid });
     expect((await read(POST, { id: post.gid })).data.post.author.followerCount).toBe(1);
 
     const commentId = (added.addComment as { comment: { id: string } }).comment.id;
-    await ok(
-      `mutation ($id: ID!) { deleteComment(input: { commentId: $id }) { __typename } }`,
-      { id: commentId },
-      {
-        token: bob.token,
-      },
-    );
+    await mobile.deleteComment(bob, { commentId });
     const uncommented = await read(POST, { id: post.gid });
     expect([uncommented.data.post.commentCount, uncommented.data.post.comments.edges]).toEqual([0, []]);
 
-    await ok(
-      `mutation ($id: ID!) { deletePost(input: { postId: $id }) { __typename } }`,
-      { id: post.gid },
-      {
-        token: alice.token,
-      },
-    );
+    await mobile.deletePost(alice, { postId: post.gid });
     expect((await read(POST, { id: post.gid })).data.post).toBeNull();
   });
 

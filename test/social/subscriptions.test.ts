@@ -6,8 +6,9 @@ import { createClient } from "graphql-sse";
 import { decodeJwt, importPKCS8, SignJWT } from "jose";
 import { afterAll, beforeAll, expect } from "vitest";
 import { runEvents } from "../../src/workers/runner.ts";
-import { createPost, ok, target, test } from "../kit/helpers.ts";
+import { createPost, target, test } from "../kit/helpers.ts";
 import { BUNDLED, type Instance, openStream, startInstance } from "../kit/instances.ts";
+import { mobile } from "../kit/operations.ts";
 
 const SUBSCRIPTION = `subscription { notificationAdded { kind actorCount actor { handle } post { id } } }`;
 
@@ -37,7 +38,7 @@ test("a like reaches the author's open subscription as it happens", async ({ ali
   const first = events.next();
   // The stream is open once the server has answered its headers; a like after that must arrive.
   await new Promise((resolve) => setTimeout(resolve, 500));
-  await ok(`mutation ($id: ID!) { likePost(input: { postId: $id }) { __typename } }`, { id: post.gid }, bob);
+  await mobile.likePost(bob, { postId: post.gid });
   const received = await Promise.race([
     first,
     new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no event within 10 s")), 10_000)),
