@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { db } from "../../src/platform/db.ts";
-import { createPost, test } from "../kit/helpers.ts";
+import { coldCache, createPost, test } from "../kit/helpers.ts";
 import { BUNDLED, type Instance, startInstance, TARGET } from "../kit/instances.ts";
 
 interface OtlpSpan {
@@ -89,6 +89,8 @@ describe("with OTEL_EXPORTER_OTLP_ENDPOINT set", () => {
     });
     await createPost(bob, { caption: "traced" });
     await db().follow.create({ data: { followerId: alice.id, followeeId: bob.id } });
+    // Creating the post read it back (as the app does), which cached what the feed shows: start cold.
+    await coldCache();
     const first = randomTraceId();
     const { response, body } = await feed(instance, alice.token, first);
     expect(body.errors).toBeUndefined();
