@@ -432,7 +432,10 @@ export async function invokeFunction(
   const key = JSON.stringify([name, env]);
   const pool = warmFunctions.get(key) ?? [];
   warmFunctions.set(key, pool);
-  let instance = pool.find((candidate) => !candidate.busy && candidate.child.exitCode === null);
+  // An instance that exited (or was killed by a signal: no exit code then) is never reused.
+  const alive = (candidate: FunctionInstance) =>
+    candidate.child.exitCode === null && candidate.child.signalCode === null;
+  let instance = pool.find((candidate) => !candidate.busy && alive(candidate));
   if (!instance) {
     instance = startFunction(name, env);
     pool.push(instance);
