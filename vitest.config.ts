@@ -45,6 +45,31 @@ const LAMBDA_ONLY = ["lambda"];
  * invocation (its images function is tested everywhere: photos).
  */
 const LONG_RUNNING_ONLY = ["photos-runner", "subscriptions", "subscriptions.redis"];
+/**
+ * What touches Redis in every way the app uses it (entity and response caches, rate limits, persisted queries,
+ * pub/sub, locks), run again on a Redis Cluster when scripts/redis-cluster.sh started one (REDIS_CLUSTER_URL):
+ * the source target runs these; the bundled targets the files about instances sharing Redis.
+ */
+const ON_CLUSTER = [
+  "auth",
+  "cache",
+  "changes",
+  "engagement",
+  "explore",
+  "follows",
+  "idempotency",
+  "notifications",
+  "persisted",
+  "persisted-deploy.redis",
+  "posts",
+  "response-cache",
+  "subscriptions.redis",
+  "two-instances",
+  "two-instances.redis",
+];
+const ON_CLUSTER_BUNDLED = ["persisted-deploy.redis", "response-cache", "two-instances.redis"];
+const CLUSTER_ENV = { REDIS_URL: process.env.REDIS_CLUSTER_URL ?? "", REDIS_CLUSTER: "true", REDIS_WAIT_REPLICAS: "1" };
+
 // Test files are grouped by feature (test/<feature>/); a name is unique across them.
 const files = (names: string[]) => names.map((name) => `test/*/${name}.test.ts`);
 
@@ -55,6 +80,62 @@ const bundled = (name: string, only: string[]): TestProjectInlineConfiguration =
   extends: true,
   test: { name, include: files([...EVERYWHERE, ...only]), setupFiles, env: { SHUTTER_TARGET: name } },
 });
+
+/**
+ * On the cluster: the target's share of ON_CLUSTER, and (after everything else, one file at a time: it kills a
+ * master) the failover under load.
+ */
+const onCluster = (target: string, names: string[], order: number): TestProjectInlineConfiguration[] => [
+  {
+    extends: true,
+    test: {
+      name: `cluster-${target}`,
+      include: files(names),
+      setupFiles,
+      env: { SHUTTER_TARGET: target, ...CLUSTER_ENV },
+    },
+  },
+  {
+    extends: true,
+    test: {
+      name: `failover-${target}`,
+      include: ["test/**/*.cluster.test.ts"],
+      setupFiles,
+      env: { SHUTTER_TARGET: target, ...CLUSTER_ENV },
+      fileParallelism: false,
+      // One target's failover at a time, after every other group.
+      sequence: { groupOrder: order },
+    },
+  },
+];
+
+/**
+ * On a primary with a streaming standby (scripts/pg-replica.sh: REPLICA_PRIMARY_URL), reads going to the replica:
+ * these files again, and (after everything else, one at a time: they pause and stop the standby) the replica's own.
+ */
+const ON_REPLICAS = ["cache", "engagement", "follows", "posts", "response-cache", "two-instances", "users"];
+const onReplicas = (): TestProjectInlineConfiguration[] => [
+  {
+    extends: true,
+    test: {
+      name: "replicas-source",
+      include: files(ON_REPLICAS),
+      setupFiles,
+      env: { SHUTTER_TARGET: "source", SHUTTER_ON_REPLICAS: "true" },
+    },
+  },
+  {
+    extends: true,
+    test: {
+      name: "replica-lag",
+      include: ["test/**/*.replica.test.ts"],
+      setupFiles,
+      env: { SHUTTER_TARGET: "source", SHUTTER_ON_REPLICAS: "true" },
+      fileParallelism: false,
+      sequence: { groupOrder: 5 },
+    },
+  },
+];
 
 const resolve = {
   // graphql 16 ships CJS (`main`) and ESM (`module`): Node loads the CJS one for our dependencies, Vite would
@@ -98,7 +179,12 @@ export default defineConfig({
           name: "source",
           include: ["test/**/*.test.ts"],
           setupFiles,
-          exclude: ["test/**/*.measured.test.ts", "test/**/*.unit.test.ts"],
+          exclude: [
+            "test/**/*.measured.test.ts",
+            "test/**/*.unit.test.ts",
+            "test/**/*.cluster.test.ts",
+            "test/**/*.replica.test.ts",
+          ],
         },
       },
       // The benchmark's and the soak's smoke runs measure the machine (throughput, latency under faults): they run
@@ -116,6 +202,14 @@ export default defineConfig({
       bundled("lambda", LAMBDA_ONLY),
       bundled("lambda-v1", LAMBDA_ONLY),
       bundled("container", LONG_RUNNING_ONLY),
+      ...(process.env.REDIS_CLUSTER_URL
+        ? [
+            ...onCluster("source", ON_CLUSTER, 2),
+            ...onCluster("lambda", ON_CLUSTER_BUNDLED, 3),
+            ...onCluster("container", ON_CLUSTER_BUNDLED, 4),
+          ]
+        : []),
+      ...(process.env.REPLICA_PRIMARY_URL ? onReplicas() : []),
     ],
   },
 });

@@ -37,13 +37,14 @@ export function onChanges(listener: ChangeListener): () => void {
 /**
  * Applies what a committed write changed (called by the unit of work, services/write.ts, and nothing else): the
  * entity cache's versions are bumped (a reader racing the write can no longer store the old value, on any
- * instance), the writing request's loaders forget those entities, a CDN purges the answers that showed them
+ * instance; stamped with the write's `lsn`, no replica older than the write serves them: platform/replicas.ts), the writing request's loaders forget those entities, a CDN purges the answers that showed them
  * (cdn-purge.ts: in every process that commits), and the listeners hear of it. Never call it inside a
  * transaction: a concurrent reader could re-read the old row before the commit and cache it under the new version.
  */
 export async function applyChanges(
   changes: readonly Change[],
   request?: { forget(changes: readonly Change[]): void },
+  lsn?: string,
 ): Promise<void> {
   if (changes.length === 0) return;
   const invalidated = changes.flatMap((change) =>
@@ -52,7 +53,7 @@ export async function applyChanges(
       return { versionKey: keys.versionKey, valueKeys: keys.allValueKeys };
     }),
   );
-  if (invalidated.length) await cacheStore().invalidate(invalidated);
+  if (invalidated.length) await cacheStore().invalidate(invalidated, lsn);
   const scope = requestScope.getStore();
   if (scope) for (const change of changes) declaredOf(scope).add(change.table);
   request?.forget(changes);

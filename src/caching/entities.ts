@@ -1,8 +1,11 @@
+import { walPosition } from "../platform/db.ts";
+import { logger } from "../platform/logger.ts";
 import { covered, hasNotedVersion, noteUncovered, noteVersion, sharing } from "../platform/reads.ts";
+import { floorOf, noteSeen, PRIMARY, readAt, replicasConfigured, seenFloor } from "../platform/replicas.ts";
 import { requestScope } from "../platform/request-scope.ts";
 import { isUuid } from "../platform/sql.ts";
 import { CACHED_TABLES, type Change } from "./changes.ts";
-import { cacheKeys, cacheStore, type FillEntry, jitter, reviveDates } from "./store.ts";
+import { bornKey, cacheKeys, cacheStore, type FillEntry, jitter, noteBorn, reviveDates } from "./store.ts";
 
 /** One separately invalidated part of a cached entity: its fields, kept for `ttlSeconds` at most. */
 export interface EntityPart<T> {
@@ -88,11 +91,17 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
   const store = cacheStore();
   const parts = Object.entries<EntityPart<T>>(entity.parts).map(([kind, part]) => ({ kind, ...part }));
   const keys = unique.map((id) => parts.map((part) => cacheKeys(part.kind, id)));
-  const raw = await store.mget(keys.flat().flatMap((k) => [k.valueKey, k.versionKey]));
+  const replicas = replicasConfigured();
+  // With read replicas, where the versions begin comes along (an absent version stands for no write after it).
+  const raw = await store.mget([
+    ...keys.flat().flatMap((k) => [k.valueKey, k.versionKey]),
+    ...(replicas ? [bornKey()] : []),
+  ]);
+  const born = replicas ? bornOf(raw.at(-1) ?? null, store.available) : null;
 
   const found = new Map<string, T>();
   const misses: { id: string; seen: string[] }[] = [];
-  // The versions read matter only to an answer that may be shared (platform/reads.ts).
+  // The versions read matter only to an answer that may be shared (platform/reads.ts), and to reads on replicas.
   const noting = sharing();
   unique.forEach((id, i) => {
     const merged: Record<string, unknown> = {};
@@ -103,6 +112,7 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
       const version = raw[at + 1] ?? "0";
       seen.push(version);
       if (noting) noteVersion(`${parts[p]?.kind}:${id}`, keys[i]?.[p]?.versionKey as string, version);
+      if (replicas) noteSeen(`${parts[p]?.kind}:${id}`, floorOf([version], born));
       const cached = raw[at] ? (JSON.parse(raw[at] as string) as { v: string; d: object }) : null;
       if (cached?.v === version) Object.assign(merged, reviveDates(cached.d));
       else hit = false;
@@ -126,7 +136,7 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
       else toLoad.push(miss);
     }
     if (toLoad.length) {
-      const query = covered(() => entity.load(toLoad.map((m) => m.id)));
+      const query = covered(() => loadFromReplica(entity, toLoad, born));
       const flightKeys = toLoad.map((m) => `${parts[0]?.kind}:${m.id}@${m.seen.join(",")}`);
       flightKeys.forEach((key, i) => {
         const id = toLoad[i]?.id;
@@ -169,6 +179,49 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
 }
 
 /**
+ * The rows for the misses, from a replica that has replayed every write their versions stand for (or the primary:
+ * platform/replicas.ts). An id a replica lacks is asked of the primary: a row inserted since is behind no version.
+ */
+async function loadFromReplica<T extends { id: string }, P extends string>(
+  entity: CachedEntity<T, P>,
+  misses: { id: string; seen: string[] }[],
+  born: string | null,
+): Promise<T[]> {
+  const ids = misses.map((miss) => miss.id);
+  if (!replicasConfigured()) return entity.load(ids);
+  const floor = misses.reduce((max, miss) => maxOf(max, floorOf(miss.seen, born)), 0n);
+  const { value: rows, onReplica } = await readAt(floor, () => entity.load(ids));
+  if (!onReplica || rows.length === ids.length) return rows;
+  const found = new Set(rows.map((row) => row.id));
+  return [...rows, ...(await entity.load(ids.filter((id) => !found.has(id))))];
+}
+
+/**
+ * Where the versions begin, as read with them; null when unknown (the cache could not answer, or the keyspace
+ * is new or was emptied: then it is noted, from the primary's WAL position now, for the reads after this one).
+ */
+function bornOf(value: string | null, available: boolean): string | null {
+  if (!available) return null;
+  if (value === null && !notingBorn) notingBorn = noteBornNow();
+  return value;
+}
+
+// Noting where the versions begin: once at a time per process, in the background, outside the request that found
+// it missing (bookkeeping of the cache, not a statement serving that request).
+let notingBorn: Promise<void> | undefined;
+const noteBornNow = () =>
+  requestScope.exit(() =>
+    walPosition()
+      .then(noteBorn)
+      .catch((error) => logger().warn({ err: error }, "cache: could not note where the versions begin"))
+      .finally(() => {
+        notingBorn = undefined;
+      }),
+  );
+
+const maxOf = (a: bigint, b: bigint) => (a > b ? a : b);
+
+/**
  * Runs a read of lists whose membership a cached part of their owners counts (a post's comments: its comment
  * count; an author's posts: the post count), so every write that changes such a list declares that part
  * changed. The owners must have been read earlier in the request (a parent before its children, as GraphQL
@@ -184,7 +237,10 @@ export function listRead<T extends { id: string }, P extends string, R>(
   if (sharing() && !ownerIds.every((id) => hasNotedVersion(`${part}:${id}`))) {
     noteUncovered(`a list whose ${owner.name} was not read first`);
   }
-  return covered(read);
+  if (!replicasConfigured()) return covered(read);
+  // On a replica that holds every write the owners' versions (read first) stand for; else on the primary.
+  const floor = cacheStore().available ? seenFloor(ownerIds.map((id) => `${part}:${id}`)) : PRIMARY;
+  return covered(async () => (await readAt(floor, read)).value);
 }
 
 /**

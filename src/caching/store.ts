@@ -1,9 +1,11 @@
-import { Redis } from "ioredis";
+import calculateSlot from "cluster-key-slot";
 import { LRUCache } from "lru-cache";
 import { config } from "../platform/config.ts";
 import { logger } from "../platform/logger.ts";
 import { databaseDown } from "../platform/outage.ts";
 import { boundAge, covered } from "../platform/reads.ts";
+import { bySlot, connectRedis, isCluster, nodesOf, type RedisClient } from "../platform/redis.ts";
+import { parseLsn, readAt } from "../platform/replicas.ts";
 import { requestScope } from "../platform/request-scope.ts";
 import { inSpan } from "../platform/telemetry.ts";
 import { type CachePeers, type Invalidation, postgresPeers } from "./peers.ts";
@@ -31,12 +33,18 @@ export interface CacheStore {
   mget(keys: string[]): Promise<(string | null)[]>;
   /** Stores each value only if its version key still holds the version seen before the database read. */
   fillIfUnchanged(entries: FillEntry[]): Promise<void>;
-  /** Bumps the versions and drops the values of entities that changed (after the commit: see changes.ts). */
-  invalidate(entities: { versionKey: string; valueKeys: string[] }[]): Promise<void>;
+  /**
+   * Bumps the versions and drops the values of entities that changed (after the commit: see changes.ts), the
+   * versions stamped with the write's `lsn` when given (reads on replicas: platform/replicas.ts).
+   */
+  invalidate(entities: Invalidation[], lsn?: string): Promise<void>;
   /** Stores a value (no version), e.g. a lock or a precomputed page. */
   set(key: string, value: string, ttlMs: number): Promise<void>;
-  /** Takes a lock unless someone holds it. When the store is unavailable, everyone "gets" it. */
-  acquireLock(key: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Stores a value unless the key holds one (a lock: `true` when taken). When the store is unavailable, everyone
+   * "gets" it.
+   */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
   del(keys: string[]): Promise<void>;
   close(): Promise<void>;
 }
@@ -55,6 +63,9 @@ export const CACHE_SHAPE_VERSION = 1;
 /** Versions outlive any value (values live minutes): an expired version key reads as "0" again safely. */
 const VERSION_TTL_MS = 7 * 24 * 3600_000;
 
+/** How long an invalidation waits for REDIS_WAIT_REPLICAS replicas to acknowledge it. */
+const WAIT_MS = 100;
+
 const FILL_SCRIPT = `
 for i = 1, #KEYS, 2 do
   local j = (i - 1) / 2 * 3
@@ -65,10 +76,26 @@ for i = 1, #KEYS, 2 do
 end
 return 1`;
 
-/** Counts one round trip to the cache in the current request's scope (reported by dev responses and the bench). */
-export function countRoundTrip() {
+/**
+ * Bumps each entity's version and drops its values. KEYS: per entity, its version key then its value keys;
+ * ARGV[1]: the versions' TTL; ARGV[2]: the write's place in the primary's WAL, when reads may go to replicas
+ * (the version becomes `<n>@<lsn>`: platform/replicas.ts); then per entity how many value keys follow its version key.
+ */
+const INVALIDATE_SCRIPT = `
+local k = 1
+for i = 3, #ARGV do
+  local n = (tonumber(string.match(redis.call('GET', KEYS[k]) or '0', '^%d+')) or 0) + 1
+  redis.call('SET', KEYS[k], ARGV[2] == '' and n or (n .. '@' .. ARGV[2]), 'PX', ARGV[1])
+  local values = tonumber(ARGV[i])
+  for j = 1, values do redis.call('DEL', KEYS[k + j]) end
+  k = k + values + 1
+end
+return 1`;
+
+/** Counts round trips to the cache in the current request's scope (reported by dev responses and the bench). */
+export function countRoundTrip(n = 1) {
   const scope = requestScope.getStore();
-  if (scope) scope.cacheRoundTrips++;
+  if (scope) scope.cacheRoundTrips += n;
 }
 
 /**
@@ -86,31 +113,66 @@ function withinBudget<T>(call: Promise<T>, ms: number): Promise<T> {
   return Promise.race([call, expired]).finally(() => clearTimeout(timer));
 }
 
+const REDIS_OPTIONS = {
+  lazyConnect: true,
+  connectTimeout: 1_000,
+  // A backstop only: each call's budget is kept by guard() (see withinBudget).
+  commandTimeout: 1_000,
+  maxRetriesPerRequest: 0,
+  // Keep reconnecting in the background, never faster than every 2 s.
+  retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
+};
+
+/** WAIT on the connection to the node serving `key`'s slot (a WAIT of its own carries no key to route by). */
+function waitOn(client: RedisClient, key: string, replicas: number): Promise<unknown> {
+  if (!isCluster(client)) return client.wait(replicas, WAIT_MS);
+  const node = client.slots[calculateSlot(key)]?.[0];
+  const connection = client.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === node);
+  if (!connection) throw new Error(`no connection to ${node}`);
+  return connection.wait(replicas, WAIT_MS);
+}
+
+/** What a version key reads as while this instance holds an invalidation of it that Redis has not taken yet. */
+const PENDING_VERSION = "pending";
+
 /**
- * Redis, guarded: every call has a small time budget, and while Redis is unreachable, slow or failing the
- * store answers "nothing cached" immediately (a circuit breaker, re-probed every `cooldownMs`), so requests
- * are served from PostgreSQL. The outage and the recovery are each logged once.
+ * How long a write waits for its invalidations to reach Redis (and its replicas, with REDIS_WAIT_REPLICAS) before
+ * it answers: long enough to ride out a cluster failover (a replica promoted in 1-2 s with a 1 s node timeout).
+ * A write answered only once its invalidations are applied is never seen to have happened while the cache still
+ * serves what it changed. During a longer outage writes do not wait (nobody is served from Redis then); what they
+ * could not invalidate is retried every RETRY_MS — more often than another instance's breaker probes Redis again
+ * (cooldownMs), so it lands before those instances read from it.
+ */
+const INVALIDATION_BUDGET_MS = 3_000;
+const RETRY_MS = 200;
+
+/**
+ * Redis (one node or a cluster: platform/redis.ts), guarded: every call has a small time budget, and while Redis
+ * is unreachable, slow or failing the store answers "nothing cached" immediately (a circuit breaker, re-probed
+ * every `cooldownMs`), so requests are served from PostgreSQL. The outage and the recovery are each logged once.
+ * On a cluster, multi-key reads are split by hash slot and pipelined per node (one round trip per node, in
+ * parallel); what must be atomic (an entity's value and version) shares a slot by its `{kind:id}` tag.
  */
 export class RedisStore implements CacheStore {
   readonly kind = "redis";
-  readonly client: Redis;
+  readonly client: RedisClient;
   private readonly options: { commandTimeoutMs?: number; cooldownMs?: number };
+  private readonly waitReplicas: number;
   private openUntil = 0;
+  private failingSince: number | undefined;
   private healthy = true;
   private connecting?: Promise<void>;
+  /** Invalidations Redis has not taken yet (a failover, an outage), by version key; retried until it does. */
+  private readonly pending = new Map<string, Invalidation & { lsn?: string }>();
+  private pendingValueKeys = new Set<string>();
+  private retrying?: NodeJS.Timeout;
 
-  constructor(url: string, options: { commandTimeoutMs?: number; cooldownMs?: number } = {}) {
+  constructor(options: { commandTimeoutMs?: number; cooldownMs?: number } = {}) {
     this.options = options;
-    this.client = new Redis(url, {
-      lazyConnect: true,
-      connectTimeout: 1_000,
-      // A backstop only: each call's budget is kept by guard() (see withinBudget).
-      commandTimeout: 1_000,
-      maxRetriesPerRequest: 0,
-      // Keep reconnecting in the background, never faster than every 2 s.
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    });
+    this.waitReplicas = config().redis?.waitReplicas ?? 0;
+    this.client = connectRedis(REDIS_OPTIONS);
     this.client.defineCommand("fillIfUnchanged", { lua: FILL_SCRIPT });
+    this.client.defineCommand("invalidate", { lua: INVALIDATE_SCRIPT });
     // Connection errors are reported through the breaker (once); the event itself only needs a listener.
     this.client.on("error", () => {});
   }
@@ -120,7 +182,13 @@ export class RedisStore implements CacheStore {
     return Date.now() >= this.openUntil;
   }
 
-  private async guard<T>(command: string, operation: () => Promise<T>, fallback: T): Promise<T> {
+  private async guard<T>(
+    command: string,
+    operation: () => Promise<T>,
+    fallback: T,
+    roundTrips = 1,
+    budgetMs = this.options.commandTimeoutMs ?? 150,
+  ): Promise<T> {
     if (Date.now() < this.openUntil) return fallback;
     try {
       // The first connection (TCP, and TLS to ElastiCache) is no command: it has its own budget (connectTimeout).
@@ -135,13 +203,14 @@ export class RedisStore implements CacheStore {
         );
       }
       if (this.connecting) await this.connecting;
-      countRoundTrip();
+      countRoundTrip(roundTrips);
       const result = await inSpan(
         `redis ${command}`,
         { "db.system.name": "redis" },
-        () => withinBudget(operation(), this.options.commandTimeoutMs ?? 150),
+        () => withinBudget(operation(), budgetMs),
         "client",
       );
+      this.failingSince = undefined;
       if (!this.healthy) {
         this.healthy = true;
         logger().info("cache: Redis is reachable again, caching resumed");
@@ -149,67 +218,191 @@ export class RedisStore implements CacheStore {
       return result;
     } catch (error) {
       this.openUntil = Date.now() + (this.options.cooldownMs ?? 2_000);
+      this.failingSince ??= Date.now();
       if (this.healthy) {
         this.healthy = false;
-        logger().warn({ err: error }, "cache: Redis unavailable, serving from PostgreSQL until it is back");
+        logger().warn({ err: error, command }, "cache: Redis unavailable, serving from PostgreSQL until it is back");
       }
       return fallback;
     }
   }
 
-  mget(keys: string[]) {
-    if (keys.length === 0) return Promise.resolve([]);
-    return this.guard(
+  async mget(keys: string[]) {
+    if (keys.length === 0) return [];
+    const client = this.client;
+    const values = await this.guard(
       "MGET",
-      () => this.client.mget(keys),
+      async () => {
+        const groups = bySlot(client, keys, (key) => key);
+        if (groups.length === 1) return client.mget(keys);
+        // One MGET per slot, issued in one tick: ioredis pipelines those of one node into one write.
+        const found = new Map<string, string | null>();
+        await Promise.all(
+          groups.map(async (group) => {
+            const answers = await client.mget(group);
+            for (const [i, key] of group.entries()) found.set(key, answers[i] ?? null);
+          }),
+        );
+        return keys.map((key) => found.get(key) ?? null);
+      },
       keys.map(() => null),
+      nodesOf(client, keys),
+    );
+    if (this.pending.size === 0) return values;
+    // What this instance changed and Redis has not heard of yet is not served from it, and no answer that read
+    // it under an older version is current.
+    return keys.map((key, i) =>
+      this.pending.has(key) ? PENDING_VERSION : this.pendingValueKeys.has(key) ? null : (values[i] ?? null),
     );
   }
 
   async fillIfUnchanged(entries: FillEntry[]) {
-    if (entries.length === 0) return;
-    const keys = entries.flatMap((e) => [e.valueKey, e.versionKey]);
-    const args = entries.flatMap((e) => [e.seenVersion, e.value, String(e.ttlMs)]);
+    const kept = entries.filter((entry) => !this.pending.has(entry.versionKey));
+    if (kept.length === 0) return;
+    const client = this.client as RedisClient & { fillIfUnchanged(n: number, ...a: string[]): Promise<unknown> };
     await this.guard(
       "EVALSHA",
       async () => {
-        await (
-          this.client as unknown as { fillIfUnchanged(n: number, ...a: string[]): Promise<unknown> }
-        ).fillIfUnchanged(keys.length, ...keys, ...args);
+        await Promise.all(
+          bySlot(client, kept, (entry) => entry.versionKey).map((group) =>
+            client.fillIfUnchanged(
+              group.length * 2,
+              ...group.flatMap((e) => [e.valueKey, e.versionKey]),
+              ...group.flatMap((e) => [e.seenVersion, e.value, String(e.ttlMs)]),
+            ),
+          ),
+        );
       },
       undefined,
+      nodesOf(
+        client,
+        kept.map((entry) => entry.versionKey),
+      ),
     );
   }
 
-  async invalidate(entities: { versionKey: string; valueKeys: string[] }[]) {
+  async invalidate(entities: Invalidation[], lsn?: string) {
     if (entities.length === 0) return;
-    const multi = this.client.multi();
-    for (const { versionKey, valueKeys } of entities) {
-      multi.incr(versionKey).pexpire(versionKey, VERSION_TTL_MS);
-      if (valueKeys.length) multi.del(...valueKeys);
+    for (const entity of entities) this.hold({ ...entity, lsn });
+    const waitUntil =
+      this.failingSince !== undefined && Date.now() - this.failingSince > INVALIDATION_BUDGET_MS
+        ? 0
+        : Date.now() + INVALIDATION_BUDGET_MS;
+    for (;;) {
+      await this.applyPending();
+      if (this.pending.size === 0 || Date.now() + RETRY_MS > waitUntil) break;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
     }
-    await this.guard(
-      "MULTI",
-      async () => {
-        await multi.exec();
-      },
-      undefined,
+    if (this.pending.size) this.retryLater();
+  }
+
+  private hold(entity: Invalidation & { lsn?: string }) {
+    this.pending.set(entity.versionKey, entity);
+    for (const key of entity.valueKeys) this.pendingValueKeys.add(key);
+  }
+
+  /** Sends the held invalidations (each slot's in one script, with WAIT for replicas when configured). */
+  private async applyPending() {
+    const held = [...this.pending.values()];
+    if (held.length === 0) return;
+    const client = this.client as RedisClient & { invalidate(n: number, ...a: (string | number)[]): unknown };
+    const groups = bySlot(client, held, (entity) => entity.versionKey);
+    const applied = await this.guard(
+      "INVALIDATE",
+      () =>
+        Promise.all(
+          groups.map(async (group) => {
+            const pipeline = client.pipeline() as ReturnType<RedisClient["pipeline"]> & {
+              invalidate(n: number, ...a: (string | number)[]): unknown;
+            };
+            const keys = group.flatMap((entity) => [entity.versionKey, ...entity.valueKeys]);
+            // One LSN per script: the group's highest (a held invalidation retried with a later write's is safe).
+            const lsn = group.reduce((max, e) => (parseLsn(e.lsn) > parseLsn(max) ? (e.lsn ?? "") : max), "");
+            pipeline.invalidate(keys.length, ...keys, VERSION_TTL_MS, lsn, ...group.map((e) => e.valueKeys.length));
+            if (this.waitReplicas) pipeline.role();
+            const results = (await pipeline.exec()) ?? [];
+            const failed = results.find(([error]) => error)?.[0];
+            if (failed) {
+              // A pipeline is not redirected like a lone command: learn where the slot went before the retry.
+              if (isCluster(client) && /^(MOVED|ASK) /.test(failed.message)) client.refreshSlotsCache();
+              throw failed;
+            }
+            // Taken by the replicas too, so a failover cannot bring back what the write invalidated: by as many
+            // as are attached (ROLE lists them), up to REDIS_WAIT_REPLICAS. A master left without a replica (its
+            // replica was just promoted) has no copy that could come back older. WAIT goes to the node the script
+            // ran on (the slot's), on the same connection: it counts what that connection wrote.
+            if (this.waitReplicas) {
+              const attached = ((results[1]?.[1] as unknown[] | undefined)?.[2] as unknown[] | undefined)?.length ?? 0;
+              const needed = Math.min(this.waitReplicas, attached);
+              if (needed > 0) {
+                const acknowledged = Number(await waitOn(client, group[0]!.versionKey, needed));
+                if (acknowledged < needed) {
+                  throw new Error(`invalidation reached ${acknowledged} of ${needed} replicas in ${WAIT_MS} ms`);
+                }
+              }
+            }
+            return group;
+          }),
+        ),
+      [] as Invalidation[][],
+      nodesOf(
+        client,
+        held.map((entity) => entity.versionKey),
+      ),
+      this.waitReplicas ? WAIT_MS + 150 : undefined,
     );
+    for (const entity of applied.flat()) {
+      // Held again meanwhile (another write of the same entity): that one still has to go.
+      if (this.pending.get(entity.versionKey) === entity) this.pending.delete(entity.versionKey);
+    }
+    this.pendingValueKeys = new Set([...this.pending.values()].flatMap((entity) => entity.valueKeys));
+  }
+
+  /** Retries held invalidations in the background until Redis takes them (the breaker's cooldown ignored). */
+  private retryLater() {
+    if (this.retrying) return;
+    logger().warn(
+      { invalidations: this.pending.size },
+      "cache: invalidations not yet taken by Redis; retrying, and not serving their entities from it meanwhile",
+    );
+    const retry = async () => {
+      this.openUntil = 0;
+      await this.applyPending();
+      if (this.pending.size) {
+        this.retrying = setTimeout(retry, RETRY_MS);
+        this.retrying.unref();
+      } else {
+        this.retrying = undefined;
+        logger().info("cache: held invalidations applied");
+      }
+    };
+    this.retrying = setTimeout(retry, RETRY_MS);
+    this.retrying.unref();
   }
 
   async set(key: string, value: string, ttlMs: number) {
     await this.guard("SET", () => this.client.set(key, value, "PX", ttlMs), undefined);
   }
 
-  acquireLock(key: string, ttlMs: number) {
-    return this.guard("SET", async () => (await this.client.set(key, "1", "PX", ttlMs, "NX")) === "OK", true);
+  setIfAbsent(key: string, value: string, ttlMs: number) {
+    return this.guard("SET", async () => (await this.client.set(key, value, "PX", ttlMs, "NX")) === "OK", true);
   }
 
   async del(keys: string[]) {
-    if (keys.length) await this.guard("DEL", () => this.client.del(...keys), 0);
+    const client = this.client;
+    if (keys.length) {
+      await this.guard(
+        "DEL",
+        () => Promise.all(bySlot(client, keys, (key) => key).map((group) => client.del(...group))),
+        [],
+        nodesOf(client, keys),
+      );
+    }
   }
 
   async close() {
+    clearTimeout(this.retrying);
+    this.retrying = undefined;
     this.client.disconnect();
   }
 }
@@ -304,9 +497,9 @@ export class MemoryStore implements CacheStore {
     this.values.set(key, value, { ttl: ttlMs });
   }
 
-  async acquireLock(key: string, ttlMs: number) {
+  async setIfAbsent(key: string, value: string, ttlMs: number) {
     if (this.values.has(key)) return false;
-    this.values.set(key, "1", { ttl: ttlMs });
+    this.values.set(key, value, { ttl: ttlMs });
     return true;
   }
 
@@ -325,10 +518,10 @@ let store: CacheStore | undefined;
 export function cacheStore(): CacheStore {
   if (!store) {
     const { redisUrl, database } = config();
-    store = redisUrl ? new RedisStore(redisUrl) : new MemoryStore(database.url);
+    store = redisUrl ? new RedisStore() : new MemoryStore(database.url);
     logger().info(
       store.kind === "redis"
-        ? "cache: Redis (shared by all instances)"
+        ? `cache: Redis${config().redis?.cluster ? " Cluster" : ""} (shared by all instances)`
         : "cache: in-process, kept coherent with other processes through PostgreSQL LISTEN/NOTIFY (set REDIS_URL to share one cache)",
     );
   }
@@ -339,6 +532,18 @@ export function cacheStore(): CacheStore {
 export async function closeCache(): Promise<void> {
   await store?.close();
   store = undefined;
+}
+
+/**
+ * Where the cache's versions begin: the primary's WAL position when this keyspace was first used (with read
+ * replicas). A version that is absent (never written, expired, or lost with the keyspace) stands for no write
+ * after that position (platform/replicas.ts). Kept as long as versions, so it outlives each of them.
+ */
+export const bornKey = () => `${config().redisKeyPrefix}:versions-born`;
+
+/** Notes where the versions begin, if nobody has (a fresh or emptied keyspace); see bornKey. */
+export async function noteBorn(lsn: string): Promise<void> {
+  await cacheStore().setIfAbsent(bornKey(), lsn, VERSION_TTL_MS);
 }
 
 const VERSION_INFIX = ":ver:";
@@ -386,7 +591,8 @@ export function reviveDates<T>(value: T): T {
 export async function cachedValue<T>(name: string, ttlSeconds: number, computeValue: () => Promise<T>): Promise<T> {
   // An answer that holds it may be shared no longer than it is; what computes it is covered by that bound.
   boundAge(ttlSeconds);
-  const compute = () => covered(computeValue);
+  // Shared for a while by design, it may be computed on any replica (platform/replicas.ts).
+  const compute = () => covered(async () => (await readAt(0n, computeValue)).value);
   const store = cacheStore();
   const key = `${config().redisKeyPrefix}:c${CACHE_SHAPE_VERSION}:${name}`;
   const read = async () => {
@@ -395,7 +601,7 @@ export async function cachedValue<T>(name: string, ttlSeconds: number, computeVa
   };
   const cached = await read();
   if (cached !== undefined) return cached;
-  if (await store.acquireLock(`${key}:lock`, 5_000)) {
+  if (await store.setIfAbsent(`${key}:lock`, "1", 5_000)) {
     try {
       // Another caller may have computed it between our miss and our lock (it releases the lock when done).
       const stored = await read();

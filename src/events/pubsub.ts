@@ -1,10 +1,12 @@
 // Real-time fan-out of new notifications to `notificationAdded` subscribers, on whichever instance holds their
 // connection: Yoga's pub/sub over Redis pub/sub (in-process without REDIS_URL). The event target is the one of
-// @graphql-yoga/redis-event-target, written here because that package's peer range stops at ioredis 5.
+// @graphql-yoga/redis-event-target, written here because that package's peer range stops at ioredis 5, and because
+// on a cluster it uses sharded channels (SPUBLISH/SSUBSCRIBE: each channel lives on the shard owning its slot,
+// where plain PUBLISH would be copied to every node of the cluster).
 import { createPubSub, type PubSub } from "graphql-yoga";
-import { Redis } from "ioredis";
 import { config } from "../platform/config.ts";
 import { logger } from "../platform/logger.ts";
+import { connectRedis, isCluster, type RedisClient } from "../platform/redis.ts";
 import { publisherClient } from "./stream.ts";
 
 type Channels = {
@@ -16,25 +18,29 @@ type Channels = {
 type Listener = (event: CustomEvent) => void;
 
 /** A Yoga event target whose events travel over Redis channels, so every instance's subscribers hear them. */
-function redisEventTarget(redisUrl: string, prefix: string) {
-  let subscriber: Redis | undefined;
+function redisEventTarget(prefix: string) {
+  let subscriber: RedisClient | undefined;
   const listeners = new Map<string, Set<Listener>>();
   const channel = (type: string) => `${prefix}:pubsub:${type}`;
   const connect = () => {
     if (subscriber) return subscriber;
-    subscriber = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    subscriber = connectRedis({ maxRetriesPerRequest: null });
     subscriber.on("error", (error) => logger().warn({ err: error }, "pubsub: Redis subscriber error"));
-    subscriber.on("message", (name: string, message: string) => {
+    subscriber.on(isCluster(subscriber) ? "smessage" : "message", (name: string, message: string) => {
       const type = name.slice(`${prefix}:pubsub:`.length);
       const detail = JSON.parse(message);
       for (const listener of listeners.get(type) ?? []) listener(new CustomEvent(type, { detail }));
     });
     return subscriber;
   };
+  const sharded = Boolean(config().redis?.cluster);
   return {
     addEventListener(type: string, listener: Listener) {
       const set = listeners.get(type) ?? new Set();
-      if (set.size === 0) connect().subscribe(channel(type)).catch(unreachable);
+      if (set.size === 0) {
+        const client = connect();
+        (sharded ? client.ssubscribe(channel(type)) : client.subscribe(channel(type))).catch(unreachable);
+      }
       set.add(listener);
       listeners.set(type, set);
     },
@@ -43,12 +49,14 @@ function redisEventTarget(redisUrl: string, prefix: string) {
       if (!set?.delete(listener) || set.size) return;
       listeners.delete(type);
       // After close() (a stream ending as the instance shuts down) there is nothing left to unsubscribe from.
-      subscriber?.unsubscribe(channel(type)).catch(unreachable);
+      (sharded ? subscriber?.sunsubscribe(channel(type)) : subscriber?.unsubscribe(channel(type)))?.catch(unreachable);
     },
     dispatchEvent(event: CustomEvent) {
-      void publisherClient()
-        ?.publish(channel(event.type), JSON.stringify(event.detail))
-        .catch((error) => logger().warn({ err: error }, "pubsub: could not publish"));
+      const publisher = publisherClient();
+      const message = JSON.stringify(event.detail);
+      void (
+        sharded ? publisher?.spublish(channel(event.type), message) : publisher?.publish(channel(event.type), message)
+      )?.catch((error) => logger().warn({ err: error }, "pubsub: could not publish"));
       return true;
     },
     close: () => subscriber?.disconnect(),
@@ -63,7 +71,7 @@ let pubsub: (PubSub<Channels> & { close(): void }) | undefined;
 export function notificationsPubSub(): PubSub<Channels> {
   if (!pubsub) {
     const { redisUrl, redisKeyPrefix } = config();
-    const target = redisUrl ? redisEventTarget(redisUrl, redisKeyPrefix) : undefined;
+    const target = redisUrl ? redisEventTarget(redisKeyPrefix) : undefined;
     pubsub = Object.assign(createPubSub<Channels>(target ? { eventTarget: target as never } : {}), {
       close: () => target?.close(),
     });

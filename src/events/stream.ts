@@ -3,26 +3,26 @@
 // stuck consumer left pending, and moves a message delivered too often to the dead-letter stream. The stream
 // only says "look at event N": the outbox table stays the truth, so a lost or repeated message costs nothing
 // but a sweep or a no-op. (On AWS the same role is played by a managed queue; see functions/events.ts.)
-import { Redis } from "ioredis";
 import { config } from "../platform/config.ts";
 import { logger } from "../platform/logger.ts";
+import { connectRedis, type RedisClient } from "../platform/redis.ts";
 
 const GROUP = "notifier";
 
+/** The stream and its dead letters share a hash slot (`{events}`): moving a message is one transaction on a cluster. */
 export const streamKeys = () => {
   const prefix = config().redisKeyPrefix;
-  return { stream: `${prefix}:events`, dead: `${prefix}:events:dead` };
+  return { stream: `${prefix}:{events}`, dead: `${prefix}:{events}:dead` };
 };
 
-let publisher: Redis | undefined;
+let publisher: RedisClient | undefined;
 let warned = false;
 
 /** The connection for short commands (announcing events, publishing notifications): fails fast when Redis does. */
-export function publisherClient(): Redis | undefined {
-  const { redisUrl } = config();
-  if (!redisUrl) return undefined;
+export function publisherClient(): RedisClient | undefined {
+  if (!config().redis) return undefined;
   if (!publisher) {
-    publisher = new Redis(redisUrl, {
+    publisher = connectRedis({
       lazyConnect: true,
       connectTimeout: 1_000,
       commandTimeout: 500,
@@ -98,12 +98,11 @@ export interface ConsumeOptions {
  * moved to the dead-letter stream (with the reason) and acknowledged.
  */
 export async function consume(options: ConsumeOptions): Promise<void> {
-  const { redisUrl, events } = config();
-  if (!redisUrl) throw new Error("consume() needs REDIS_URL");
+  const { events } = config();
   const { stream, dead } = streamKeys();
   const batchSize = options.batchSize ?? 100;
   // Blocking reads need a connection of their own, without command timeouts.
-  const client = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const client = connectRedis({ maxRetriesPerRequest: null });
   client.on("error", (error) => logger().warn({ err: error }, "events: stream connection error"));
   const stop = () => client.disconnect();
   options.signal.addEventListener("abort", stop, { once: true });
@@ -139,7 +138,7 @@ export async function consume(options: ConsumeOptions): Promise<void> {
 
 type Message = [id: string, fields: string[]];
 
-async function readNew(client: Redis, consumer: string, count: number, blockMs: number): Promise<Message[]> {
+async function readNew(client: RedisClient, consumer: string, count: number, blockMs: number): Promise<Message[]> {
   const reply = (await client.xreadgroup(
     "GROUP",
     GROUP,
@@ -157,7 +156,7 @@ async function readNew(client: Redis, consumer: string, count: number, blockMs: 
 
 /** Pending messages idle for long enough: dead-lettered after too many deliveries, otherwise claimed. */
 async function reclaim(
-  client: Redis,
+  client: RedisClient,
   consumer: string,
   count: number,
   limits: { maxDeliveries: number; claimIdleMs: number },
@@ -176,10 +175,11 @@ async function reclaim(
     else retry.push(messageId);
   }
   if (retry.length === 0) return [];
-  return (await client.xclaim(stream, GROUP, consumer, limits.claimIdleMs, ...retry)) as Message[];
+  // Through call(): the union of a node's and a cluster's overloads of XCLAIM does not accept spread ids.
+  return (await client.call("XCLAIM", stream, GROUP, consumer, limits.claimIdleMs, ...retry)) as Message[];
 }
 
-async function deadLetter(client: Redis, dead: string, messageId: string, reason: string) {
+async function deadLetter(client: RedisClient, dead: string, messageId: string, reason: string) {
   const { stream } = streamKeys();
   const [message] = (await client.xrange(stream, messageId, messageId)) as Message[];
   await client

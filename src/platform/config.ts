@@ -44,7 +44,10 @@ const EnvSchema = z.object({
   DATABASE_POOL_MAX: z._default(int(1, 100), 5),
   DATABASE_IDLE_TIMEOUT_SECONDS: z._default(int(1, 3600), 30),
   DATABASE_PREPARED_STATEMENTS: z._default(bool, false),
+  DATABASE_REPLICA_URLS: z._default(z.string(), ""),
   REDIS_URL: z.optional(url(["redis:", "rediss:"])),
+  REDIS_CLUSTER: z._default(bool, false),
+  REDIS_WAIT_REPLICAS: z._default(int(0, 5), 0),
   REDIS_KEY_PREFIX: z._default(
     z.string().check(z.regex(/^[\w.-]{1,40}$/, { error: "must be 1-40 letters, digits, dots, dashes or underscores" })),
     "shutter",
@@ -193,6 +196,26 @@ function parseConfig(env: Record<string, string | undefined>) {
       `Invalid configuration:\n  - OPS_WEBHOOK_SECRETS: at most ${MAX_OPS_SOURCES} sources (people subscribe to each by name)`,
     );
   }
+  const replicaUrls = e.DATABASE_REPLICA_URLS.split(",")
+    .map((value) => value.trim())
+    .filter(Boolean);
+  for (const replicaUrl of replicaUrls) {
+    if (!/^postgres(ql)?:\/\/[^\s]+$/.test(replicaUrl)) {
+      throw new ConfigError(
+        "Invalid configuration:\n  - DATABASE_REPLICA_URLS: must be PostgreSQL URLs (postgresql://…), separated by commas",
+      );
+    }
+  }
+  if (replicaUrls.length && !e.REDIS_URL) {
+    throw new ConfigError(
+      "Invalid configuration:\n  - DATABASE_REPLICA_URLS: needs REDIS_URL too (what a client has seen is tracked in the shared cache's versions)",
+    );
+  }
+  if (e.REDIS_CLUSTER && !e.REDIS_URL) {
+    throw new ConfigError(
+      "Invalid configuration:\n  - REDIS_CLUSTER: set REDIS_URL to a node of the cluster (or its configuration endpoint) too",
+    );
+  }
   if (Boolean(e.OIDC_ISSUER) !== Boolean(e.OIDC_AUDIENCE)) {
     throw new ConfigError(
       "Invalid configuration:\n  - OIDC_ISSUER and OIDC_AUDIENCE: set both to accept an external issuer's tokens, or neither",
@@ -213,8 +236,12 @@ function parseConfig(env: Record<string, string | undefined>) {
       poolMax: e.DATABASE_POOL_MAX,
       idleTimeoutSeconds: e.DATABASE_IDLE_TIMEOUT_SECONDS,
       preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
+      replicaUrls,
     },
     redisUrl: e.REDIS_URL,
+    redis: e.REDIS_URL
+      ? { url: e.REDIS_URL, cluster: e.REDIS_CLUSTER, waitReplicas: e.REDIS_WAIT_REPLICAS }
+      : undefined,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     s3: e.S3_BUCKET
       ? {

@@ -5,6 +5,7 @@ import { PrismaClient } from "../generated/prisma/client.ts";
 import { type Config, config } from "./config.ts";
 import { noteDatabase, unavailableService } from "./outage.ts";
 import { noteStatement } from "./reads.ts";
+import { closeReplicas, onPrimary, replicasConfigured, routeRead } from "./replicas.ts";
 import { type RequestScope, requestScope } from "./request-scope.ts";
 import { inSpan, tracing } from "./telemetry.ts";
 
@@ -23,11 +24,22 @@ export function db(): PrismaClient {
   return client;
 }
 
-/** Closes the pool (tests, graceful shutdown). */
+/** Closes the pools (tests, graceful shutdown). */
 export async function disconnectDb(): Promise<void> {
   const current = client;
   client = undefined;
-  await current?.$disconnect();
+  await Promise.all([current?.$disconnect(), closeReplicas()]);
+}
+
+/**
+ * The primary's current end of WAL, read after a commit: at or past that commit's record, so a replica that has
+ * replayed this far holds the write (platform/replicas.ts).
+ */
+export async function walPosition(): Promise<string> {
+  const [row] = await onPrimary(
+    async () => await db().$queryRaw<{ lsn: string }[]>`SELECT pg_current_wal_insert_lsn()::text AS lsn`,
+  );
+  return row?.lsn ?? "";
 }
 
 export function createPrismaClient(options: Config["database"]): PrismaClient {
@@ -139,10 +151,13 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
       return result;
     });
   };
-  const instrument = <T extends SqlQueryable>(queryable: T, pending?: Set<string>): T => {
+  const instrument = <T extends SqlQueryable>(queryable: T, pending?: Set<string>, routed = false): T => {
     const queryRaw = queryable.queryRaw.bind(queryable);
     const executeRaw = queryable.executeRaw.bind(queryable);
-    queryable.queryRaw = (query) => run(query.sql, pending, () => queryRaw(query));
+    // Outside a transaction, a read may be answered by a replica (platform/replicas.ts).
+    queryable.queryRaw = routed
+      ? (query) => run(query.sql, pending, () => routeRead(query, () => queryRaw(query)))
+      : (query) => run(query.sql, pending, () => queryRaw(query));
     queryable.executeRaw = (query) => run(query.sql, pending, () => executeRaw(query));
     return queryable;
   };
@@ -150,7 +165,7 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
     provider: factory.provider,
     adapterName: factory.adapterName,
     async connect(): Promise<SqlDriverAdapter> {
-      const adapter = instrument(await factory.connect());
+      const adapter = instrument(await factory.connect(), undefined, replicasConfigured());
       const startTransaction = adapter.startTransaction.bind(adapter);
       adapter.startTransaction = async (isolationLevel) => {
         count(); // BEGIN

@@ -14,6 +14,8 @@ export interface RequestScope {
   errorCodes?: string[];
   /** SQL statements sent to PostgreSQL while serving the request. */
   sqlStatements: number;
+  /** Of those, the ones a read replica answered (platform/replicas.ts). */
+  replicaStatements: number;
   /** Round trips to the cache (Redis) while serving the request. */
   cacheRoundTrips: number;
   /** Cached entity parts found and not found. */
@@ -27,6 +29,7 @@ export function createRequestScope(requestId: string): RequestScope {
     requestId,
     startedAt: performance.now(),
     sqlStatements: 0,
+    replicaStatements: 0,
     cacheRoundTrips: 0,
     cacheHits: 0,
     cacheMisses: 0,

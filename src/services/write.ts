@@ -17,8 +17,9 @@ import type { Viewer } from "../domain/auth.ts";
 import { type DomainEvents, type EventKind, recordEvent } from "../events/outbox.ts";
 import { announce } from "../events/stream.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
-import { db } from "../platform/db.ts";
+import { db, walPosition } from "../platform/db.ts";
 import { claimKey, type IdempotencyClaim } from "../platform/idempotency.ts";
+import { replicasConfigured } from "../platform/replicas.ts";
 
 /**
  * What a request's writes hand back to the request (one per request, made by `createContext`): the key to claim,
@@ -104,7 +105,9 @@ export async function write<T>(
       if (claiming) claiming.inFlight = false;
     }
   }
-  await applyChanges(changes, request);
+  // Where the write ended in the primary's WAL: no replica that has not replayed that far serves what it changed.
+  const lsn = changes.length && replicasConfigured() ? await walPosition() : undefined;
+  await applyChanges(changes, request, lsn);
   await announce(events);
   return result;
 }

@@ -25,6 +25,8 @@ declare module "vitest" {
     /** The PostgreSQL server of the run: a connection string to its `postgres` database. */
     databaseServer: string;
     templateDatabase: string;
+    /** A primary with a streaming standby and a template on the primary (scripts/pg-replica.sh), if started. */
+    replicaServers: { primary: string; standby: string; template: string } | null;
     jwtPrivateKey: string;
     s3: Record<string, string>;
     /** The embedded S3 (s3rver), whatever the run's object storage is. */
@@ -94,6 +96,41 @@ async function ensureBucket(settings: Record<string, string>, webOrigin: string)
   client.destroy();
 }
 
+/**
+ * A freshly migrated template database on the server (through `prisma migrate deploy`, as a deploy would), cloned
+ * per test file (see test/kit/setup.ts); it and every clone of this run are dropped at the end.
+ */
+async function prepareTemplate(serverUrl: string, runId: string, cleanups: (() => Promise<unknown>)[]) {
+  const templateDatabase = `shutter_t${runId}_template`;
+  await onServer(serverUrl, async (client) => {
+    // Databases of runs that were killed before their teardown, more than 6 hours ago.
+    const { rows } = await client.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname ~ '^shutter_t[0-9]+_'",
+    );
+    for (const { datname } of rows) {
+      const startedAt = Number(datname.slice("shutter_t".length).split("_")[0]) * 1000;
+      if (Date.now() - startedAt > 6 * 3600_000)
+        await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    }
+    await client.query(`CREATE DATABASE "${templateDatabase}"`);
+  });
+  const migrationStarted = performance.now();
+  await migrate(withDatabase(serverUrl, templateDatabase));
+  console.log(
+    `[test] migrated a fresh template database on ${new URL(serverUrl).host} in ${Math.round(performance.now() - migrationStarted)} ms`,
+  );
+  cleanups.push(() =>
+    onServer(serverUrl, async (client) => {
+      const { rows } = await client.query<{ datname: string }>(
+        "SELECT datname FROM pg_database WHERE datname LIKE $1",
+        [`shutter_t${runId}_%`],
+      );
+      for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    }),
+  );
+  return templateDatabase;
+}
+
 export default async function setup(project: TestProject) {
   // The fast layer (`npm run test:unit`) needs none of this: no database, bucket or bundle to wait for.
   if (project.vitest.projects.every((selected) => selected.name === "unit")) return;
@@ -115,32 +152,16 @@ export default async function setup(project: TestProject) {
     );
   }
   const runId = `${Math.floor(Date.now() / 1000)}_${Math.random().toString(36).slice(2, 8)}`;
-  const templateDatabase = `shutter_t${runId}_template`;
-  const database = serverUrl;
-  await onServer(database, async (client) => {
-    // Databases of runs that were killed before their teardown, more than 6 hours ago.
-    const { rows } = await client.query<{ datname: string }>(
-      "SELECT datname FROM pg_database WHERE datname ~ '^shutter_t[0-9]+_'",
-    );
-    for (const { datname } of rows) {
-      const startedAt = Number(datname.slice("shutter_t".length).split("_")[0]) * 1000;
-      if (Date.now() - startedAt > 6 * 3600_000)
-        await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-    }
-    await client.query(`CREATE DATABASE "${templateDatabase}"`);
-  });
-  const migrationStarted = performance.now();
-  await migrate(withDatabase(database, templateDatabase));
-  console.log(`[test] migrated a fresh template database in ${Math.round(performance.now() - migrationStarted)} ms`);
-  cleanups.push(() =>
-    onServer(database, async (client) => {
-      const { rows } = await client.query<{ datname: string }>(
-        "SELECT datname FROM pg_database WHERE datname LIKE $1",
-        [`shutter_t${runId}_%`],
-      );
-      for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-    }),
-  );
+  const templateDatabase = await prepareTemplate(serverUrl, runId, cleanups);
+  // A primary with a streaming standby (scripts/pg-replica.sh): the replica tests' files get their databases there.
+  let replicaServers: import("vitest").ProvidedContext["replicaServers"] = null;
+  if (process.env.REPLICA_PRIMARY_URL && process.env.REPLICA_STANDBY_URL) {
+    replicaServers = {
+      primary: process.env.REPLICA_PRIMARY_URL,
+      standby: process.env.REPLICA_STANDBY_URL,
+      template: await prepareTemplate(process.env.REPLICA_PRIMARY_URL, runId, cleanups),
+    };
+  }
   if (!process.env.REDIS_URL) {
     console.log(
       "[test] REDIS_URL is not set: the cache is in-process, and the test files about Redis itself (test/**/*.redis.test.ts) are not run",
@@ -208,7 +229,8 @@ export default async function setup(project: TestProject) {
 
   project.provide("bundleDir", bundleDir);
   project.provide("webOrigin", webOrigin);
-  project.provide("databaseServer", database);
+  project.provide("databaseServer", serverUrl);
+  project.provide("replicaServers", replicaServers);
   project.provide("templateDatabase", templateDatabase);
   project.provide("jwtPrivateKey", jwtPrivateKey);
   project.provide("s3", s3);

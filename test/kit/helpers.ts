@@ -165,12 +165,16 @@ export async function coldCache(): Promise<void> {
   const { cacheStore, closeCache, RedisStore } = await import("../../src/caching/store.ts");
   const store = cacheStore();
   if (store instanceof RedisStore) {
-    let cursor = "0";
-    do {
-      const [next, keys] = await store.client.scan(cursor, "MATCH", `${process.env.REDIS_KEY_PREFIX}:*`, "COUNT", 1000);
-      if (keys.length) await store.client.del(...keys);
-      cursor = next;
-    } while (cursor !== "0");
+    // Every master's keys on a cluster (SCAN walks one node), deleted one by one (they span slots).
+    const nodes = "nodes" in store.client ? store.client.nodes("master") : [store.client];
+    for (const node of nodes) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", `${process.env.REDIS_KEY_PREFIX}:*`, "COUNT", 1000);
+        await Promise.all(keys.map((key) => store.client.del(key)));
+        cursor = next;
+      } while (cursor !== "0");
+    }
   }
   await closeCache();
 }

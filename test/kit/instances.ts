@@ -111,6 +111,8 @@ export function assertChangesDeclared(body: { extensions?: Record<string, unknow
 
 export interface OperationStats {
   sqlStatements: number;
+  /** Of those, the ones a read replica answered. */
+  replicaStatements: number;
   cache: { roundTrips: number; hits: number; misses: number };
   /** What the response cache did: "hit", "kept", or (in development) why not; absent when not consulted. */
   responseCache?: string;
@@ -125,6 +127,7 @@ export async function statsOf(instance: Instance, result: GraphQLResult): Promis
   if (result.extensions?.sqlStatements !== undefined) {
     return {
       sqlStatements: result.extensions.sqlStatements,
+      replicaStatements: result.extensions.replicaStatements ?? 0,
       cache: result.extensions.cache,
       responseCache: result.extensions.responseCache,
     };
@@ -134,6 +137,7 @@ export async function statsOf(instance: Instance, result: GraphQLResult): Promis
     if (line) {
       return {
         sqlStatements: line.sqlStatements,
+        replicaStatements: line.replicaStatements ?? 0,
         cache: { roundTrips: line.cacheRoundTrips, hits: line.cacheHits, misses: line.cacheMisses },
         responseCache: line.responseCache,
       };

@@ -4,8 +4,11 @@
 import { afterAll, inject } from "vitest";
 import { closeInstances } from "./instances.ts";
 
-const template = inject("templateDatabase");
-const serverUrl = inject("databaseServer");
+// The replica projects' files get theirs on the primary of a pair with a streaming standby, and read through it.
+const replicas = process.env.SHUTTER_ON_REPLICAS === "true" ? inject("replicaServers") : null;
+if (process.env.SHUTTER_ON_REPLICAS === "true" && !replicas) throw new Error("no replica pair: scripts/pg-replica.sh");
+const template = replicas?.template ?? inject("templateDatabase");
+const serverUrl = replicas?.primary ?? inject("databaseServer");
 
 Object.assign(process.env, {
   NODE_ENV: "test",
@@ -38,6 +41,11 @@ Object.assign(process.env, {
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   process.env.DATABASE_URL = url.toString();
+  if (replicas) {
+    const standby = new URL(replicas.standby);
+    standby.pathname = `/${name}`;
+    process.env.DATABASE_REPLICA_URLS = standby.toString();
+  }
   afterAll(async () => {
     const { disconnectDb } = await import("../../src/platform/db.ts");
     const { closeCache } = await import("../../src/caching/store.ts");

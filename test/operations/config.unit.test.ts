@@ -59,10 +59,35 @@ test("values are typed, defaults apply, and empty strings count as unset", () =>
     poolMax: 3,
     idleTimeoutSeconds: 30,
     preparedStatements: true,
+    replicaUrls: [],
   });
   expect(config.s3).toMatchObject({ bucket: "photos", region: "us-east-1", forcePathStyle: false });
   expect(config.redisUrl).toBeUndefined();
+  expect(config.redis).toBeUndefined();
   expect(config.redisKeyPrefix).toBe("shutter");
   expect(config.persistedQueries.policy).toBe("open");
   expect(config.maxPageSize).toBe(50);
+});
+
+test("a Redis Cluster and read replicas: what each needs, said in one line", () => {
+  const cluster = loadConfig({ ...base, REDIS_URL: "rediss://clustercfg.example:6379", REDIS_CLUSTER: "true" });
+  expect(cluster.redis).toEqual({ url: "rediss://clustercfg.example:6379", cluster: true, waitReplicas: 0 });
+  expect(() => loadConfig({ ...base, REDIS_CLUSTER: "true" })).toThrow(
+    "  - REDIS_CLUSTER: set REDIS_URL to a node of the cluster (or its configuration endpoint) too",
+  );
+  expect(() => loadConfig({ ...base, REDIS_URL: "redis://r:6379", REDIS_WAIT_REPLICAS: "9" })).toThrow(
+    "  - REDIS_WAIT_REPLICAS: must be at most 5",
+  );
+  const replicas = loadConfig({
+    ...base,
+    REDIS_URL: "redis://r:6379",
+    DATABASE_REPLICA_URLS: "postgresql://reader-1/app, postgresql://reader-2/app",
+  });
+  expect(replicas.database.replicaUrls).toEqual(["postgresql://reader-1/app", "postgresql://reader-2/app"]);
+  expect(() => loadConfig({ ...base, DATABASE_REPLICA_URLS: "postgresql://reader-1/app" })).toThrow(
+    "  - DATABASE_REPLICA_URLS: needs REDIS_URL too",
+  );
+  expect(() => loadConfig({ ...base, REDIS_URL: "redis://r:6379", DATABASE_REPLICA_URLS: "mysql://x/y" })).toThrow(
+    "  - DATABASE_REPLICA_URLS: must be PostgreSQL URLs",
+  );
 });

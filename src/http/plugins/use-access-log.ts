@@ -50,6 +50,7 @@ export function useAccessLog(): Plugin {
           // Whatever the client sent, at most 100 characters of it (a name longer than that names nothing real).
           operationName: scope.operationName?.slice(0, 100),
           sqlStatements: scope.sqlStatements,
+          replicaStatements: scope.replicaStatements || undefined,
           cacheRoundTrips: scope.cacheRoundTrips,
           cacheHits: scope.cacheHits,
           cacheMisses: scope.cacheMisses,

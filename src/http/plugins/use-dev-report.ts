@@ -27,6 +27,7 @@ export function useDevReport(): Plugin {
           ...single.extensions,
           requestId: scope.requestId,
           sqlStatements: scope.sqlStatements,
+          ...(scope.replicaStatements ? { replicaStatements: scope.replicaStatements } : {}),
           cache: { roundTrips: scope.cacheRoundTrips, hits: scope.cacheHits, misses: scope.cacheMisses },
           ...(cacheOutcome ? { responseCache: cacheOutcome } : {}),
           ...(undeclared.length ? { undeclaredChanges: undeclared } : {}),

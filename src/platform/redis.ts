@@ -1,0 +1,69 @@
+import calculateSlot from "cluster-key-slot";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { config } from "./config.ts";
+
+/**
+ * Every Redis connection of the process comes from here: one node (`REDIS_URL`), or a cluster (`REDIS_CLUSTER=true`,
+ * `REDIS_URL` then names any node or the configuration endpoint; ElastiCache Serverless and MemoryDB are cluster
+ * mode only). Callers keep what must be atomic or fetched in one command within one hash slot (`{tag}` in the key)
+ * and split the rest with `bySlot`.
+ */
+export type RedisClient = Redis | Cluster;
+
+/** A new connection with these options (each caller owns its connection and its options: timeouts, blocking). */
+export function connectRedis(options: RedisOptions = {}): RedisClient {
+  const redis = config().redis;
+  if (!redis) throw new Error("connectRedis() needs REDIS_URL");
+  if (!redis.cluster) return new Redis(redis.url, options);
+  const url = new URL(redis.url);
+  const { lazyConnect, ...nodeOptions } = options;
+  return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
+    lazyConnect,
+    // Commands for the same node issued in one tick travel in one write (a request's per-slot GETs become one
+    // round trip per node, in parallel).
+    enableAutoPipelining: true,
+    // Scripts whose key count comes first: auto-pipelining would route them by that number, not by their keys.
+    autoPipeliningIgnoredCommands: ["fillIfUnchanged", "invalidate"],
+    // TLS certificates name the nodes by the names they announce: connect to them by name (ElastiCache).
+    dnsLookup: (address, callback) => callback(null, address),
+    redisOptions: {
+      ...nodeOptions,
+      username: decodeURIComponent(url.username) || undefined,
+      password: decodeURIComponent(url.password) || undefined,
+      tls: url.protocol === "rediss:" ? { servername: url.hostname } : undefined,
+    },
+    // Where a failed-over master's slots went is learnt from MOVED replies and a periodic refresh.
+    slotsRefreshTimeout: 1_000,
+    slotsRefreshInterval: 5_000,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    // Pub/sub on a cluster: sharded channels (SSUBSCRIBE), each served by the shard that owns its slot.
+    shardedSubscribers: true,
+  });
+}
+
+export const isCluster = (client: RedisClient): client is Cluster => client instanceof Cluster;
+
+/**
+ * Items grouped so that each group's keys share a hash slot (what one multi-key command or script may touch on a
+ * cluster); on one node, everything is one group.
+ */
+export function bySlot<T>(client: RedisClient, items: readonly T[], key: (item: T) => string): T[][] {
+  if (!isCluster(client)) return items.length ? [[...items]] : [];
+  const groups = new Map<number, T[]>();
+  for (const item of items) {
+    const slot = calculateSlot(key(item));
+    const group = groups.get(slot);
+    if (group) group.push(item);
+    else groups.set(slot, [item]);
+  }
+  return [...groups.values()];
+}
+
+/** How many nodes the keys live on: the round trips (in parallel) that reading them costs. */
+export function nodesOf(client: RedisClient, keys: readonly string[]): number {
+  if (!isCluster(client)) return keys.length ? 1 : 0;
+  const nodes = new Set<string>();
+  for (const key of keys) nodes.add(client.slots[calculateSlot(key)]?.[0] ?? "?");
+  return nodes.size;
+}
