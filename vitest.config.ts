@@ -47,7 +47,7 @@ const LAMBDA_ONLY = ["lambda"];
 const LONG_RUNNING_ONLY = ["photos-runner", "subscriptions", "subscriptions.redis"];
 /**
  * What touches Redis in every way the app uses it (entity and response caches, rate limits, persisted queries,
- * pub/sub, locks), run again on a Redis Cluster when scripts/redis-cluster.sh started one (REDIS_CLUSTER_URL):
+ * pub/sub, locks, the events stream), run again on a Redis Cluster when scripts/redis-cluster.sh started one (REDIS_CLUSTER_URL):
  * the source target runs these; the bundled targets the files about instances sharing Redis.
  */
 const ON_CLUSTER = [
@@ -61,8 +61,10 @@ const ON_CLUSTER = [
   "notifications",
   "persisted",
   "persisted-deploy.redis",
+  "photos-runner",
   "posts",
   "response-cache",
+  "subscriptions",
   "subscriptions.redis",
   "two-instances",
   "two-instances.redis",
@@ -206,7 +208,8 @@ export default defineConfig({
         ? [
             ...onCluster("source", ON_CLUSTER, 2),
             ...onCluster("lambda", ON_CLUSTER_BUNDLED, 3),
-            ...onCluster("container", ON_CLUSTER_BUNDLED, 4),
+            // The events runner in the container reads the events stream (`{events}`) on the cluster.
+            ...onCluster("container", [...ON_CLUSTER_BUNDLED, "photos-runner"], 4),
           ]
         : []),
       ...(process.env.REPLICA_PRIMARY_URL ? onReplicas() : []),

@@ -3,7 +3,9 @@
 //   stackName      the stack (default Shutter)
 //   functionsDir   the bundle (default ../dist/functions: run `npm run build` first)
 //   database       create | existing (existing: DATABASE_URL in the settings secret)
-//   redis          create | existing | none;  redisUrl for existing
+//   databaseReplicas  read replicas of a created database (default 0)
+//   redis          create | existing | none;  redisUrl (and redisCluster=true for a cluster) for existing
+//   redisMode      single | cluster | serverless, for create (default single); redisShards, redisReplicasPerShard
 //   secretId       Secrets Manager secret with settings (JSON);  ssmPath  SSM path with settings
 //   jwtIssuer, jwtAudience   put a JWT authorizer on /graphql
 //   corsOrigins    comma-separated browser origins
@@ -29,19 +31,32 @@ if (!existsSync(`${functionsDir}/graphql.mjs`)) {
   throw new Error(`No bundle in ${functionsDir}: run \`npm run build\` first (or pass -c functionsDir=...).`);
 }
 const redisKind = context("redis") ?? "create";
+const redisMode = context("redisMode") ?? "single";
+if (!["single", "cluster", "serverless"].includes(redisMode)) {
+  throw new Error("redisMode must be single, cluster or serverless");
+}
+const count = (key: string) => (context(key) === undefined ? undefined : Number(context(key)));
 const redis: ShutterStackProps["redis"] =
   redisKind === "existing"
-    ? { kind: "existing", url: context("redisUrl") ?? "" }
+    ? { kind: "existing", url: context("redisUrl") ?? "", cluster: context("redisCluster") === "true" }
     : redisKind === "none"
       ? { kind: "none" }
-      : { kind: "create" };
+      : {
+          kind: "create",
+          mode: redisMode as "single" | "cluster" | "serverless",
+          shards: count("redisShards"),
+          replicasPerShard: count("redisReplicasPerShard"),
+        };
 if (redis.kind === "existing" && !redis.url) throw new Error("redis=existing needs -c redisUrl=rediss://...");
 const jwtIssuer = context("jwtIssuer");
 const vpcId = context("vpcId");
 
 new ShutterStack(app, context("stackName") ?? "Shutter", {
   functionsDir,
-  database: context("database") === "existing" ? { kind: "existing" } : { kind: "create" },
+  database:
+    context("database") === "existing"
+      ? { kind: "existing" }
+      : { kind: "create", readReplicas: count("databaseReplicas") },
   redis,
   secretId: context("secretId"),
   ssmPath: context("ssmPath"),

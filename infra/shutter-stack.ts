@@ -29,11 +29,28 @@ export interface ShutterStackProps extends cdk.StackProps {
    * `create`: RDS PostgreSQL behind RDS Proxy, in a new VPC. `existing`: DATABASE_URL comes from the settings
    * secret (`secretId` or `ssmPath`), e.g. Aurora, Neon or a database in `vpc`.
    */
-  readonly database: { readonly kind: "create"; readonly instanceType?: string } | { readonly kind: "existing" };
-  /** `create`: ElastiCache (Redis OSS, TLS, cluster mode off). `existing`: its URL. `none`: in-process only. */
+  readonly database:
+    | {
+        readonly kind: "create";
+        readonly instanceType?: string;
+        /** Read replicas of the instance: reads go to them at the floor their writes set (docs/scaling.md). */
+        readonly readReplicas?: number;
+      }
+    | { readonly kind: "existing" };
+  /**
+   * `create`: ElastiCache over TLS — `single` (default: one primary), `cluster` (cluster mode: `shards` × (1 +
+   * `replicasPerShard`) nodes, failover automatic) or `serverless` (ElastiCache Serverless, cluster mode only).
+   * `existing`: its URL (and whether it is a cluster). `none`: in-process only.
+   */
   readonly redis:
-    | { readonly kind: "create"; readonly nodeType?: string }
-    | { readonly kind: "existing"; readonly url: string }
+    | {
+        readonly kind: "create";
+        readonly nodeType?: string;
+        readonly mode?: "single" | "cluster" | "serverless";
+        readonly shards?: number;
+        readonly replicasPerShard?: number;
+      }
+    | { readonly kind: "existing"; readonly url: string; readonly cluster?: boolean }
     | { readonly kind: "none" };
   /** A Secrets Manager secret (name or ARN) whose JSON holds settings: at least JWT_PRIVATE_KEY. */
   readonly secretId?: string;
@@ -146,9 +163,11 @@ export class ShutterStack extends cdk.Stack {
     let databaseSecret: secretsmanager.ISecret | undefined;
     let proxy: rds.DatabaseProxy | undefined;
     if (props.database.kind === "create" && vpc) {
+      const instanceType = new ec2.InstanceType(props.database.instanceType ?? "t4g.micro");
+      const readReplicas = props.database.readReplicas ?? 0;
       const database = new rds.DatabaseInstance(this, "Database", {
         engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 }),
-        instanceType: new ec2.InstanceType(props.database.instanceType ?? "t4g.micro"),
+        instanceType,
         vpc,
         vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
         credentials: rds.Credentials.fromGeneratedSecret("shutter"),
@@ -173,6 +192,26 @@ export class ShutterStack extends cdk.Stack {
       proxy.connections.allowFrom(functionSecurityGroup as ec2.SecurityGroup, ec2.Port.tcp(5432));
       environment.DATABASE_SECRET_ID = databaseSecret.secretArn;
       environment.DATABASE_HOST = proxy.endpoint;
+      // Read replicas, reached directly (RDS Proxy fronts the primary only; for Aurora, its reader endpoint):
+      // the function builds their URLs from the same credentials (platform/secrets.ts).
+      const replicas = Array.from(
+        { length: readReplicas },
+        (_, i) =>
+          new rds.DatabaseInstanceReadReplica(this, `DatabaseReplica${i + 1}`, {
+            sourceDatabaseInstance: database,
+            instanceType,
+            vpc,
+            vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+            storageEncrypted: true,
+            removalPolicy: cdk.RemovalPolicy.DESTROY,
+          }),
+      );
+      for (const replica of replicas) {
+        replica.connections.allowFrom(functionSecurityGroup as ec2.SecurityGroup, ec2.Port.tcp(5432));
+      }
+      if (replicas.length) {
+        environment.DATABASE_REPLICA_HOSTS = replicas.map((replica) => replica.dbInstanceEndpointAddress).join(",");
+      }
     }
 
     if (props.redis.kind === "create" && vpc) {
@@ -185,22 +224,57 @@ export class ShutterStack extends cdk.Stack {
         description: "Shutter Redis",
         subnetIds: vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_ISOLATED }).subnetIds,
       });
-      const redis = new elasticache.CfnReplicationGroup(this, "Redis", {
-        replicationGroupDescription: "Shutter: hot entities, persisted queries, rate limits",
-        engine: "redis",
-        engineVersion: "7.1",
-        cacheNodeType: props.redis.nodeType ?? "cache.t4g.micro",
-        numCacheClusters: 1,
-        // Shutter speaks to one primary: cluster mode stays off.
-        clusterMode: "disabled",
-        transitEncryptionEnabled: true,
-        atRestEncryptionEnabled: true,
-        cacheSubnetGroupName: subnets.ref,
-        securityGroupIds: [redisSecurityGroup.securityGroupId],
-      });
-      environment.REDIS_URL = `rediss://${redis.attrPrimaryEndPointAddress}:${redis.attrPrimaryEndPointPort}`;
+      const mode = props.redis.mode ?? "single";
+      if (mode === "serverless") {
+        // Cluster mode only, TLS only; scales shards by itself. Its replication is managed: WAIT is not offered.
+        const cache = new elasticache.CfnServerlessCache(this, "Redis", {
+          serverlessCacheName: `${this.stackName.toLowerCase().slice(0, 30)}-cache`,
+          engine: "valkey",
+          majorEngineVersion: "8",
+          subnetIds: vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_ISOLATED }).subnetIds,
+          securityGroupIds: [redisSecurityGroup.securityGroupId],
+        });
+        environment.REDIS_URL = `rediss://${cache.attrEndpointAddress}:${cache.attrEndpointPort}`;
+        environment.REDIS_CLUSTER = "true";
+      } else if (mode === "cluster") {
+        const redis = new elasticache.CfnReplicationGroup(this, "Redis", {
+          replicationGroupDescription: "Shutter: hot entities, persisted queries, rate limits (cluster mode)",
+          engine: "redis",
+          engineVersion: "7.1",
+          cacheNodeType: props.redis.nodeType ?? "cache.t4g.small",
+          clusterMode: "enabled",
+          cacheParameterGroupName: "default.redis7.cluster.on",
+          numNodeGroups: props.redis.shards ?? 3,
+          replicasPerNodeGroup: props.redis.replicasPerShard ?? 1,
+          automaticFailoverEnabled: true,
+          multiAzEnabled: (props.redis.replicasPerShard ?? 1) > 0,
+          transitEncryptionEnabled: true,
+          atRestEncryptionEnabled: true,
+          cacheSubnetGroupName: subnets.ref,
+          securityGroupIds: [redisSecurityGroup.securityGroupId],
+        });
+        environment.REDIS_URL = `rediss://${redis.attrConfigurationEndPointAddress}:${redis.attrConfigurationEndPointPort}`;
+        environment.REDIS_CLUSTER = "true";
+        // A write answers once a replica holds its invalidations: a failover cannot bring stale entries back.
+        if ((props.redis.replicasPerShard ?? 1) > 0) environment.REDIS_WAIT_REPLICAS = "1";
+      } else {
+        const redis = new elasticache.CfnReplicationGroup(this, "Redis", {
+          replicationGroupDescription: "Shutter: hot entities, persisted queries, rate limits",
+          engine: "redis",
+          engineVersion: "7.1",
+          cacheNodeType: props.redis.nodeType ?? "cache.t4g.micro",
+          numCacheClusters: 1,
+          clusterMode: "disabled",
+          transitEncryptionEnabled: true,
+          atRestEncryptionEnabled: true,
+          cacheSubnetGroupName: subnets.ref,
+          securityGroupIds: [redisSecurityGroup.securityGroupId],
+        });
+        environment.REDIS_URL = `rediss://${redis.attrPrimaryEndPointAddress}:${redis.attrPrimaryEndPointPort}`;
+      }
     } else if (props.redis.kind === "existing") {
       environment.REDIS_URL = props.redis.url;
+      if (props.redis.cluster) environment.REDIS_CLUSTER = "true";
     }
     Object.assign(environment, props.settings);
 

@@ -36,7 +36,11 @@ export function publisherClient(): RedisClient | undefined {
 export async function closePublisher(): Promise<void> {
   const client = publisher;
   publisher = undefined;
-  if (client) await client.quit().catch(() => client.disconnect());
+  if (!client) return;
+  // QUIT lets what was sent finish; a node that does not answer (a cluster mid-failover) gets a second, not forever.
+  const gaveUp = new Promise((resolve) => setTimeout(resolve, 1_000).unref());
+  await Promise.race([client.quit().catch(() => {}), gaveUp]);
+  client.disconnect();
 }
 
 /**
@@ -98,6 +102,7 @@ export interface ConsumeOptions {
  * moved to the dead-letter stream (with the reason) and acknowledged.
  */
 export async function consume(options: ConsumeOptions): Promise<void> {
+  if (options.signal.aborted) return;
   const { events } = config();
   const { stream, dead } = streamKeys();
   const batchSize = options.batchSize ?? 100;
@@ -106,14 +111,23 @@ export async function consume(options: ConsumeOptions): Promise<void> {
   client.on("error", (error) => logger().warn({ err: error }, "events: stream connection error"));
   const stop = () => client.disconnect();
   options.signal.addEventListener("abort", stop, { once: true });
+  // Stopping ends the wait for Redis at once: a cluster client still finding its nodes may not fail the commands
+  // it holds when disconnected. A message whose reply is dropped stays pending and is claimed again.
+  const aborted = new Promise<never>((_, reject) =>
+    options.signal.addEventListener("abort", () => reject(new Error("stopped")), { once: true }),
+  );
+  aborted.catch(() => {});
+  const until = <T>(reply: Promise<T>) => Promise.race([reply, aborted]);
   try {
-    await client.xgroup("CREATE", stream, GROUP, "0", "MKSTREAM").catch((error: Error) => {
-      if (!String(error.message).includes("BUSYGROUP")) throw error;
-    });
+    await until(
+      client.xgroup("CREATE", stream, GROUP, "0", "MKSTREAM").catch((error: Error) => {
+        if (!String(error.message).includes("BUSYGROUP")) throw error;
+      }),
+    );
     while (!options.signal.aborted) {
       const messages = [
-        ...(await reclaim(client, options.consumer, batchSize, events, dead)),
-        ...(await readNew(client, options.consumer, batchSize, options.blockMs ?? 1_000)),
+        ...(await until(reclaim(client, options.consumer, batchSize, events, dead))),
+        ...(await until(readNew(client, options.consumer, batchSize, options.blockMs ?? 1_000))),
       ];
       if (messages.length === 0) continue;
       const byEvent = new Map<string, string[]>();
@@ -126,7 +140,7 @@ export async function consume(options: ConsumeOptions): Promise<void> {
       for (const messageId of malformed) await deadLetter(client, dead, messageId, "malformed message");
       const failed = new Set((await options.handle([...byEvent.keys()].map(BigInt))).map(String));
       const done = [...byEvent].filter(([event]) => !failed.has(event)).flatMap(([, ids]) => ids);
-      if (done.length) await client.xack(stream, GROUP, ...done);
+      if (done.length) await until(client.xack(stream, GROUP, ...done));
     }
   } catch (error) {
     if (!options.signal.aborted) throw error;

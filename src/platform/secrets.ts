@@ -8,14 +8,23 @@ import { logger } from "./logger.ts";
  * - SHUTTER_SSM_PATH: an SSM Parameter Store path whose (SecureString) parameters are settings, named by the
  *   last path segment (/shutter/prod/DATABASE_URL → DATABASE_URL);
  * - DATABASE_SECRET_ID: the database credentials secret RDS generates ({username, password, host, port, dbname}),
- *   turned into DATABASE_URL; DATABASE_HOST replaces its host (an RDS Proxy endpoint), over verified TLS.
+ *   turned into DATABASE_URL; DATABASE_HOST replaces its host (an RDS Proxy endpoint), over verified TLS; and,
+ *   with DATABASE_REPLICA_HOSTS (read replicas' endpoints, comma-separated), into DATABASE_REPLICA_URLS alike.
  * Settings already in the environment win. The AWS SDK clients are loaded only when one of these is set.
  */
 export async function loadSecrets(env: Record<string, string | undefined> = process.env): Promise<void> {
   const settings: Record<string, string> = {};
   if (env.SHUTTER_SECRET_ID) Object.assign(settings, await secretJson(env.SHUTTER_SECRET_ID));
-  if (env.DATABASE_SECRET_ID && !env.DATABASE_URL) {
-    settings.DATABASE_URL = databaseUrl(await secretJson(env.DATABASE_SECRET_ID), env.DATABASE_HOST);
+  if (env.DATABASE_SECRET_ID && (!env.DATABASE_URL || (env.DATABASE_REPLICA_HOSTS && !env.DATABASE_REPLICA_URLS))) {
+    const credentials = await secretJson(env.DATABASE_SECRET_ID);
+    settings.DATABASE_URL = databaseUrl(credentials, env.DATABASE_HOST);
+    if (env.DATABASE_REPLICA_HOSTS) {
+      settings.DATABASE_REPLICA_URLS = env.DATABASE_REPLICA_HOSTS.split(",")
+        .map((host) => host.trim())
+        .filter(Boolean)
+        .map((host) => databaseUrl(credentials, host))
+        .join(",");
+    }
   }
   if (env.SHUTTER_SSM_PATH) {
     const { SSMClient, GetParametersByPathCommand } = await import("@aws-sdk/client-ssm");

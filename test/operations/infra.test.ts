@@ -283,6 +283,41 @@ describe("a stack on existing endpoints, with a JWT authorizer", () => {
   });
 });
 
+describe("scaled out: a Redis cluster (or ElastiCache Serverless) and read replicas", () => {
+  test("cluster mode: shards with a replica each, failover automatic, writes wait for a replica", () => {
+    const template = synth({
+      redis: { kind: "create", mode: "cluster", shards: 3, replicasPerShard: 1 },
+      database: { kind: "create", readReplicas: 2 },
+    });
+    template.hasResourceProperties("AWS::ElastiCache::ReplicationGroup", {
+      ClusterMode: "enabled",
+      NumNodeGroups: 3,
+      ReplicasPerNodeGroup: 1,
+      AutomaticFailoverEnabled: true,
+      TransitEncryptionEnabled: true,
+    });
+    const environment = graphqlFunction(template).Properties.Environment.Variables;
+    expect(environment).toMatchObject({ REDIS_CLUSTER: "true", REDIS_WAIT_REPLICAS: "1" });
+    expect(JSON.stringify(environment.REDIS_URL)).toContain("ConfigurationEndPoint.Address");
+    // Two replicas of the instance, reached directly by the function, their endpoints in DATABASE_REPLICA_HOSTS.
+    const replicas = template.findResources("AWS::RDS::DBInstance", {
+      Properties: { SourceDBInstanceIdentifier: Match.anyValue() },
+    });
+    expect(Object.keys(replicas)).toHaveLength(2);
+    expect(JSON.stringify(environment.DATABASE_REPLICA_HOSTS)).toContain("Endpoint.Address");
+  });
+
+  test("ElastiCache Serverless: cluster mode over TLS", () => {
+    const template = synth({ redis: { kind: "create", mode: "serverless" } });
+    template.hasResourceProperties("AWS::ElastiCache::ServerlessCache", { Engine: "valkey" });
+    expect(template.findResources("AWS::ElastiCache::ReplicationGroup")).toEqual({});
+    const environment = graphqlFunction(template).Properties.Environment.Variables;
+    expect(environment.REDIS_CLUSTER).toBe("true");
+    expect(environment.REDIS_WAIT_REPLICAS).toBeUndefined();
+    expect(environment.DATABASE_REPLICA_HOSTS).toBeUndefined();
+  });
+});
+
 test("a stack without secret settings is refused, saying what is missing", () => {
   expect(() => synth({ secretId: undefined })).toThrow(/JWT_PRIVATE_KEY.*secretId.*ssmPath/);
 });

@@ -97,6 +97,32 @@ describe("loadSecrets", () => {
     expect(new URL(url).searchParams.get("sslmode")).toBe("verify-full");
   });
 
+  test("read replicas' endpoints become DATABASE_REPLICA_URLS with the same credentials", async () => {
+    const env: Record<string, string | undefined> = {
+      DATABASE_SECRET_ID: "shutter/db",
+      DATABASE_HOST: "shutter.proxy-abc.eu-west-1.rds.amazonaws.com",
+      DATABASE_REPLICA_HOSTS: "reader-1.abc.eu-west-1.rds.amazonaws.com, reader-2.abc.eu-west-1.rds.amazonaws.com",
+    };
+    await loadSecrets(env);
+    const { parse } = await import("pg-connection-string");
+    const replicas = (env.DATABASE_REPLICA_URLS as string).split(",").map((url) => parse(url));
+    expect(replicas).toMatchObject([
+      {
+        host: "reader-1.abc.eu-west-1.rds.amazonaws.com",
+        user: "postgres",
+        password: RDS_PASSWORD,
+        database: "shutter",
+      },
+      {
+        host: "reader-2.abc.eu-west-1.rds.amazonaws.com",
+        user: "postgres",
+        password: RDS_PASSWORD,
+        database: "shutter",
+      },
+    ]);
+    expect(new URL(env.DATABASE_URL as string).hostname).toBe("shutter.proxy-abc.eu-west-1.rds.amazonaws.com");
+  });
+
   test("a missing secret fails the start with the service's error", async () => {
     await expect(loadSecrets({ SHUTTER_SECRET_ID: "shutter/missing" })).rejects.toMatchObject({
       name: "ResourceNotFoundException",
