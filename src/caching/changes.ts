@@ -37,7 +37,8 @@ export function onChanges(listener: ChangeListener): () => void {
 /**
  * Applies what a committed write changed (called by the unit of work, services/write.ts, and nothing else): the
  * entity cache's versions are bumped (a reader racing the write can no longer store the old value, on any
- * instance; stamped with the write's `lsn`, no replica older than the write serves them: platform/replicas.ts), the writing request's loaders forget those entities, a CDN purges the answers that showed them
+ * instance; stamped with the write's `lsn`, no replica older than the write serves them: platform/replicas.ts),
+ * the writing request's loaders forget those entities, a CDN purges the answers that showed them
  * (cdn-purge.ts: in every process that commits), and the listeners hear of it. Never call it inside a
  * transaction: a concurrent reader could re-read the old row before the commit and cache it under the new version.
  */

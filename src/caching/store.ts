@@ -137,14 +137,18 @@ const PENDING_VERSION = "pending";
 
 /**
  * How long a write waits for its invalidations to reach Redis (and its replicas, with REDIS_WAIT_REPLICAS) before
- * it answers: long enough to ride out a cluster failover (a replica promoted in 1-2 s with a 1 s node timeout).
- * A write answered only once its invalidations are applied is never seen to have happened while the cache still
- * serves what it changed. During a longer outage writes do not wait (nobody is served from Redis then); what they
- * could not invalidate is retried every RETRY_MS — more often than another instance's breaker probes Redis again
- * (cooldownMs), so it lands before those instances read from it.
+ * it answers: long enough to ride out a cluster failover (a replica promoted in 2-3 s with a 1 s node timeout, and
+ * the new master found). A write answered only once its invalidations are applied is never seen to have happened
+ * while the cache still serves what it changed. Once Redis has been failing for LONG_OUTAGE_MS (an outage, not a
+ * failover) writes stop waiting: nobody is served from Redis then. What a write could not invalidate is retried
+ * every RETRY_MS — more often than another instance's breaker probes Redis again (cooldownMs) — and this instance
+ * serves none of it from Redis meanwhile.
  */
-const INVALIDATION_BUDGET_MS = 3_000;
+const INVALIDATION_BUDGET_MS = 5_000;
+const LONG_OUTAGE_MS = 30_000;
 const RETRY_MS = 200;
+/** See RedisStore.available: a few of other instances' retries (and a cluster's topology refresh) long. */
+const RECOVERY_GRACE_MS = 1_000;
 
 /**
  * Redis (one node or a cluster: platform/redis.ts), guarded: every call has a small time budget, and while Redis
@@ -159,6 +163,7 @@ export class RedisStore implements CacheStore {
   private readonly options: { commandTimeoutMs?: number; cooldownMs?: number };
   private readonly waitReplicas: number;
   private openUntil = 0;
+  private graceUntil = 0;
   private failingSince: number | undefined;
   private healthy = true;
   private connecting?: Promise<void>;
@@ -167,29 +172,36 @@ export class RedisStore implements CacheStore {
   private pendingValueKeys = new Set<string>();
   private retrying?: NodeJS.Timeout;
 
-  constructor(options: { commandTimeoutMs?: number; cooldownMs?: number } = {}) {
+  /** `url`: another Redis than REDIS_URL's, in the same mode (tests). */
+  constructor(options: { url?: string; commandTimeoutMs?: number; cooldownMs?: number } = {}) {
     this.options = options;
     this.waitReplicas = config().redis?.waitReplicas ?? 0;
-    this.client = connectRedis(REDIS_OPTIONS);
+    this.client = connectRedis(REDIS_OPTIONS, options.url);
     this.client.defineCommand("fillIfUnchanged", { lua: FILL_SCRIPT });
     this.client.defineCommand("invalidate", { lua: INVALIDATE_SCRIPT });
     // Connection errors are reported through the breaker (once); the event itself only needs a listener.
     this.client.on("error", () => {});
   }
 
-  /** False while the breaker is open (Redis recently failed): callers should not wait on Redis. */
+  /**
+   * False while the breaker is open (Redis recently failed), and for RECOVERY_GRACE_MS after it closed again:
+   * callers should not wait on Redis, nor trust what it would answer.
+   */
   get available(): boolean {
-    return Date.now() >= this.openUntil;
+    return Date.now() >= Math.max(this.openUntil, this.graceUntil);
   }
 
+  /**
+   * Runs a call within its budget, unless the store is unavailable (then `fallback`). `force`: even then (held
+   * invalidations must reach Redis as soon as it can take them, and a success ends the breaker's cooldown).
+   */
   private async guard<T>(
     command: string,
     operation: () => Promise<T>,
     fallback: T,
-    roundTrips = 1,
-    budgetMs = this.options.commandTimeoutMs ?? 150,
+    { roundTrips = 1, budgetMs = this.options.commandTimeoutMs ?? 150, force = false } = {},
   ): Promise<T> {
-    if (Date.now() < this.openUntil) return fallback;
+    if (!force && !this.available) return fallback;
     try {
       // The first connection (TCP, and TLS to ElastiCache) is no command: it has its own budget (connectTimeout).
       // Counted against the command's 150 ms, a cold instance's first read would open the breaker.
@@ -213,12 +225,21 @@ export class RedisStore implements CacheStore {
       this.failingSince = undefined;
       if (!this.healthy) {
         this.healthy = true;
+        this.openUntil = 0;
+        // Another instance may still hold invalidations it could not apply during the outage (it retries every
+        // RETRY_MS): what Redis holds is not trusted until they had time to land.
+        this.graceUntil = Date.now() + RECOVERY_GRACE_MS;
         logger().info("cache: Redis is reachable again, caching resumed");
+        // Nor is this first answer (an invalidation's is: it landed).
+        if (!force) return fallback;
       }
       return result;
     } catch (error) {
       this.openUntil = Date.now() + (this.options.cooldownMs ?? 2_000);
       this.failingSince ??= Date.now();
+      // A node that stopped answering may have been failed over: learn where its slots went now, not at the next
+      // periodic refresh (held invalidations must reach the new master before other instances read from it).
+      if (isCluster(this.client)) this.client.refreshSlotsCache();
       if (this.healthy) {
         this.healthy = false;
         logger().warn({ err: error, command }, "cache: Redis unavailable, serving from PostgreSQL until it is back");
@@ -246,7 +267,7 @@ export class RedisStore implements CacheStore {
         return keys.map((key) => found.get(key) ?? null);
       },
       keys.map(() => null),
-      nodesOf(client, keys),
+      { roundTrips: nodesOf(client, keys) },
     );
     if (this.pending.size === 0) return values;
     // What this instance changed and Redis has not heard of yet is not served from it, and no answer that read
@@ -274,10 +295,12 @@ export class RedisStore implements CacheStore {
         );
       },
       undefined,
-      nodesOf(
-        client,
-        kept.map((entry) => entry.versionKey),
-      ),
+      {
+        roundTrips: nodesOf(
+          client,
+          kept.map((entry) => entry.versionKey),
+        ),
+      },
     );
   }
 
@@ -285,7 +308,7 @@ export class RedisStore implements CacheStore {
     if (entities.length === 0) return;
     for (const entity of entities) this.hold({ ...entity, lsn });
     const waitUntil =
-      this.failingSince !== undefined && Date.now() - this.failingSince > INVALIDATION_BUDGET_MS
+      this.failingSince !== undefined && Date.now() - this.failingSince > LONG_OUTAGE_MS
         ? 0
         : Date.now() + INVALIDATION_BUDGET_MS;
     for (;;) {
@@ -345,11 +368,14 @@ export class RedisStore implements CacheStore {
           }),
         ),
       [] as Invalidation[][],
-      nodesOf(
-        client,
-        held.map((entity) => entity.versionKey),
-      ),
-      this.waitReplicas ? WAIT_MS + 150 : undefined,
+      {
+        roundTrips: nodesOf(
+          client,
+          held.map((entity) => entity.versionKey),
+        ),
+        budgetMs: this.waitReplicas ? WAIT_MS + 150 : undefined,
+        force: true,
+      },
     );
     for (const entity of applied.flat()) {
       // Held again meanwhile (another write of the same entity): that one still has to go.
@@ -366,7 +392,6 @@ export class RedisStore implements CacheStore {
       "cache: invalidations not yet taken by Redis; retrying, and not serving their entities from it meanwhile",
     );
     const retry = async () => {
-      this.openUntil = 0;
       await this.applyPending();
       if (this.pending.size) {
         this.retrying = setTimeout(retry, RETRY_MS);
@@ -395,7 +420,7 @@ export class RedisStore implements CacheStore {
         "DEL",
         () => Promise.all(bySlot(client, keys, (key) => key).map((group) => client.del(...group))),
         [],
-        nodesOf(client, keys),
+        { roundTrips: nodesOf(client, keys) },
       );
     }
   }

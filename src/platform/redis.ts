@@ -10,12 +10,16 @@ import { config } from "./config.ts";
  */
 export type RedisClient = Redis | Cluster;
 
-/** A new connection with these options (each caller owns its connection and its options: timeouts, blocking). */
-export function connectRedis(options: RedisOptions = {}): RedisClient {
-  const redis = config().redis;
-  if (!redis) throw new Error("connectRedis() needs REDIS_URL");
-  if (!redis.cluster) return new Redis(redis.url, options);
-  const url = new URL(redis.url);
+/**
+ * A new connection with these options (each caller owns its connection and its options: timeouts, blocking), to
+ * the configured Redis or to `url` in the same mode.
+ */
+export function connectRedis(options: RedisOptions = {}, url = config().redis?.url): RedisClient {
+  if (!url) throw new Error("connectRedis() needs REDIS_URL");
+  return config().redis?.cluster ? connectCluster(new URL(url), options) : new Redis(url, options);
+}
+
+function connectCluster(url: URL, options: RedisOptions): Cluster {
   const { lazyConnect, ...nodeOptions } = options;
   return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
     lazyConnect,
@@ -30,9 +34,11 @@ export function connectRedis(options: RedisOptions = {}): RedisClient {
       ...nodeOptions,
       username: decodeURIComponent(url.username) || undefined,
       password: decodeURIComponent(url.password) || undefined,
-      tls: url.protocol === "rediss:" ? { servername: url.hostname } : undefined,
+      // Each node is verified against its own name (the names it announces: see dnsLookup).
+      tls: url.protocol === "rediss:" ? {} : undefined,
     },
-    // Where a failed-over master's slots went is learnt from MOVED replies and a periodic refresh.
+    // Where a failed-over master's slots went is learnt from MOVED replies, a periodic refresh, and a refresh when
+    // a node fails (caching/store.ts).
     slotsRefreshTimeout: 1_000,
     slotsRefreshInterval: 5_000,
     retryDelayOnFailover: 100,

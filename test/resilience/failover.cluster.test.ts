@@ -55,7 +55,8 @@ test("a master killed mid-load: answers throughout, its replica takes over, noth
   // The likes each post has had answered so far: a read that starts later must show at least as many.
   const answered = new Map(posts.map((post) => [post.gid, 0]));
   const errors: Record<string, number> = {};
-  const stale: { post: string; expected: number; seen: number }[] = [];
+  /** Reads that showed fewer likes than had been answered when they began (`atMs`: since the kill). */
+  const stale: { post: string; expected: number; seen: number; atMs: number }[] = [];
   let reads = 0;
   let killedAt = Number.POSITIVE_INFINITY;
   /**
@@ -93,7 +94,9 @@ test("a master killed mid-load: answers throughout, its replica takes over, noth
       noteError(result);
       reads++;
       const seen = result.data?.post?.likeCount;
-      if (typeof seen === "number" && seen < expected) stale.push({ post: post.gid, expected, seen });
+      if (typeof seen === "number" && seen < expected) {
+        stale.push({ post: post.gid, expected, seen, atMs: started - killedAt });
+      }
       // The first post's cached parts include one on the killed master: a hit on it means that shard is back.
       if (post === posts[0] && started > killedAt && result.extensions?.cache?.hits > 0) cachedAgainAt ??= Date.now();
     }
