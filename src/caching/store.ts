@@ -222,16 +222,19 @@ export class RedisStore implements CacheStore {
         () => withinBudget(operation(), budgetMs),
         "client",
       );
+      const failedFor = this.failingSince === undefined ? 0 : Date.now() - this.failingSince;
       this.failingSince = undefined;
       if (!this.healthy) {
         this.healthy = true;
         this.openUntil = 0;
-        // Another instance may still hold invalidations it could not apply during the outage (it retries every
-        // RETRY_MS): what Redis holds is not trusted until they had time to land.
-        this.graceUntil = Date.now() + RECOVERY_GRACE_MS;
         logger().info("cache: Redis is reachable again, caching resumed");
-        // Nor is this first answer (an invalidation's is: it landed).
-        if (!force) return fallback;
+        // After failing for longer than a write waits, another instance may have answered writes whose
+        // invalidations it still holds (it retries every RETRY_MS): what Redis holds, this first answer included
+        // (an invalidation's excepted: it landed), is not trusted until they had time to land.
+        if (failedFor > INVALIDATION_BUDGET_MS) {
+          this.graceUntil = Date.now() + RECOVERY_GRACE_MS;
+          if (!force) return fallback;
+        }
       }
       return result;
     } catch (error) {
@@ -358,10 +361,9 @@ export class RedisStore implements CacheStore {
               const attached = ((results[1]?.[1] as unknown[] | undefined)?.[2] as unknown[] | undefined)?.length ?? 0;
               const needed = Math.min(this.waitReplicas, attached);
               if (needed > 0) {
+                // Not acknowledged in time (a slow replica): the master has it, Redis is up; held and sent again.
                 const acknowledged = Number(await waitOn(client, group[0]!.versionKey, needed));
-                if (acknowledged < needed) {
-                  throw new Error(`invalidation reached ${acknowledged} of ${needed} replicas in ${WAIT_MS} ms`);
-                }
+                if (acknowledged < needed) return [];
               }
             }
             return group;
@@ -373,7 +375,8 @@ export class RedisStore implements CacheStore {
           client,
           held.map((entity) => entity.versionKey),
         ),
-        budgetMs: this.waitReplicas ? WAIT_MS + 150 : undefined,
+        // A write waits for its invalidations anyway: a budget that a loaded machine's replica acks fit in.
+        budgetMs: WAIT_MS + 400,
         force: true,
       },
     );
