@@ -5,7 +5,7 @@ import { logger } from "../platform/logger.ts";
 import { databaseDown } from "../platform/outage.ts";
 import { boundAge, covered } from "../platform/reads.ts";
 import { bySlot, connectRedis, isCluster, nodesOf, type RedisClient } from "../platform/redis.ts";
-import { parseLsn, readAt } from "../platform/replicas.ts";
+import { PENDING_VERSION, parseLsn, readAt } from "../platform/replicas.ts";
 import { requestScope } from "../platform/request-scope.ts";
 import { inSpan } from "../platform/telemetry.ts";
 import { type CachePeers, type Invalidation, postgresPeers } from "./peers.ts";
@@ -131,9 +131,6 @@ function waitOn(client: RedisClient, key: string, replicas: number): Promise<unk
   if (!connection) throw new Error(`no connection to ${node}`);
   return connection.wait(replicas, WAIT_MS);
 }
-
-/** What a version key reads as while this instance holds an invalidation of it that Redis has not taken yet. */
-const PENDING_VERSION = "pending";
 
 /**
  * How long a write waits for its invalidations to reach Redis (and its replicas, with REDIS_WAIT_REPLICAS) before

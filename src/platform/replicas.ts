@@ -21,6 +21,12 @@ export function parseLsn(text: string | undefined | null): bigint {
   return match ? (BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`) : 0n;
 }
 
+/**
+ * What a version key reads as while this instance holds an invalidation of it that Redis has not taken yet
+ * (caching/store.ts): it stands for a write no replica is known to hold.
+ */
+export const PENDING_VERSION = "pending";
+
 /** A floor no replica can meet: the read goes to the primary. */
 export const PRIMARY = 2n ** 64n;
 
@@ -165,7 +171,7 @@ const seenByRequest = new WeakMap<RequestScope, Map<string, bigint>>();
 export function floorOf(versions: readonly string[], born: string | null): bigint {
   let floor = 0n;
   for (const version of versions) {
-    if (version === "pending") return PRIMARY;
+    if (version === PENDING_VERSION) return PRIMARY;
     const at = version.indexOf("@");
     const lsn = at >= 0 ? parseLsn(version.slice(at + 1)) : born === null ? PRIMARY : parseLsn(born);
     if (lsn > floor) floor = lsn;
