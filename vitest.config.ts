@@ -66,6 +66,7 @@ const ON_CLUSTER = [
   "response-cache",
   "subscriptions",
   "subscriptions.redis",
+  "timelines.redis",
   "two-instances",
   "two-instances.redis",
 ];

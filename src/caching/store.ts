@@ -405,6 +405,21 @@ export class RedisStore implements CacheStore {
     this.retrying.unref();
   }
 
+  /**
+   * A command of another structure this Redis keeps (home timelines: caching/timelines.ts), guarded like the store's
+   * own: `fallback` while Redis is unavailable, failing or slow. `held`: a version key whose invalidation this
+   * instance holds (not yet taken by Redis): then nothing is asked, and `fallback` answers.
+   */
+  guarded<T>(
+    command: string,
+    call: (client: RedisClient) => Promise<T>,
+    fallback: T,
+    options: { roundTrips?: number; held?: string } = {},
+  ): Promise<T> {
+    if (options.held && this.pending.has(options.held)) return Promise.resolve(fallback);
+    return this.guard(command, () => call(this.client), fallback, { roundTrips: options.roundTrips });
+  }
+
   async set(key: string, value: string, ttlMs: number) {
     await this.guard("SET", () => this.client.set(key, value, "PX", ttlMs), undefined);
   }

@@ -1,5 +1,6 @@
 import { defineEntity, listRead, loadThroughCache, withCachedRows } from "../caching/entities.ts";
 import { cachedValue } from "../caching/store.ts";
+import { forgetPosts, readTimeline, rebuildTimeline, type TimelineEntry } from "../caching/timelines.ts";
 import { createdAtAndId, keyset, type PageRequest } from "../domain/pagination.ts";
 import type { Post } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
@@ -83,20 +84,74 @@ export async function authorPostsPage(authorId: string, page: PageRequest): Prom
 }
 
 /**
- * One page of a viewer's feed: posts by the people they follow and by themselves, newest first. Read at
- * request time ("fan-out on read"): each author's newest (created_at, id) pairs from the (author_id,
- * created_at, id) index — an index-only scan, at most a page per author — merged, and only the page's rows
- * read from the table. Given `author_id IN (...)` instead, PostgreSQL walks all posts newest first and
- * filters by author: ~8x slower on the large seed, and reading every candidate row ~2x slower again.
+ * One page of a viewer's feed: posts by the people they follow and by themselves, newest first. From their
+ * timeline when there is one (fanned out on write: caching/timelines.ts), else read at request time.
  */
-export function feedPage(viewerId: string, page: PageRequest): Promise<PostRecord[]> {
+export async function feedPage(viewerId: string, page: PageRequest): Promise<PostRecord[]> {
+  return (await timelinePage(viewerId, page)) ?? feedFromPostgres(viewerId, page);
+}
+
+/** How many entries more than the page a timeline read asks for: room for posts deleted since they were added. */
+const SLACK = 5;
+
+/**
+ * A feed page from the viewer's timeline (rebuilt first when missing), merged with the posts of the celebrities they
+ * follow (not fanned out: read here, one statement), the posts through the entity cache; or undefined where the
+ * timeline cannot answer: no timelines, a page backwards, or deeper than the timeline goes.
+ */
+async function timelinePage(viewerId: string, page: PageRequest): Promise<PostRecord[] | undefined> {
+  if (page.before || page.inverted) return undefined;
+  const after = page.after ? { at: Number(page.after[0]), id: String(page.after[1]) } : undefined;
+  const wanted = page.limit + SLACK;
+  const read = await readTimeline(viewerId, after?.at, wanted);
+  if (!read) return undefined;
+  let timeline: { entries: TimelineEntry[]; celebrities: string[]; complete: boolean; toTheEnd: boolean };
+  if (read.state === "missing") {
+    const built = await rebuildTimeline(viewerId, read.version);
+    timeline = { ...built, toTheEnd: true };
+  } else {
+    timeline = { ...read, toTheEnd: read.entries.length < wanted };
+  }
+  // Strictly after the cursor: the range read includes the cursor's own millisecond.
+  const entries = timeline.entries.filter(
+    (entry) => !after || entry.at < after.at || (entry.at === after.at && entry.id < after.id),
+  );
+  // Fewer than a page is the end of the feed only if the timeline holds all of it.
+  if (entries.length < page.limit && !(timeline.toTheEnd && timeline.complete)) return undefined;
+  // The celebrities' posts (one statement) and the timeline's (the entity cache), at once.
+  const fromTimeline = entries.slice(0, wanted);
+  const [celebrityRows, timelinePosts] = await Promise.all([
+    timeline.celebrities.length ? feedFromPostgres(viewerId, page, timeline.celebrities) : [],
+    postsById(fromTimeline.map((entry) => entry.id)),
+  ]);
+  const gone = fromTimeline.filter((_, i) => !timelinePosts[i]?.published).map((entry) => entry.id);
+  if (gone.length) await forgetPosts(viewerId, gone);
+  // Both newest first: merged (a post in both counts once).
+  const live = timelinePosts.flatMap((post) => (post?.published ? [post] : []));
+  // Too many gone to fill the page from what was read: the rare case is left to PostgreSQL.
+  if (live.length < page.limit && fromTimeline.length === wanted) return undefined;
+  const candidates = [...live, ...celebrityRows].sort(
+    (a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0),
+  );
+  return candidates.filter((post, i) => i === 0 || candidates[i - 1]?.id !== post.id).slice(0, page.limit);
+}
+
+/**
+ * A feed page read at request time ("fan-out on read"), by the people the viewer follows and the viewer (or by
+ * `authors` only): each author's newest (created_at, id) pairs from the (author_id, created_at, id) index — an
+ * index-only scan, at most a page per author — merged, and only the page's rows read from the table. Given
+ * `author_id IN (...)` instead, PostgreSQL walks all posts newest first and filters by author: ~8x slower on the
+ * large seed, and reading every candidate row ~2x slower again.
+ */
+export function feedFromPostgres(viewerId: string, page: PageRequest, authors?: string[]): Promise<PostRecord[]> {
   const { where, direction } = keyset(sql`p.created_at, p.id`, "desc", page, createdAtAndId);
+  const authorIds = authors
+    ? sql`SELECT unnest(${authors}::uuid[]) AS id`
+    : sql`SELECT followee_id AS id FROM follows WHERE follower_id = ${viewerId}::uuid
+        UNION ALL SELECT ${viewerId}::uuid`;
   return db().$queryRaw`
     SELECT ${POST_COLUMNS("p")} FROM (
-      SELECT newest.id FROM (
-        SELECT followee_id AS id FROM follows WHERE follower_id = ${viewerId}::uuid
-        UNION ALL SELECT ${viewerId}::uuid
-      ) author CROSS JOIN LATERAL (
+      SELECT newest.id FROM (${authorIds}) author CROSS JOIN LATERAL (
         SELECT p.created_at, p.id FROM posts p
         WHERE p.author_id = author.id AND p.published AND ${where}
         ORDER BY p.created_at ${direction}, p.id ${direction} LIMIT ${page.limit}

@@ -115,6 +115,8 @@ const EnvSchema = z.object({
   LOG_FORMAT: z.optional(oneOf(["json", "pretty"])),
   GRAPHIQL: z.optional(bool),
   MAX_PAGE_SIZE: z._default(int(1, 500), 50),
+  FEED_TIMELINES: z._default(bool, false),
+  FEED_CELEBRITY_FOLLOWERS: z._default(int(0, 100_000_000), 10_000),
   UPLOAD_MAX_BYTES: z._default(int(1024, 200 * 1024 * 1024), 15 * 1024 * 1024),
   UPLOAD_MAX_PENDING: z._default(int(1, 1000), 20),
   UPLOAD_URL_TTL_SECONDS: z._default(int(1, 3600), 300),
@@ -275,6 +277,8 @@ function parseConfig(env: Record<string, string | undefined>) {
     graphiql: e.GRAPHIQL ?? !production,
     introspection: e.INTROSPECTION ?? !production,
     maxPageSize: e.MAX_PAGE_SIZE,
+    /** Home timelines fanned out on write (with Redis: caching/timelines.ts), and whose posts are merged instead. */
+    feed: { timelines: e.FEED_TIMELINES, celebrityFollowers: e.FEED_CELEBRITY_FOLLOWERS },
     uploads: {
       maxBytes: e.UPLOAD_MAX_BYTES,
       maxPending: e.UPLOAD_MAX_PENDING,

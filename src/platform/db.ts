@@ -70,6 +70,40 @@ function statementName(query: { sql: string }): string {
   return name;
 }
 
+/** A plain read: sending it twice is harmless. */
+const READ = /^\s*SELECT\b/i;
+/** A connection that died under a statement (closed by the server or a proxy), not a database refusing or failing. */
+const LOST = /Connection terminated|Connection closed|ECONNRESET|EPIPE/i;
+
+/**
+ * A read outside a transaction, sent again once if its connection turned out to be dead: an instance thawed after
+ * minutes frozen holds pooled sockets the server closed meanwhile, and may write its first statement to one before
+ * the close is read. A read changes nothing, so a second send is safe whether or not the first arrived; anything
+ * else fails as it did.
+ */
+function readAgainIfLost<R>(sql: string, send: () => Promise<R>): Promise<R> {
+  if (!READ.test(sql)) return send();
+  return send().catch((error: unknown) => {
+    if (!lostConnection(error)) throw error;
+    return send();
+  });
+}
+
+function lostConnection(error: unknown): boolean {
+  for (
+    let current = error as { message?: unknown; code?: unknown; kind?: unknown; cause?: unknown } | undefined,
+      depth = 0;
+    current && typeof current === "object" && depth < 6;
+    depth++
+  ) {
+    if (current.kind === "ConnectionClosed") return true;
+    if (typeof current.message === "string" && LOST.test(current.message)) return true;
+    if (typeof current.code === "string" && LOST.test(current.code)) return true;
+    current = current.cause as typeof current;
+  }
+  return false;
+}
+
 /** Whether the database answers, as each statement finds out (platform/outage.ts). */
 function observed<R>(sent: Promise<R>): Promise<R> {
   return sent.then(
@@ -151,13 +185,17 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
       return result;
     });
   };
-  const instrument = <T extends SqlQueryable>(queryable: T, pending?: Set<string>, routed = false): T => {
+  const instrument = <T extends SqlQueryable>(queryable: T, pending?: Set<string>, outside = false): T => {
     const queryRaw = queryable.queryRaw.bind(queryable);
     const executeRaw = queryable.executeRaw.bind(queryable);
-    // Outside a transaction, a read may be answered by a replica (platform/replicas.ts).
-    queryable.queryRaw = routed
-      ? (query) => run(query.sql, pending, () => routeRead(query, () => queryRaw(query)))
-      : (query) => run(query.sql, pending, () => queryRaw(query));
+    // Outside a transaction, a read may be answered by a replica (platform/replicas.ts), and is sent again once on a
+    // new connection if the one it went out on was found dead.
+    queryable.queryRaw = !outside
+      ? (query) => run(query.sql, pending, () => queryRaw(query))
+      : replicasConfigured()
+        ? (query) =>
+            run(query.sql, pending, () => readAgainIfLost(query.sql, () => routeRead(query, () => queryRaw(query))))
+        : (query) => run(query.sql, pending, () => readAgainIfLost(query.sql, () => queryRaw(query)));
     queryable.executeRaw = (query) => run(query.sql, pending, () => executeRaw(query));
     return queryable;
   };
@@ -165,7 +203,7 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
     provider: factory.provider,
     adapterName: factory.adapterName,
     async connect(): Promise<SqlDriverAdapter> {
-      const adapter = instrument(await factory.connect(), undefined, replicasConfigured());
+      const adapter = instrument(await factory.connect(), undefined, true);
       const startTransaction = adapter.startTransaction.bind(adapter);
       adapter.startTransaction = async (isolationLevel) => {
         count(); // BEGIN

@@ -27,7 +27,7 @@ function connectCluster(url: URL, options: RedisOptions): Cluster {
     // round trip per node, in parallel).
     enableAutoPipelining: true,
     // Scripts whose key count comes first: auto-pipelining would route them by that number, not by their keys.
-    autoPipeliningIgnoredCommands: ["fillIfUnchanged", "invalidate"],
+    autoPipeliningIgnoredCommands: ["fillIfUnchanged", "invalidate", "fanOutTimeline"],
     // TLS certificates name the nodes by the names they announce: connect to them by name (ElastiCache).
     dnsLookup: (address, callback) => callback(null, address),
     redisOptions: {

@@ -1,3 +1,4 @@
+import { timelineOf } from "../caching/timelines.ts";
 import { NotFoundError, rethrowPrismaError, ValidationError } from "../errors.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
 import { one } from "../loaders/batch.ts";
@@ -36,6 +37,8 @@ async function toggleFollow(actor: SignedIn, userId: string, start: boolean): Pr
         userEntity.changed(viewer.id, "user-counts"),
         userEntity.changed(target.id, "user-counts"),
         viewerFollow.changed(target.id),
+        // Their posts join or leave the viewer's feed: the timeline is rebuilt (caching/timelines.ts).
+        timelineOf.changed(viewer.id),
       );
     }
     const user: UserRecord = await tx.user.findUniqueOrThrow({ where: { id: target.id }, omit: omitPrivate });

@@ -67,11 +67,18 @@ export async function createPost(
   return { post, photos: photos.map((photo, position) => ({ ...photo, postId: post.id, position })) };
 }
 
-/** What publishing a post changes, in its write: its author's post count, and the event others consume. */
-export async function publishedPost({ tx, event, changed }: UnitOfWork, post: { id: string; authorId: string }) {
+/**
+ * What publishing a post changes, in its write: its author's post count, the event others consume, and its followers'
+ * timelines.
+ */
+export async function publishedPost(
+  { tx, event, changed, published }: UnitOfWork,
+  post: { id: string; authorId: string },
+) {
   await tx.user.update({ where: { id: post.authorId }, data: { postCount: { increment: 1 } } });
   await event("post.created", null, { postId: post.id, actorId: post.authorId });
   changed(userEntity.changed(post.authorId, "user-counts"));
+  published(post.id);
 }
 
 /**

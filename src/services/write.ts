@@ -8,17 +8,20 @@
 //   3. COMMIT;
 //   4. after the commit, in one place: the cache versions of what changed are bumped (on every instance), the
 //      request's loaders forget it (per-viewer ones too), the change listeners and the CDN purge hear of it
-//      (caching/changes.ts), and the events are announced to the events handler (events/stream.ts).
+//      (caching/changes.ts), published posts are fanned out to their followers' timelines (caching/timelines.ts),
+//      and the events are announced to the events handler (events/stream.ts).
 //
 // Nothing of this happens anywhere else: the database adapter only counts, traces and watches for outages.
 
 import { applyChanges, type Change } from "../caching/changes.ts";
+import { fanOut } from "../caching/timelines.ts";
 import type { Viewer } from "../domain/auth.ts";
 import { type DomainEvents, type EventKind, recordEvent } from "../events/outbox.ts";
 import { announce } from "../events/stream.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
 import { db, walPosition } from "../platform/db.ts";
 import { claimKey, type IdempotencyClaim } from "../platform/idempotency.ts";
+import { logger } from "../platform/logger.ts";
 import { replicasConfigured } from "../platform/replicas.ts";
 
 /**
@@ -49,6 +52,8 @@ export interface UnitOfWork {
   event<K extends EventKind>(kind: K, recipientId: string | null, payload: DomainEvents[K]): Promise<bigint>;
   /** Declares cached entities this write changes (made by their definitions: `postEntity.changed(id, …)`). */
   changed(...changes: (Change | readonly Change[])[]): void;
+  /** Declares a post this write published: once committed, it joins its author's and followers' timelines. */
+  published(postId: string): void;
 }
 
 export interface WriteOptions {
@@ -79,6 +84,7 @@ export async function write<T>(
   const claiming = claim && !claim.claimed && !claim.taken && !claim.inFlight ? claim : undefined;
   const changes: Change[] = [];
   const events: bigint[] = [];
+  const published: string[] = [];
   const unit = (tx: Prisma.TransactionClient): UnitOfWork => ({
     tx,
     async event(kind, recipientId, payload) {
@@ -88,6 +94,9 @@ export async function write<T>(
     },
     changed(...declared) {
       changes.push(...declared.flat());
+    },
+    published(postId) {
+      published.push(postId);
     },
   });
   let result: T;
@@ -108,6 +117,13 @@ export async function write<T>(
   // Where the write ended in the primary's WAL: no replica that has not replayed that far serves what it changed.
   const lsn = changes.length && replicasConfigured() ? await walPosition() : undefined;
   await applyChanges(changes, request, lsn);
+  // Followers see a post as soon as its author does; what Redis could not take, the events handler adds from the
+  // outbox's post.created (workers/notifications.ts).
+  for (const postId of published) {
+    await fanOut(postId).catch((error) =>
+      logger().warn({ err: error, postId }, "feed: fan-out deferred to the events handler"),
+    );
+  }
   await announce(events);
   return result;
 }

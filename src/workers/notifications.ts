@@ -5,6 +5,7 @@
 // recipient ("Ana and 12 others liked your photo"); undoing the cause (unlike, unfollow, deleting a comment)
 // updates or removes it.
 
+import { fanOut, TimelinesUnavailable } from "../caching/timelines.ts";
 import type { DomainEvents, EventKind } from "../events/outbox.ts";
 import { notificationsPubSub } from "../events/pubsub.ts";
 import type { Prisma } from "../generated/prisma/client.ts";
@@ -47,7 +48,7 @@ export async function processEvents(ids: readonly bigint[], concurrency = 4): Pr
         failed.push(id);
         // An outage (the database, mostly) is not the event's fault: it must not bring it closer to the dead
         // letters, which are for events that fail by themselves.
-        const service = unavailableService(error);
+        const service = error instanceof TimelinesUnavailable ? "cache" : unavailableService(error);
         if (service) {
           logger().warn({ err: error, service, eventId: id.toString() }, "events: service unavailable; will retry");
           continue;
@@ -138,7 +139,12 @@ function apply(tx: Tx, event: EventRow): Promise<Added[]> {
     }
     case "ops.event":
       return opsEvent(tx, event.payload as DomainEvents["ops.event"], at);
-    case "post.created":
+    case "post.created": {
+      // Into its followers' timelines: the publishing write did it, unless Redis could not take it then (adding
+      // twice is adding once). Redis failing throws: the event is retried.
+      const { postId } = event.payload as DomainEvents["post.created"];
+      return fanOut(postId).then(() => []);
+    }
     case "media.ready":
       // Recorded for other consumers (the outbound hook's integrations, analytics); nobody is notified.
       return none;
