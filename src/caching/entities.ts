@@ -1,11 +1,20 @@
 import { walPosition } from "../platform/db.ts";
 import { logger } from "../platform/logger.ts";
 import { covered, hasNotedVersion, noteUncovered, noteVersion, sharing } from "../platform/reads.ts";
-import { floorOf, noteSeen, PRIMARY, readAt, replicasConfigured, seenFloor } from "../platform/replicas.ts";
+import {
+  floorOf,
+  noteSeen,
+  PENDING_VERSION,
+  PRIMARY,
+  readAt,
+  replicasConfigured,
+  seenFloor,
+} from "../platform/replicas.ts";
 import { requestScope } from "../platform/request-scope.ts";
 import { isUuid } from "../platform/sql.ts";
 import { CACHED_TABLES, type Change } from "./changes.ts";
-import { bornKey, cacheKeys, cacheStore, type FillEntry, jitter, noteBorn, reviveDates } from "./store.ts";
+import { requestMark } from "./local.ts";
+import { bornKey, cacheKeys, cacheStore, type FillEntry, jitter, noteBorn, RedisStore, reviveDates } from "./store.ts";
 
 /** One separately invalidated part of a cached entity: its fields, kept for `ttlSeconds` at most. */
 export interface EntityPart<T> {
@@ -77,6 +86,16 @@ export function viewerFact(definition: { name: string; table: string; loader: st
 const inFlight = new Map<string, Promise<unknown>>();
 
 /**
+ * Starts this request's catch-up with other instances' invalidations (caching/local.ts) as the request begins, so it
+ * travels with the request's first Redis command (the rate limit's) instead of waiting for its first entity read.
+ */
+export function catchUpEarly(): void {
+  const store = cacheStore();
+  const local = store instanceof RedisStore ? store.local : undefined;
+  if (local) void requestMark(local);
+}
+
+/**
  * Loads entities through the cache: one MGET for every part of every id (values and versions together), one
  * query for the misses, one atomic fill that is skipped for any entity written in the meantime. Results are
  * in key order; ids that don't exist (or aren't valid ids) are null.
@@ -90,32 +109,66 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
   if (unique.length === 0) return ids.map(() => null);
   const store = cacheStore();
   const parts = Object.entries<EntityPart<T>>(entity.parts).map(([kind, part]) => ({ kind, ...part }));
-  const keys = unique.map((id) => parts.map((part) => cacheKeys(part.kind, id)));
+  const keysOf = (id: string) => parts.map((part) => cacheKeys(part.kind, id));
   const replicas = replicasConfigured();
-  // With read replicas, where the versions begin comes along (an absent version stands for no write after it).
-  const raw = await store.mget([
-    ...keys.flat().flatMap((k) => [k.valueKey, k.versionKey]),
-    ...(replicas ? [bornKey()] : []),
-  ]);
-  const born = replicas ? bornOf(raw.at(-1) ?? null, store.available) : null;
-
-  const found = new Map<string, T>();
-  const misses: { id: string; seen: string[] }[] = [];
   // The versions read matter only to an answer that may be shared (platform/reads.ts), and to reads on replicas.
   const noting = sharing();
-  unique.forEach((id, i) => {
+  const noteRead = (id: string, p: number, versionKey: string, version: string, born: string | null) => {
+    if (noting) noteVersion(`${parts[p]?.kind}:${id}`, versionKey, version);
+    if (replicas) noteSeen(`${parts[p]?.kind}:${id}`, floorOf([version], born));
+  };
+  const found = new Map<string, T>();
+
+  // This instance's parsed copies first, once it caught up with every instance's invalidations (local.ts).
+  const local = store instanceof RedisStore ? store.local : undefined;
+  const mark = local ? await requestMark(local) : null;
+  let remote = unique;
+  if (local && mark !== null) {
+    remote = [];
+    for (const id of unique) {
+      const keys = keysOf(id);
+      const entries = keys.map((k) => local.get(k.versionKey));
+      if (entries.some((entry) => !entry)) {
+        remote.push(id);
+        continue;
+      }
+      const merged: Record<string, unknown> = {};
+      entries.forEach((entry, p) => {
+        Object.assign(merged, entry?.data);
+        noteRead(id, p, keys[p]?.versionKey as string, entry?.version as string, null);
+      });
+      found.set(id, merged as T);
+    }
+  }
+  /** Keeps what was read for this instance, unless an invalidation of it arrived since this request caught up. */
+  const keepLocally = (versionKey: string, version: string, data: Record<string, unknown>) => {
+    if (local && mark !== null && version !== PENDING_VERSION) local.keep(versionKey, { version, data }, mark);
+  };
+
+  const keys = remote.map(keysOf);
+  // With read replicas, where the versions begin comes along (an absent version stands for no write after it).
+  const raw = remote.length
+    ? await store.mget([...keys.flat().flatMap((k) => [k.valueKey, k.versionKey]), ...(replicas ? [bornKey()] : [])])
+    : [];
+  const born = replicas && remote.length ? bornOf(raw.at(-1) ?? null, store.available) : null;
+
+  const misses: { id: string; seen: string[] }[] = [];
+  remote.forEach((id, i) => {
     const merged: Record<string, unknown> = {};
     const seen: string[] = [];
     let hit = true;
     parts.forEach((_, p) => {
       const at = (i * parts.length + p) * 2;
       const version = raw[at + 1] ?? "0";
+      const versionKey = keys[i]?.[p]?.versionKey as string;
       seen.push(version);
-      if (noting) noteVersion(`${parts[p]?.kind}:${id}`, keys[i]?.[p]?.versionKey as string, version);
-      if (replicas) noteSeen(`${parts[p]?.kind}:${id}`, floorOf([version], born));
-      const cached = raw[at] ? (JSON.parse(raw[at] as string) as { v: string; d: object }) : null;
-      if (cached?.v === version) Object.assign(merged, reviveDates(cached.d));
-      else hit = false;
+      noteRead(id, p, versionKey, version, born);
+      const cached = raw[at] ? (JSON.parse(raw[at] as string) as { v: string; d: Record<string, unknown> }) : null;
+      if (cached?.v === version) {
+        const data = reviveDates(cached.d);
+        keepLocally(versionKey, version, data);
+        Object.assign(merged, data);
+      } else hit = false;
     });
     if (hit) found.set(id, merged as T);
     else misses.push({ id, seen });
@@ -155,10 +208,11 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
           if (!seen) continue;
           parts.forEach((part, p) => {
             const data = Object.fromEntries(part.fields.map((field) => [field, row[field]]));
-            const keysOf = cacheKeys(part.kind, row.id);
+            const partKeys = cacheKeys(part.kind, row.id);
+            keepLocally(partKeys.versionKey, seen[p] ?? "0", data);
             fills.push({
-              valueKey: keysOf.valueKey,
-              versionKey: keysOf.versionKey,
+              valueKey: partKeys.valueKey,
+              versionKey: partKeys.versionKey,
               seenVersion: seen[p] ?? "0",
               value: JSON.stringify({ v: seen[p] ?? "0", d: data }),
               ttlMs: jitter(part.ttlSeconds),

@@ -8,6 +8,7 @@ import { bySlot, connectRedis, isCluster, nodesOf, type RedisClient } from "../p
 import { PENDING_VERSION, parseLsn, readAt } from "../platform/replicas.ts";
 import { requestScope } from "../platform/request-scope.ts";
 import { inSpan } from "../platform/telemetry.ts";
+import { invalidationStream, type LocalCache, localCache, type StreamAccess } from "./local.ts";
 import { type CachePeers, type Invalidation, postgresPeers } from "./peers.ts";
 
 /**
@@ -180,6 +181,29 @@ export class RedisStore implements CacheStore {
     this.client.on("error", () => {});
   }
 
+  /** The stream of invalidations, as local caches read it (guarded: null when Redis cannot be asked). */
+  private readonly stream: StreamAccess = {
+    read: (position, count) =>
+      this.guard(
+        "XREAD",
+        async () => {
+          const key = invalidationStream();
+          if (position === undefined) {
+            const [last] = await this.client.xrevrange(key, "+", "-", "COUNT", 1);
+            return { entries: [], last: last?.[0] };
+          }
+          const reply = await this.client.xread("COUNT", count, "STREAMS", key, position);
+          return { entries: (reply?.[0]?.[1] ?? []) as [string, string[]][] };
+        },
+        null,
+      ),
+  };
+
+  /** This instance's parsed copy of hot entity parts (caching/local.ts), unless turned off. */
+  get local(): LocalCache | undefined {
+    return localCache(this.stream, this.client);
+  }
+
   /**
    * False while the breaker is open (Redis recently failed), and for RECOVERY_GRACE_MS after it closed again:
    * callers should not wait on Redis, nor trust what it would answer.
@@ -306,7 +330,11 @@ export class RedisStore implements CacheStore {
 
   async invalidate(entities: Invalidation[], lsn?: string) {
     if (entities.length === 0) return;
-    for (const entity of entities) this.hold({ ...entity, lsn });
+    const local = this.local;
+    for (const entity of entities) {
+      this.hold({ ...entity, lsn });
+      local?.forget(entity.versionKey);
+    }
     const waitUntil =
       this.failingSince !== undefined && Date.now() - this.failingSince > LONG_OUTAGE_MS
         ? 0
@@ -324,16 +352,21 @@ export class RedisStore implements CacheStore {
     for (const key of entity.valueKeys) this.pendingValueKeys.add(key);
   }
 
-  /** Sends the held invalidations (each slot's in one script, with WAIT for replicas when configured). */
+  /**
+   * Sends the held invalidations (each slot's in one script, with WAIT for replicas when configured), then appends
+   * their version keys to the invalidation stream that instances' local caches read (local.ts): an invalidation
+   * counts as applied only once both are done.
+   */
   private async applyPending() {
     const held = [...this.pending.values()];
     if (held.length === 0) return;
     const client = this.client as RedisClient & { invalidate(n: number, ...a: (string | number)[]): unknown };
     const groups = bySlot(client, held, (entity) => entity.versionKey);
+    const streamed = config().cache.localEntries > 0;
     const applied = await this.guard(
       "INVALIDATE",
-      () =>
-        Promise.all(
+      async () => {
+        const done = await Promise.all(
           groups.map(async (group) => {
             const pipeline = client.pipeline() as ReturnType<RedisClient["pipeline"]> & {
               invalidate(n: number, ...a: (string | number)[]): unknown;
@@ -342,36 +375,25 @@ export class RedisStore implements CacheStore {
             // One LSN per script: the group's highest (a held invalidation retried with a later write's is safe).
             const lsn = group.reduce((max, e) => (parseLsn(e.lsn) > parseLsn(max) ? (e.lsn ?? "") : max), "");
             pipeline.invalidate(keys.length, ...keys, VERSION_TTL_MS, lsn, ...group.map((e) => e.valueKeys.length));
-            if (this.waitReplicas) pipeline.role();
-            const results = (await pipeline.exec()) ?? [];
-            const failed = results.find(([error]) => error)?.[0];
-            if (failed) {
-              // A pipeline is not redirected like a lone command: learn where the slot went before the retry.
-              if (isCluster(client) && /^(MOVED|ASK) /.test(failed.message)) client.refreshSlotsCache();
-              throw failed;
-            }
-            // Taken by the replicas too, so a failover cannot bring back what the write invalidated: by as many
-            // as are attached (ROLE lists them), up to REDIS_WAIT_REPLICAS. A master left without a replica (its
-            // replica was just promoted) has no copy that could come back older. WAIT goes to the node the script
-            // ran on (the slot's), on the same connection: it counts what that connection wrote.
-            if (this.waitReplicas) {
-              const attached = ((results[1]?.[1] as unknown[] | undefined)?.[2] as unknown[] | undefined)?.length ?? 0;
-              const needed = Math.min(this.waitReplicas, attached);
-              if (needed > 0) {
-                // Not acknowledged in time (a slow replica): the master has it, Redis is up; held and sent again.
-                const acknowledged = Number(await waitOn(client, group[0]!.versionKey, needed));
-                if (acknowledged < needed) return [];
-              }
-            }
-            return group;
+            return (await this.replicated(pipeline, group[0]!.versionKey)) ? group : [];
           }),
-        ),
+        );
+        const keys = done.flat().map((entity) => entity.versionKey);
+        if (streamed && keys.length) {
+          const pipeline = client.pipeline();
+          pipeline.xadd(invalidationStream(), "MAXLEN", "~", "100000", "*", ...keys.flatMap((key) => ["k", key]));
+          // Not in the stream (or not on its replica): held, sent again — the scripts too, which is harmless.
+          if (!(await this.replicated(pipeline, invalidationStream()))) return [];
+        }
+        return done;
+      },
       [] as Invalidation[][],
       {
-        roundTrips: nodesOf(
-          client,
-          held.map((entity) => entity.versionKey),
-        ),
+        roundTrips:
+          nodesOf(
+            client,
+            held.map((entity) => entity.versionKey),
+          ) + (streamed ? 1 : 0),
         // A write waits for its invalidations anyway: a budget that a loaded machine's replica acks fit in.
         budgetMs: WAIT_MS + 400,
         force: true,
@@ -382,6 +404,31 @@ export class RedisStore implements CacheStore {
       if (this.pending.get(entity.versionKey) === entity) this.pending.delete(entity.versionKey);
     }
     this.pendingValueKeys = new Set([...this.pending.values()].flatMap((entity) => entity.valueKeys));
+  }
+
+  /**
+   * Runs a pipeline of writes to `key`'s slot and waits until they are taken by the shard's replicas too, so a
+   * failover cannot bring back what they replaced: by as many as are attached (ROLE lists them), up to
+   * REDIS_WAIT_REPLICAS. A master left without a replica (its replica was just promoted) has no copy that could come
+   * back older. WAIT goes to the node the pipeline ran on (the slot's), on the same connection: it counts what that
+   * connection wrote. @returns false when a replica did not acknowledge in time (a slow replica: the master has it,
+   * Redis is up; the caller holds and sends again). @throws what the pipeline failed with.
+   */
+  private async replicated(pipeline: ReturnType<RedisClient["pipeline"]>, key: string): Promise<boolean> {
+    const client = this.client;
+    if (this.waitReplicas) pipeline.role();
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([error]) => error)?.[0];
+    if (failed) {
+      // A pipeline is not redirected like a lone command: learn where the slot went before the retry.
+      if (isCluster(client) && /^(MOVED|ASK) /.test(failed.message)) client.refreshSlotsCache();
+      throw failed;
+    }
+    if (!this.waitReplicas) return true;
+    const attached = ((results.at(-1)?.[1] as unknown[] | undefined)?.[2] as unknown[] | undefined)?.length ?? 0;
+    const needed = Math.min(this.waitReplicas, attached);
+    if (needed === 0) return true;
+    return Number(await waitOn(client, key, needed)) >= needed;
   }
 
   /** Retries held invalidations in the background until Redis takes them (the breaker's cooldown ignored). */

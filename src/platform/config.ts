@@ -115,6 +115,7 @@ const EnvSchema = z.object({
   LOG_FORMAT: z.optional(oneOf(["json", "pretty"])),
   GRAPHIQL: z.optional(bool),
   MAX_PAGE_SIZE: z._default(int(1, 500), 50),
+  CACHE_LOCAL_ENTRIES: z._default(int(0, 1_000_000), 20_000),
   FEED_TIMELINES: z._default(bool, false),
   FEED_CELEBRITY_FOLLOWERS: z._default(int(0, 100_000_000), 10_000),
   UPLOAD_MAX_BYTES: z._default(int(1024, 200 * 1024 * 1024), 15 * 1024 * 1024),
@@ -277,6 +278,8 @@ function parseConfig(env: Record<string, string | undefined>) {
     graphiql: e.GRAPHIQL ?? !production,
     introspection: e.INTROSPECTION ?? !production,
     maxPageSize: e.MAX_PAGE_SIZE,
+    /** Entity parts each instance keeps parsed in front of Redis (caching/local.ts); 0 turns it off. */
+    cache: { localEntries: e.CACHE_LOCAL_ENTRIES },
     /** Home timelines fanned out on write (with Redis: caching/timelines.ts), and whose posts are merged instead. */
     feed: { timelines: e.FEED_TIMELINES, celebrityFollowers: e.FEED_CELEBRITY_FOLLOWERS },
     uploads: {

@@ -56,7 +56,7 @@ export function createPrismaClient(options: Config["database"]): PrismaClient {
     // connection does not exist on the next. Named statements save the parse on direct connections.
     options.preparedStatements ? { statementNameGenerator: statementName } : undefined,
   );
-  return new PrismaClient({ adapter: countingStatements(factory, !config().production) });
+  return new PrismaClient({ adapter: countingStatements(factory, !config().production, options.poolMax + 1) });
 }
 
 const statementNames = new Map<string, string>();
@@ -73,20 +73,25 @@ function statementName(query: { sql: string }): string {
 /** A plain read: sending it twice is harmless. */
 const READ = /^\s*SELECT\b/i;
 /** A connection that died under a statement (closed by the server or a proxy), not a database refusing or failing. */
-const LOST = /Connection terminated|Connection closed|ECONNRESET|EPIPE/i;
+const LOST =
+  /Connection terminated|Connection closed|closed the connection|Client has encountered a connection error|ECONNRESET|EPIPE/i;
 
 /**
  * A read outside a transaction, sent again once if its connection turned out to be dead: an instance thawed after
  * minutes frozen holds pooled sockets the server closed meanwhile, and may write its first statement to one before
- * the close is read. A read changes nothing, so a second send is safe whether or not the first arrived; anything
+ * the close is read (and the pool may hold several such sockets: it is sent until a live one takes it, once more
+ * than the pool holds). A read changes nothing, so sending it again is safe whether or not it arrived; anything
  * else fails as it did.
  */
-function readAgainIfLost<R>(sql: string, send: () => Promise<R>): Promise<R> {
+function readAgainIfLost<R>(sql: string, send: () => Promise<R>, attempts: number): Promise<R> {
   if (!READ.test(sql)) return send();
-  return send().catch((error: unknown) => {
-    if (!lostConnection(error)) throw error;
-    return send();
-  });
+  // Each dead connection fails once and leaves the pool: the next send takes another, or opens a new one.
+  const attempt = (left: number): Promise<R> =>
+    send().catch((error: unknown) => {
+      if (left <= 1 || !lostConnection(error)) throw error;
+      return attempt(left - 1);
+    });
+  return attempt(attempts);
 }
 
 function lostConnection(error: unknown): boolean {
@@ -146,7 +151,11 @@ const WRITE = /^\s*(?:update|delete\s+from)\s+(?:"?public"?\.)?"?(\w+)"?/i;
  * notes the tables whose rows committed statements updated or deleted (a transaction's, once it commits), which
  * the undeclared-change check compares with what the request's services declared (caching/changes.ts).
  */
-function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boolean): SqlDriverAdapterFactory {
+function countingStatements(
+  factory: SqlDriverAdapterFactory,
+  trackWrites: boolean,
+  sends: number,
+): SqlDriverAdapterFactory {
   const count = () => {
     const scope = requestScope.getStore();
     if (scope) {
@@ -194,8 +203,10 @@ function countingStatements(factory: SqlDriverAdapterFactory, trackWrites: boole
       ? (query) => run(query.sql, pending, () => queryRaw(query))
       : replicasConfigured()
         ? (query) =>
-            run(query.sql, pending, () => readAgainIfLost(query.sql, () => routeRead(query, () => queryRaw(query))))
-        : (query) => run(query.sql, pending, () => readAgainIfLost(query.sql, () => queryRaw(query)));
+            run(query.sql, pending, () =>
+              readAgainIfLost(query.sql, () => routeRead(query, () => queryRaw(query)), sends),
+            )
+        : (query) => run(query.sql, pending, () => readAgainIfLost(query.sql, () => queryRaw(query), sends));
     queryable.executeRaw = (query) => run(query.sql, pending, () => executeRaw(query));
     return queryable;
   };

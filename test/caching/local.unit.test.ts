@@ -1,0 +1,95 @@
+// The rules of an instance's local cache (src/caching/local.ts), against a stream held in memory here (the real one,
+// in Redis, is tested through two instances in two-instances.redis.test.ts): what it may keep and serve after
+// catching up, and that it drops everything when it fell behind or cannot read the stream.
+import { expect, test } from "vitest";
+import { LocalCache, type StreamAccess } from "../../src/caching/local.ts";
+
+/** A stream of invalidations: entries `n-0` with the version keys they name. */
+function memoryStream() {
+  const entries: [string, string[]][] = [];
+  let reads = 0;
+  let failing = false;
+  const stream: StreamAccess = {
+    async read(position, count) {
+      reads++;
+      if (failing) return null;
+      if (position === undefined) return { entries: [], last: entries.at(-1)?.[0] };
+      const after = Number(position.split("-")[0]);
+      return { entries: entries.filter(([id]) => Number(id.split("-")[0]) > after).slice(0, count) };
+    },
+  };
+  return {
+    stream,
+    append: (...keys: string[]) => entries.push([`${entries.length + 1}-0`, keys.flatMap((key) => ["k", key])]),
+    reads: () => reads,
+    fail: (value: boolean) => {
+      failing = value;
+    },
+  };
+}
+
+const entry = (version: string) => ({ version, data: { caption: `v${version}` } });
+
+test("kept entries are served until the stream says they changed", async () => {
+  const redis = memoryStream();
+  redis.append("old"); // before this instance started: not its concern
+  const cache = new LocalCache(redis.stream, 100);
+  const mark = (await cache.catchUp(performance.now())) as number;
+  cache.keep("post:1", entry("1"), mark);
+  cache.keep("post:2", entry("1"), mark);
+  expect(cache.get("post:1")?.version).toBe("1");
+  redis.append("post:1");
+  await cache.catchUp(performance.now());
+  expect(cache.get("post:1")).toBeUndefined();
+  expect(cache.get("post:2")?.version).toBe("1");
+});
+
+test("what a request read before an invalidation it had not seen is not kept", async () => {
+  const redis = memoryStream();
+  const cache = new LocalCache(redis.stream, 100);
+  const early = (await cache.catchUp(performance.now())) as number;
+  // Another request catches up after a write: the early request's value (read before it) may be older.
+  redis.append("post:1");
+  const late = (await cache.catchUp(performance.now())) as number;
+  cache.keep("post:1", entry("1"), early);
+  expect(cache.get("post:1")).toBeUndefined();
+  cache.keep("post:1", entry("2"), late);
+  expect(cache.get("post:1")?.version).toBe("2");
+  // This instance's own write forgets at once, and refuses what was read before it.
+  cache.forget("post:1");
+  cache.keep("post:1", entry("2"), late);
+  expect(cache.get("post:1")).toBeUndefined();
+});
+
+test("an instance that fell behind (a full read) drops everything and starts from the end", async () => {
+  const redis = memoryStream();
+  const cache = new LocalCache(redis.stream, 100);
+  const mark = (await cache.catchUp(performance.now())) as number;
+  cache.keep("post:1", entry("1"), mark);
+  for (let i = 0; i < 1_000; i++) redis.append(`other:${i}`);
+  const after = (await cache.catchUp(performance.now())) as number;
+  expect(cache.get("post:1")).toBeUndefined();
+  cache.keep("post:1", entry("1"), after);
+  redis.append("post:1");
+  await cache.catchUp(performance.now());
+  expect(cache.get("post:1")).toBeUndefined();
+});
+
+test("requests share a read sent after they began; a later request sends its own", async () => {
+  const redis = memoryStream();
+  const cache = new LocalCache(redis.stream, 100);
+  const began = performance.now();
+  await Promise.all([cache.catchUp(began), cache.catchUp(began)]);
+  expect(redis.reads()).toBe(1);
+  await cache.catchUp(performance.now() + 1);
+  expect(redis.reads()).toBe(2);
+});
+
+test("when the stream cannot be read, nothing may be served (no mark)", async () => {
+  const redis = memoryStream();
+  const cache = new LocalCache(redis.stream, 100);
+  redis.fail(true);
+  expect(await cache.catchUp(performance.now())).toBeNull();
+  redis.fail(false);
+  expect(await cache.catchUp(performance.now())).toBe(1);
+});
