@@ -135,14 +135,14 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
       const merged: Record<string, unknown> = {};
       entries.forEach((entry, p) => {
         Object.assign(merged, entry?.data);
-        noteRead(id, p, keys[p]?.versionKey as string, entry?.version as string, null);
+        noteRead(id, p, keys[p]?.versionKey as string, entry?.version as string, entry?.born ?? null);
       });
       found.set(id, merged as T);
     }
   }
   /** Keeps what was read for this instance, unless an invalidation of it arrived since this request caught up. */
-  const keepLocally = (versionKey: string, version: string, data: Record<string, unknown>) => {
-    if (local && mark !== null && version !== PENDING_VERSION) local.keep(versionKey, { version, data }, mark);
+  const keepLocally = (versionKey: string, version: string, data: Record<string, unknown>, born: string | null) => {
+    if (local && mark !== null && version !== PENDING_VERSION) local.keep(versionKey, { version, data, born }, mark);
   };
 
   const keys = remote.map(keysOf);
@@ -166,7 +166,7 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
       const cached = raw[at] ? (JSON.parse(raw[at] as string) as { v: string; d: Record<string, unknown> }) : null;
       if (cached?.v === version) {
         const data = reviveDates(cached.d);
-        keepLocally(versionKey, version, data);
+        keepLocally(versionKey, version, data, born);
         Object.assign(merged, data);
       } else hit = false;
     });
@@ -209,7 +209,7 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
           parts.forEach((part, p) => {
             const data = Object.fromEntries(part.fields.map((field) => [field, row[field]]));
             const partKeys = cacheKeys(part.kind, row.id);
-            keepLocally(partKeys.versionKey, seen[p] ?? "0", data);
+            keepLocally(partKeys.versionKey, seen[p] ?? "0", data, born);
             fills.push({
               valueKey: partKeys.valueKey,
               versionKey: partKeys.versionKey,

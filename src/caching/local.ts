@@ -26,6 +26,8 @@ const REMEMBER_MS = 30_000;
 export interface LocalEntry {
   version: string;
   data: Record<string, unknown>;
+  /** Where the versions began when it was read (with read replicas: an absent version's floor, replicas.ts). */
+  born?: string | null;
 }
 
 /** The stream every instance's invalidations go to (one slot of its own on a cluster). */

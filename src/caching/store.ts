@@ -124,6 +124,21 @@ const REDIS_OPTIONS = {
   retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
 };
 
+/** Resolves once a connection already under way is ready; rejects after `ms`. */
+function readyWithin(client: RedisClient, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off("ready", ready);
+      reject(new Error(`Redis not ready within ${ms} ms`));
+    }, ms);
+    const ready = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once("ready", ready);
+  });
+}
+
 /** WAIT on the connection to the node serving `key`'s slot (a WAIT of its own carries no key to route by). */
 function waitOn(client: RedisClient, key: string, replicas: number): Promise<unknown> {
   if (!isCluster(client)) return client.wait(replicas, WAIT_MS);
@@ -224,10 +239,15 @@ export class RedisStore implements CacheStore {
   ): Promise<T> {
     if (!force && !this.available) return fallback;
     try {
-      // The first connection (TCP, and TLS to ElastiCache) is no command: it has its own budget (connectTimeout).
-      // Counted against the command's 150 ms, a cold instance's first read would open the breaker.
-      if (this.client.status === "wait") {
-        this.connecting ??= this.client.connect().then(
+      // The first connection (TCP, and TLS to ElastiCache; a cluster's slot map) is no command: it has its own
+      // budget (connectTimeout). Counted against the command's 150 ms, a cold instance's first read would open the
+      // breaker — also when another user of the client (the rate limiter) started connecting it first.
+      if (!this.connecting && this.client.status !== "ready") {
+        const connected =
+          this.client.status === "wait"
+            ? this.client.connect()
+            : readyWithin(this.client, REDIS_OPTIONS.connectTimeout);
+        this.connecting = connected.then(
           () => undefined,
           (error) => {
             this.connecting = undefined;
@@ -353,7 +373,7 @@ export class RedisStore implements CacheStore {
   }
 
   /**
-   * Sends the held invalidations (each slot's in one script, with WAIT for replicas when configured), then appends
+   * Sends the held invalidations (each slot's in one script, with WAIT for replicas when configured) and appends
    * their version keys to the invalidation stream that instances' local caches read (local.ts): an invalidation
    * counts as applied only once both are done.
    */
@@ -366,26 +386,25 @@ export class RedisStore implements CacheStore {
     const applied = await this.guard(
       "INVALIDATE",
       async () => {
-        const done = await Promise.all(
-          groups.map(async (group) => {
-            const pipeline = client.pipeline() as ReturnType<RedisClient["pipeline"]> & {
-              invalidate(n: number, ...a: (string | number)[]): unknown;
-            };
-            const keys = group.flatMap((entity) => [entity.versionKey, ...entity.valueKeys]);
-            // One LSN per script: the group's highest (a held invalidation retried with a later write's is safe).
-            const lsn = group.reduce((max, e) => (parseLsn(e.lsn) > parseLsn(max) ? (e.lsn ?? "") : max), "");
-            pipeline.invalidate(keys.length, ...keys, VERSION_TTL_MS, lsn, ...group.map((e) => e.valueKeys.length));
-            return (await this.replicated(pipeline, group[0]!.versionKey)) ? group : [];
-          }),
-        );
-        const keys = done.flat().map((entity) => entity.versionKey);
-        if (streamed && keys.length) {
-          const pipeline = client.pipeline();
-          pipeline.xadd(invalidationStream(), "MAXLEN", "~", "100000", "*", ...keys.flatMap((key) => ["k", key]));
-          // Not in the stream (or not on its replica): held, sent again — the scripts too, which is harmless.
-          if (!(await this.replicated(pipeline, invalidationStream()))) return [];
-        }
-        return done;
+        // The stream and the scripts at once; all of it again next time unless all of it was taken. The stream gets
+        // every held key, whatever became of its script: an instance's local copy goes once the stream says so,
+        // even while the key's own shard cannot take the script (local.ts).
+        const [done, appended] = await Promise.all([
+          Promise.all(
+            groups.map(async (group) => {
+              const pipeline = client.pipeline() as ReturnType<RedisClient["pipeline"]> & {
+                invalidate(n: number, ...a: (string | number)[]): unknown;
+              };
+              const keys = group.flatMap((entity) => [entity.versionKey, ...entity.valueKeys]);
+              // One LSN per script: the group's highest (a held invalidation retried with a later write's is safe).
+              const lsn = group.reduce((max, e) => (parseLsn(e.lsn) > parseLsn(max) ? (e.lsn ?? "") : max), "");
+              pipeline.invalidate(keys.length, ...keys, VERSION_TTL_MS, lsn, ...group.map((e) => e.valueKeys.length));
+              return (await this.replicated(pipeline, group[0]!.versionKey)) ? group : [];
+            }),
+          ),
+          streamed ? this.appendToStream(held.map((entity) => entity.versionKey)) : true,
+        ]);
+        return appended ? done : [];
       },
       [] as Invalidation[][],
       {
@@ -404,6 +423,16 @@ export class RedisStore implements CacheStore {
       if (this.pending.get(entity.versionKey) === entity) this.pending.delete(entity.versionKey);
     }
     this.pendingValueKeys = new Set([...this.pending.values()].flatMap((entity) => entity.valueKeys));
+  }
+
+  /**
+   * Appends version keys to the invalidation stream that instances' local caches read (local.ts). @returns false
+   * when its replica did not acknowledge in time.
+   */
+  private appendToStream(versionKeys: string[]): Promise<boolean> {
+    const pipeline = this.client.pipeline();
+    pipeline.xadd(invalidationStream(), "MAXLEN", "~", "100000", "*", ...versionKeys.flatMap((key) => ["k", key]));
+    return this.replicated(pipeline, invalidationStream());
   }
 
   /**

@@ -70,8 +70,9 @@ function statementName(query: { sql: string }): string {
   return name;
 }
 
-/** A plain read: sending it twice is harmless. */
-const READ = /^\s*SELECT\b/i;
+/** A plain read (a SELECT, or a WITH query that changes nothing): sending it twice is harmless. */
+const READ = /^\s*(?:SELECT|WITH)\b/i;
+const CHANGES = /\b(?:INSERT|UPDATE|DELETE|MERGE)\b/i;
 /** A connection that died under a statement (closed by the server or a proxy), not a database refusing or failing. */
 const LOST =
   /Connection terminated|Connection closed|closed the connection|Client has encountered a connection error|ECONNRESET|EPIPE/i;
@@ -84,7 +85,7 @@ const LOST =
  * else fails as it did.
  */
 function readAgainIfLost<R>(sql: string, send: () => Promise<R>, attempts: number): Promise<R> {
-  if (!READ.test(sql)) return send();
+  if (!READ.test(sql) || CHANGES.test(sql)) return send();
   // Each dead connection fails once and leaves the pool: the next send takes another, or opens a new one.
   const attempt = (left: number): Promise<R> =>
     send().catch((error: unknown) => {
