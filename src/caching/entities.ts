@@ -86,16 +86,6 @@ export function viewerFact(definition: { name: string; table: string; loader: st
 const inFlight = new Map<string, Promise<unknown>>();
 
 /**
- * Starts this request's catch-up with other instances' invalidations (caching/local.ts) as the request begins, so it
- * travels with the request's first Redis command (the rate limit's) instead of waiting for its first entity read.
- */
-export function catchUpEarly(): void {
-  const store = cacheStore();
-  const local = store instanceof RedisStore ? store.local : undefined;
-  if (local) void requestMark(local);
-}
-
-/**
  * Loads entities through the cache: one MGET for every part of every id (values and versions together), one
  * query for the misses, one atomic fill that is skipped for any entity written in the meantime. Results are
  * in key order; ids that don't exist (or aren't valid ids) are null.

@@ -104,15 +104,26 @@ export function countRoundTrip(n = 1) {
  * arrived meanwhile. A process running late (a CPU spike, a long GC pause, a busy machine) runs its overdue
  * timers before it reads its sockets: a plain timeout would then blame Redis for the process's own lag, and open
  * the breaker while the answer sat unread. The one extra turn (setImmediate runs after the I/O poll) lets an
- * answer that did arrive in time win.
+ * answer that did arrive in time win. A timer that fires well after it was due (the process was busy: a cold
+ * instance's first request compiles and initialises for hundreds of milliseconds, during which a command to a node
+ * not yet connected cannot even be sent) gives the call one more budget from then.
  */
 function withinBudget<T>(call: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => setImmediate(() => reject(new Error("Command timed out"))), ms);
+    const arm = (due: number, again: boolean) => {
+      timer = setTimeout(() => {
+        if (again && performance.now() - due > LATE_MS) arm(performance.now() + ms, false);
+        else setImmediate(() => reject(new Error("Command timed out")));
+      }, ms);
+    };
+    arm(performance.now() + ms, true);
   });
   return Promise.race([call, expired]).finally(() => clearTimeout(timer));
 }
+
+/** How late a budget's timer may fire before the process, not Redis, is taken to have been slow. */
+const LATE_MS = 50;
 
 const REDIS_OPTIONS = {
   lazyConnect: true,

@@ -1,6 +1,5 @@
 import type { YogaInitialContext } from "graphql-yoga";
 import type { Change } from "../caching/changes.ts";
-import { catchUpEarly } from "../caching/entities.ts";
 import { type ExternalIdentity, expiryOf, type TokenClaims, type Viewer, verifyBearerToken } from "../domain/auth.ts";
 import { UnauthenticatedError } from "../errors.ts";
 import { userIdForIdentity } from "../loaders/identities.ts";
@@ -52,9 +51,6 @@ export interface Context {
 export async function createContext(initial: YogaInitialContext & ServerContext): Promise<Context> {
   const { request } = initial;
   const { viewer, externalIdentity } = await authenticate(request, initial.gatewayClaims);
-  // Signed in, the entities come through this instance's local cache: its catch-up goes out now, with the rate
-  // limit's charge. (Signed out, the answer is most often the response cache's, which needs no catch-up.)
-  if (viewer) catchUpEarly();
   const loaders = createLoaders(viewer?.id ?? null);
   const writes: RequestWrites = { forget: (changes) => forget(loaders, changes) };
   return {
