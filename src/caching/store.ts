@@ -222,6 +222,7 @@ export class RedisStore implements CacheStore {
           return { entries: (reply?.[0]?.[1] ?? []) as [string, string[]][] };
         },
         null,
+        { optional: true },
       ),
   };
 
@@ -241,12 +242,15 @@ export class RedisStore implements CacheStore {
   /**
    * Runs a call within its budget, unless the store is unavailable (then `fallback`). `force`: even then (held
    * invalidations must reach Redis as soon as it can take them, and a success ends the breaker's cooldown).
+   * `optional`: a failure costs only what the call was for (the local cache's catch-up: nothing local is served) and
+   * is not taken for Redis failing — a cold instance's first command to a node it has not connected to yet may
+   * overrun its budget, and must not send the whole instance to PostgreSQL and its rate limits to their fallback.
    */
   private async guard<T>(
     command: string,
     operation: () => Promise<T>,
     fallback: T,
-    { roundTrips = 1, budgetMs = this.options.commandTimeoutMs ?? 150, force = false } = {},
+    { roundTrips = 1, budgetMs = this.options.commandTimeoutMs ?? 150, force = false, optional = false } = {},
   ): Promise<T> {
     if (!force && !this.available) return fallback;
     try {
@@ -290,6 +294,7 @@ export class RedisStore implements CacheStore {
       }
       return result;
     } catch (error) {
+      if (optional) return fallback;
       this.openUntil = Date.now() + (this.options.cooldownMs ?? 2_000);
       this.failingSince ??= Date.now();
       // A node that stopped answering may have been failed over: learn where its slots went now, not at the next
