@@ -118,13 +118,6 @@ export class LocalCache {
     if (at !== undefined && at > mark) return;
     this.entries.set(versionKey, entry);
   }
-
-  clear(): void {
-    this.entries.clear();
-    this.invalidated.clear();
-    this.position = undefined;
-    this.last = undefined;
-  }
 }
 
 let local: LocalCache | undefined;

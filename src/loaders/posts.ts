@@ -143,7 +143,7 @@ async function timelinePage(viewerId: string, page: PageRequest): Promise<PostRe
  * `author_id IN (...)` instead, PostgreSQL walks all posts newest first and filters by author: ~8x slower on the
  * large seed, and reading every candidate row ~2x slower again.
  */
-export function feedFromPostgres(viewerId: string, page: PageRequest, authors?: string[]): Promise<PostRecord[]> {
+function feedFromPostgres(viewerId: string, page: PageRequest, authors?: string[]): Promise<PostRecord[]> {
   const { where, direction } = keyset(sql`p.created_at, p.id`, "desc", page, createdAtAndId);
   const authorIds = authors
     ? sql`SELECT unnest(${authors}::uuid[]) AS id`
