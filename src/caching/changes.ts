@@ -13,12 +13,14 @@ export interface Change {
   entity: string;
   /** Its id. */
   id: string;
-  /** The cached parts that changed (each is one cache key); none for a per-viewer fact (see `viewerFact`). */
+  /** The cached parts that changed (each is one cache key). */
   parts: readonly string[];
   /** The table whose rows the entity caches: what the undeclared-change check compares writes with. */
   table: string;
   /** The per-request DataLoader that holds the entity (`post`, `photosByPost` …), if any. */
   loader?: string;
+  /** The key that loader holds it under, when not `id` (a per-viewer fact: its target). */
+  loaderKey?: string;
 }
 
 export type ChangeListener = (changes: readonly Change[]) => void | Promise<void>;

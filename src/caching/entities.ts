@@ -41,6 +41,12 @@ export interface CachedEntity<T extends { id: string }, P extends string = strin
   load(ids: string[]): Promise<T[]>;
   /** Which keys may be looked up at all (default: UUIDs); others resolve to null without a query. */
   isValidId?: (id: string) => boolean;
+  /**
+   * Kept by each instance alone (its local cache, in a pool of its own), never in Redis: per-viewer facts, read
+   * again by the same viewer but rarely by another instance, for which a Redis read and fill on every miss would
+   * cost more than the statement they save. The invalidation stream keeps them true like every local copy.
+   */
+  localOnly?: boolean;
   /** What a write changed, for `w.changed(…)` (services/write.ts): the named parts of the entity `id` (all parts if none named). */
   changed(id: string, ...parts: P[]): Change;
 }
@@ -67,18 +73,71 @@ export function defineEntity<T extends { id: string }, P extends string>(
   };
 }
 
+/** A fact about a viewer and one target (likes a post, follows someone), cached per pair (see `viewerFact`). */
+export interface ViewerFact {
+  /** Whether `viewerId` has the fact for each of `targetIds`, in key order: the cache first, then one statement. */
+  load(viewerId: string, targetIds: readonly string[]): Promise<boolean[]>;
+  /** What a write changed: the fact of `viewerId` for `targetId` (the request's loader forgets the target). */
+  changed(viewerId: string, targetId: string): Change;
+}
+
 /**
- * A fact about the viewer that a per-request loader holds and nothing caches (has liked a post, follows someone):
- * a write declares it changed so the writing request's loader forgets it (`viewerLike.changed(postId)`).
+ * Defines a per-viewer fact (has liked a post, follows someone): cached per (viewer, target) pair, present or
+ * absent alike — by each instance alone (`localOnly`: its local cache with Redis, the in-process store without).
+ * Absence is cached too, so every write that adds or removes the fact declares it, even when it was already so
+ * (`viewerLike.changed(viewerId, postId)`); the table joins the undeclared-change check. Screens ask these for
+ * every item they show (a feed's 20 posts): warm, they cost no statement and no round trip.
  */
-export function viewerFact(definition: { name: string; table: string; loader: string }): {
-  changed(id: string): Change;
-} {
-  CHANGED_LOADERS.add(definition.loader);
+export function viewerFact(definition: {
+  name: string;
+  table: string;
+  /** The per-request loader holding the viewer's facts by target (a key of `createLoaders()`). */
+  loader: string;
+  ttlSeconds: number;
+  /** The targets among `targetIds` the viewer has the fact for (one statement). */
+  holds(viewerId: string, targetIds: string[]): Promise<Set<string>>;
+}): ViewerFact {
+  const { name, loader } = definition;
+  const entity = defineEntity<{ id: string; holds: boolean }, string>({
+    name,
+    table: definition.table,
+    parts: { [name]: { ttlSeconds: definition.ttlSeconds, fields: ["holds"] } },
+    localOnly: true,
+    isValidId: (id) => {
+      const [viewerId, targetId, extra] = id.split(":");
+      return extra === undefined && isUuid(viewerId ?? "") && isUuid(targetId ?? "");
+    },
+    // The batch is one viewer's, in practice (a request's loader): one statement per viewer.
+    load: async (ids) => {
+      const byViewer = new Map<string, string[]>();
+      for (const id of ids) {
+        const [viewerId, targetId] = id.split(":") as [string, string];
+        byViewer.set(viewerId, [...(byViewer.get(viewerId) ?? []), targetId]);
+      }
+      const rows = await Promise.all(
+        [...byViewer].map(async ([viewerId, targetIds]) => {
+          const held = await definition.holds(viewerId, targetIds);
+          return targetIds.map((targetId) => ({ id: `${viewerId}:${targetId}`, holds: held.has(targetId) }));
+        }),
+      );
+      return rows.flat();
+    },
+  });
+  CHANGED_LOADERS.add(loader);
   return {
-    changed: (id) => ({ entity: definition.name, id, parts: [], table: definition.table, loader: definition.loader }),
+    load: async (viewerId, targetIds) =>
+      (
+        await loadThroughCache(
+          entity,
+          targetIds.map((targetId) => `${viewerId}:${targetId}`),
+        )
+      ).map((fact) => fact?.holds ?? false),
+    changed: (viewerId, targetId) => ({ ...entity.changed(`${viewerId}:${targetId}`), loader, loaderKey: targetId }),
   };
 }
+
+/** The version a local-only entry is kept under (none exists in Redis: the invalidation stream alone keeps it true). */
+const LOCAL_ONLY_VERSION = "local";
 
 // Database reads in progress in this process, keyed by entity and the versions seen before reading:
 // concurrent requests for the same cold entity share one query (stampede protection), but a request that saw
@@ -112,12 +171,13 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
   // This instance's parsed copies first, once it caught up with every instance's invalidations (local.ts).
   const local = store instanceof RedisStore ? store.local : undefined;
   const mark = local ? await requestMark(local) : null;
+  const pool = entity.localOnly ? "facts" : "entities";
   let remote = unique;
   if (local && mark !== null) {
     remote = [];
     for (const id of unique) {
       const keys = keysOf(id);
-      const entries = keys.map((k) => local.get(k.versionKey));
+      const entries = keys.map((k) => local.get(k.versionKey, pool));
       if (entries.some((entry) => !entry)) {
         remote.push(id);
         continue;
@@ -125,15 +185,37 @@ export async function loadThroughCache<T extends { id: string }, P extends strin
       const merged: Record<string, unknown> = {};
       entries.forEach((entry, p) => {
         Object.assign(merged, entry?.data);
-        noteRead(id, p, keys[p]?.versionKey as string, entry?.version as string, entry?.born ?? null);
+        if (!entity.localOnly) {
+          noteRead(id, p, keys[p]?.versionKey as string, entry?.version as string, entry?.born ?? null);
+        }
       });
       found.set(id, merged as T);
     }
   }
   /** Keeps what was read for this instance, unless an invalidation of it arrived since this request caught up. */
   const keepLocally = (versionKey: string, version: string, data: Record<string, unknown>, born: string | null) => {
-    if (local && mark !== null && version !== PENDING_VERSION) local.keep(versionKey, { version, data, born }, mark);
+    if (local && mark !== null && version !== PENDING_VERSION) {
+      local.keep(versionKey, { version, data, born }, mark, pool);
+    }
   };
+
+  if (entity.localOnly && store instanceof RedisStore) {
+    // Not in Redis: what this instance lacks is read from PostgreSQL (the primary: no version covers it) and kept.
+    const rows = remote.length ? await entity.load(remote) : [];
+    for (const row of rows) {
+      found.set(row.id, row);
+      for (const part of parts) {
+        const data = Object.fromEntries(part.fields.map((field) => [field, row[field]]));
+        keepLocally(cacheKeys(part.kind, row.id).versionKey, LOCAL_ONLY_VERSION, data, null);
+      }
+    }
+    const scope = requestScope.getStore();
+    if (scope) {
+      scope.cacheHits += unique.length - remote.length;
+      scope.cacheMisses += remote.length;
+    }
+    return ids.map((id) => found.get(id) ?? null);
+  }
 
   const keys = remote.map(keysOf);
   // With read replicas, where the versions begin comes along (an absent version stands for no write after it).

@@ -21,6 +21,8 @@ const LOCAL_TTL_MS = 30_000;
 const CATCH_UP_COUNT = 1_000;
 /** How long an invalidation is remembered, so a request that read before it arrived keeps nothing older. */
 const REMEMBER_MS = 30_000;
+/** Per-viewer facts kept for each entity part the instance keeps (`CACHE_LOCAL_ENTRIES`): a fact is ~100 bytes. */
+const FACTS_PER_ENTRY = 2;
 
 /** One entity part as Redis held it: its version and its fields, parsed (dates revived). */
 export interface LocalEntry {
@@ -42,8 +44,13 @@ export interface StreamAccess {
   read(position: string | undefined, count: number): Promise<{ entries: [string, string[]][]; last?: string } | null>;
 }
 
+/** Which of the instance's memories an entry lives in: entity parts, or per-viewer facts (their own bound). */
+export type LocalPool = "entities" | "facts";
+
 export class LocalCache {
   private readonly entries: LRUCache<string, LocalEntry>;
+  /** Per-viewer facts (has liked, follows): many, tiny, mostly read once; kept apart so they never evict entities. */
+  private readonly facts: LRUCache<string, LocalEntry>;
   /** Version keys invalidated lately, with the catch-up count at which this instance learnt it. */
   private readonly invalidated = new LRUCache<string, number>({ max: 100_000, ttl: REMEMBER_MS });
   private position: string | undefined;
@@ -55,6 +62,11 @@ export class LocalCache {
   constructor(stream: StreamAccess, max: number) {
     this.stream = stream;
     this.entries = new LRUCache<string, LocalEntry>({ max, ttl: LOCAL_TTL_MS });
+    this.facts = new LRUCache<string, LocalEntry>({ max: max * FACTS_PER_ENTRY, ttl: LOCAL_TTL_MS });
+  }
+
+  private pool(pool: LocalPool): LRUCache<string, LocalEntry> {
+    return pool === "facts" ? this.facts : this.entries;
   }
 
   /**
@@ -82,6 +94,7 @@ export class LocalCache {
       const reply = await this.stream.read(undefined, 0);
       if (!reply) return null;
       this.entries.clear();
+      this.facts.clear();
       this.position = reply.last ?? "0-0";
       return ++this.catchUps;
     }
@@ -101,22 +114,23 @@ export class LocalCache {
   /** Drops a version key's entry (its entity changed), remembering it for `keep`. */
   forget(versionKey: string): void {
     this.entries.delete(versionKey);
+    this.facts.delete(versionKey);
     this.invalidated.set(versionKey, this.catchUps + 1);
   }
 
   /** The entry for a version key, when held. */
-  get(versionKey: string): LocalEntry | undefined {
-    return this.entries.get(versionKey);
+  get(versionKey: string, pool: LocalPool = "entities"): LocalEntry | undefined {
+    return this.pool(pool).get(versionKey);
   }
 
   /**
    * Keeps what a request read from Redis (or PostgreSQL) after its catch-up `mark`, unless an invalidation of it
    * arrived since (it may be older than that write).
    */
-  keep(versionKey: string, entry: LocalEntry, mark: number): void {
+  keep(versionKey: string, entry: LocalEntry, mark: number, pool: LocalPool = "entities"): void {
     const at = this.invalidated.get(versionKey);
     if (at !== undefined && at > mark) return;
-    this.entries.set(versionKey, entry);
+    this.pool(pool).set(versionKey, entry);
   }
 }
 

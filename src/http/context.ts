@@ -68,7 +68,7 @@ export async function createContext(initial: YogaInitialContext & ServerContext)
 /** Clears what changed from the request's loaders, so the rest of the operation reads it anew. */
 function forget(loaders: Loaders, changes: readonly Change[]): void {
   const byName = loaders as unknown as Record<string, { clear(id: string): unknown } | undefined>;
-  for (const change of changes) if (change.loader) byName[change.loader]?.clear(change.id);
+  for (const change of changes) if (change.loader) byName[change.loader]?.clear(change.loaderKey ?? change.id);
 }
 
 async function authenticate(

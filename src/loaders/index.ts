@@ -1,18 +1,18 @@
 import DataLoader from "dataloader";
 import { type FirstPageKey, firstPageCacheKey, traced } from "./batch.ts";
 import { type CommentRecord, commentsById, firstCommentsByPost } from "./comments.ts";
-import { viewerLikes } from "./likes.ts";
+import { viewerLike } from "./likes.ts";
 import { notificationsById } from "./notifications.ts";
 import { photosById, photosByPost } from "./photos.ts";
 import { firstPostsByAuthor, type PostRecord, postsById } from "./posts.ts";
-import { userIdsByHandle, usersById, viewerFollows } from "./users.ts";
+import { userIdsByHandle, usersById, viewerFollow } from "./users.ts";
 
 export type { FirstPageKey } from "./batch.ts";
 
 /**
  * Fresh DataLoaders for one request: batching across a GraphQL operation's resolvers, with a cache that
  * lives exactly as long as the request (never shared between viewers). Entities come through the shared
- * cache (caching/entities.ts); per-viewer answers (has liked, is following) always come from PostgreSQL.
+ * cache (caching/entities.ts), and so do per-viewer facts (has liked, is following), per (viewer, target).
  */
 export function createLoaders(viewerId: string | null) {
   const firstPage = { cacheKeyFn: firstPageCacheKey };
@@ -44,12 +44,12 @@ export function createLoaders(viewerId: string | null) {
     ),
     viewerHasLiked: new DataLoader(
       traced("viewerHasLiked", (postIds: readonly string[]) =>
-        viewerId ? viewerLikes(viewerId, postIds) : Promise.resolve(postIds.map(() => false)),
+        viewerId ? viewerLike.load(viewerId, postIds) : Promise.resolve(postIds.map(() => false)),
       ),
     ),
     viewerIsFollowing: new DataLoader(
       traced("viewerIsFollowing", (userIds: readonly string[]) =>
-        viewerId ? viewerFollows(viewerId, userIds) : Promise.resolve(userIds.map(() => false)),
+        viewerId ? viewerFollow.load(viewerId, userIds) : Promise.resolve(userIds.map(() => false)),
       ),
     ),
   };

@@ -4,8 +4,20 @@ import type { User } from "../generated/prisma/client.ts";
 import { db } from "../platform/db.ts";
 import { raw, type Sql, sql } from "../platform/sql.ts";
 
-/** Whether the viewer follows someone (by their id): what a follow or an unfollow changes for the one who did it. */
-export const viewerFollow = viewerFact({ name: "viewer-follow", table: "follows", loader: "viewerIsFollowing" });
+/** Whether a viewer follows someone: cached per (viewer, followee), declared changed by every follow and unfollow. */
+export const viewerFollow = viewerFact({
+  name: "viewer-follow",
+  table: "follows",
+  loader: "viewerIsFollowing",
+  ttlSeconds: 600,
+  holds: async (viewerId, userIds) => {
+    const rows = await db().follow.findMany({
+      where: { followerId: viewerId, followeeId: { in: userIds } },
+      select: { followeeId: true },
+    });
+    return new Set(rows.map((row) => row.followeeId));
+  },
+});
 
 /** A user as other people may see it: the password hash and email never leave the auth paths. */
 export type UserRecord = Omit<User, "passwordHash" | "email">;
@@ -45,16 +57,6 @@ const handleEntity = defineEntity<{ id: string; userId: string }, "handle">({
 /** The user ids of the given handles (null for unknown handles), in key order. */
 export async function userIdsByHandle(handles: readonly string[]): Promise<(string | null)[]> {
   return (await loadThroughCache(handleEntity, handles)).map((entry) => entry?.userId ?? null);
-}
-
-/** Whether the viewer follows each of the given users, in key order. */
-export async function viewerFollows(viewerId: string, userIds: readonly string[]): Promise<boolean[]> {
-  const rows = await db().follow.findMany({
-    where: { followerId: viewerId, followeeId: { in: [...new Set(userIds)] } },
-    select: { followeeId: true },
-  });
-  const followed = new Set(rows.map((row) => row.followeeId));
-  return userIds.map((id) => followed.has(id));
 }
 
 /** User columns under the names of `UserRecord`, for hand-written SQL. */

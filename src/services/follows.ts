@@ -30,13 +30,14 @@ async function toggleFollow(actor: SignedIn, userId: string, start: boolean): Pr
     const { count } = start
       ? await tx.follow.createMany({ data: [{ followerId: viewer.id, followeeId: target.id }], skipDuplicates: true })
       : await tx.follow.deleteMany({ where: { followerId: viewer.id, followeeId: target.id } });
+    // Whether the viewer follows them is what the statement set, even when it already was so (cached per viewer).
+    changed(viewerFollow.changed(viewer.id, target.id));
     if (count === 1) {
       await adjustFollowCounts(tx, viewer.id, target.id, start ? 1 : -1);
       await event(start ? "user.followed" : "user.unfollowed", target.id, { actorId: viewer.id });
       changed(
         userEntity.changed(viewer.id, "user-counts"),
         userEntity.changed(target.id, "user-counts"),
-        viewerFollow.changed(target.id),
         // Their posts join or leave the viewer's feed: the timeline is rebuilt (caching/timelines.ts).
         timelineOf.changed(viewer.id),
       );

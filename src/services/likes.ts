@@ -32,12 +32,14 @@ async function toggleLike(actor: SignedIn, postId: string, like: boolean): Promi
     const { count } = like
       ? await tx.like.createMany({ data: [{ postId: post.id, userId: viewer.id }], skipDuplicates: true })
       : await tx.like.deleteMany({ where: { postId: post.id, userId: viewer.id } });
+    // Whether the viewer likes it is what the statement set, even when it already was so (cached per viewer).
+    changed(viewerLike.changed(viewer.id, post.id));
     if (count === 0) return tx.post.findUniqueOrThrow({ where: { id: post.id } });
     await event(like ? "post.liked" : "post.unliked", notified(post.authorId, viewer.id), {
       postId: post.id,
       actorId: viewer.id,
     });
-    changed(postEntity.changed(post.id, "post-counts"), viewerLike.changed(post.id));
+    changed(postEntity.changed(post.id, "post-counts"));
     return tx.post.update({ where: { id: post.id }, data: { likeCount: like ? { increment: 1 } : { decrement: 1 } } });
   }).catch((error) => rethrowPrismaError(error, { notFound: "That post doesn't exist." }));
   return { post: updated, liked: like };

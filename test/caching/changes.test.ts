@@ -48,9 +48,16 @@ describe("declared changes", () => {
     expect(liked.data?.likePost.post.likeCount).toBe(1);
     expect(liked.extensions?.undeclaredChanges).toBeUndefined();
     expect(heard).toEqual([
+      // Whether bob likes it, cached per (viewer, post); his request's loader forgets it by post.
+      {
+        entity: "viewer-like",
+        id: `${bob.id}:${post.id}`,
+        parts: ["viewer-like"],
+        table: "likes",
+        loader: "viewerHasLiked",
+        loaderKey: post.id,
+      },
       { entity: "post", id: post.id, parts: ["post-counts"], table: "posts", loader: "post" },
-      // Nothing cached: the liker's own request loader forgets whether they like it.
-      { entity: "viewer-like", id: post.id, parts: [], table: "likes", loader: "viewerHasLiked" },
     ]);
     expect((await ok(`query ($id: ID!) { post(id: $id) { likeCount } }`, { id: post.gid })).post.likeCount).toBe(1);
   });

@@ -93,3 +93,27 @@ test("when the stream cannot be read, nothing may be served (no mark)", async ()
   redis.fail(false);
   expect(await cache.catchUp(performance.now())).toBe(1);
 });
+
+test("per-viewer facts have a pool of their own: a flood of them evicts no entity, and the stream drops them too", async () => {
+  const redis = memoryStream();
+  const cache = new LocalCache(redis.stream, 10);
+  const mark = (await cache.catchUp(performance.now())) as number;
+  cache.keep("post:1", entry("1"), mark);
+  // Twice the entities' bound in facts (a viewer opening post after post): the post stays.
+  for (let i = 0; i < 20; i++) cache.keep(`viewer-like:v:${i}`, entry("local"), mark, "facts");
+  expect(cache.get("post:1")?.version).toBe("1");
+  expect(cache.get("viewer-like:v:19", "facts")?.version).toBe("local");
+  expect(cache.get("viewer-like:v:19")).toBeUndefined(); // not an entity
+  // A third flood evicts the oldest facts, not the post.
+  for (let i = 20; i < 30; i++) cache.keep(`viewer-like:v:${i}`, entry("local"), mark, "facts");
+  expect(cache.get("viewer-like:v:0", "facts")).toBeUndefined();
+  expect(cache.get("post:1")?.version).toBe("1");
+  // An unlike through another instance: dropped at the next catch-up, and a read from before it is not kept.
+  redis.append("viewer-like:v:25");
+  const late = (await cache.catchUp(performance.now())) as number;
+  expect(cache.get("viewer-like:v:25", "facts")).toBeUndefined();
+  cache.keep("viewer-like:v:25", entry("local"), mark, "facts");
+  expect(cache.get("viewer-like:v:25", "facts")).toBeUndefined();
+  cache.keep("viewer-like:v:25", entry("local"), late, "facts");
+  expect(cache.get("viewer-like:v:25", "facts")?.version).toBe("local");
+});

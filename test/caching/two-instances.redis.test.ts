@@ -72,24 +72,24 @@ test("what an instance keeps locally is current after a write through another (t
 }) => {
   const post = await createPost(alice, { caption: "kept" });
   // Signed in: the response cache (signed-out answers) stays out of it.
-  const query = `query ($id: ID!) { post(id: $id) { caption likeCount } }`;
+  const query = `query ($id: ID!) { post(id: $id) { caption likeCount viewerHasLiked } }`;
   const read = (instance: Instance) => instance.query(query, { id: post.gid }, bob.token);
   await read(a);
   const warm = await read(a);
-  expect(warm.data.post).toEqual({ caption: "kept", likeCount: 0 });
-  // Kept by instance a (caching/local.ts): no statement; Redis is asked what changed since, and charges the rate
-  // limit: two round trips, no entity read.
+  expect(warm.data.post).toEqual({ caption: "kept", likeCount: 0, viewerHasLiked: false });
+  // Kept by instance a (caching/local.ts), the post and whether bob likes it: no statement; Redis is asked what
+  // changed since, and charges the rate limit: two round trips, no entity read.
   const stats = await statsOf(a, warm);
   expect(stats.sqlStatements).toBe(0);
   expect(stats.cache.roundTrips).toBe(2);
-  expect(stats.cache.hits).toBe(1);
+  expect(stats.cache.hits).toBe(2);
   const like = `mutation ($id: ID!) { likePost(input: { postId: $id }) { __typename } }`;
   const unlike = `mutation ($id: ID!) { unlikePost(input: { postId: $id }) { __typename } }`;
   await b.query(like, { id: post.gid }, bob.token);
-  expect((await read(a)).data.post.likeCount).toBe(1);
+  expect((await read(a)).data.post).toMatchObject({ likeCount: 1, viewerHasLiked: true });
   await b.query(unlike, { id: post.gid }, bob.token);
-  expect((await read(a)).data.post.likeCount).toBe(0);
+  expect((await read(a)).data.post).toMatchObject({ likeCount: 0, viewerHasLiked: false });
   await a.query(like, { id: post.gid }, alice.token);
-  expect((await read(b)).data.post.likeCount).toBe(1);
-  expect((await read(a)).data.post.likeCount).toBe(1);
+  expect((await read(b)).data.post).toMatchObject({ likeCount: 1, viewerHasLiked: false });
+  expect((await read(a)).data.post).toMatchObject({ likeCount: 1, viewerHasLiked: false });
 });
