@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { type DocumentNode, type GraphQLSchema, getOperationAST, TypeInfo, visit, visitWithTypeInfo } from "graphql";
-import type { Plugin } from "graphql-yoga";
+import { isAsyncIterable, type Plugin } from "graphql-yoga";
 import { config } from "../../platform/config.ts";
 import type { Context } from "../context.ts";
 
@@ -74,6 +74,14 @@ export function useHttpCaching(): Plugin {
         !context.request.headers.has("authorization") &&
         !selectsPersonalData(args.schema, args.document);
       policies.set(context.request, isPublic ? "public" : "private");
+      if (context.request.method !== "GET") return;
+      return {
+        // The ETag from the result as executed: the response's body need not be read back and parsed for it.
+        onExecuteDone({ result }) {
+          if (isAsyncIterable(result) || result.errors?.length) return;
+          if (!knownEtags.has(context.request)) knownEtags.set(context.request, etagOf(JSON.stringify(result.data)));
+        },
+      };
     },
     async onResponse({ request, response, setResponse, fetchAPI }) {
       if (request.method !== "GET") {
@@ -102,7 +110,7 @@ export function useHttpCaching(): Plugin {
         headers.delete("content-length");
         return new fetchAPI.Response(null, { status: 304, headers });
       };
-      // An answer from the response cache comes with its ETag: its body need not be read again.
+      // An answer from the response cache, or one executed here without errors, comes with its ETag.
       const known = knownEtags.get(request);
       if (known) {
         const notModified = conditional(known, response.headers);
