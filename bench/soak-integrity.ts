@@ -229,3 +229,50 @@ export async function checkIntegrity(input: {
   });
   return checks;
 }
+
+/**
+ * What the clients are served after the run, through every instance, against PostgreSQL: each sampled viewer's
+ * feed (its posts in order, their like counts, whether the viewer likes each) — through timelines, the entity cache
+ * and each instance's local copies, whatever the faults did to them.
+ */
+export async function checkServedFeeds(input: {
+  database: pg.Client;
+  urls: string[];
+  viewers: { id: string; token: string }[];
+  /** The mobile app's Feed document's id (a persisted document: the instances may refuse others). */
+  feedDocumentId: string;
+}): Promise<IntegrityCheck> {
+  const { database: db, urls, viewers, feedDocumentId } = input;
+  const wrong: string[] = [];
+  for (const viewer of viewers) {
+    const expected = (
+      await db.query<{ id: string; like_count: number; liked: boolean }>(
+        `SELECT p.id, p.like_count, EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) AS liked
+         FROM posts p
+         WHERE p.published AND (p.author_id = $1 OR p.author_id IN (SELECT followee_id FROM follows WHERE follower_id = $1))
+         ORDER BY p.created_at DESC, p.id DESC LIMIT 20`,
+        [viewer.id],
+      )
+    ).rows.map((row) => `${row.id}:${row.like_count}:${row.liked}`);
+    for (const url of urls) {
+      const response = await fetch(`${url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${viewer.token}` },
+        body: JSON.stringify({ documentId: feedDocumentId, variables: { first: 20 } }),
+      });
+      const body = (await response.json()) as {
+        data?: { feed: { edges: { node: { id: string; likeCount: number; viewerHasLiked: boolean } }[] } };
+      };
+      const served = (body.data?.feed.edges ?? []).map(({ node }) => {
+        const id = Buffer.from(node.id, "base64").toString().split(":")[1];
+        return `${id}:${node.likeCount}:${node.viewerHasLiked}`;
+      });
+      if (served.join() !== expected.join()) wrong.push(`${viewer.id} through ${url}`);
+    }
+  }
+  return {
+    name: `every sampled viewer's feed, through each instance, is PostgreSQL's (${viewers.length} viewers)`,
+    ok: wrong.length === 0,
+    detail: wrong.length ? `${wrong.length} differ, e.g. ${wrong[0]}` : undefined,
+  };
+}

@@ -24,7 +24,7 @@ import { keyId } from "../src/platform/idempotency.ts";
 import { startProxy } from "../test/kit/tcp-proxy.ts";
 import { ensureDatabase, loadFixtures, mobileDocuments } from "./data.ts";
 import { functionEnv, type Server, startServer } from "./servers.ts";
-import { checkIntegrity, type IntegrityCheck, waitForDrain } from "./soak-integrity.ts";
+import { checkIntegrity, checkServedFeeds, type IntegrityCheck, waitForDrain } from "./soak-integrity.ts";
 import type { LedgerEntry, SoakLoadSpec, SoakWindow } from "./soak-load.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -297,6 +297,14 @@ async function main() {
     since: new Date(t0),
     unrecorded,
   });
+  integrity.push(
+    await checkServedFeeds({
+      database,
+      urls: spec.urls,
+      viewers: fixtures.viewers.slice(0, 50),
+      feedDocumentId: spec.documents.Feed?.id as string,
+    }),
+  );
   for (const check of integrity)
     step(`  ${check.ok ? "ok  " : "FAIL"} ${check.name}${check.detail ? `: ${check.detail}` : ""}`);
 
