@@ -2,7 +2,8 @@
 // Counters equal what they count; every like, comment and follow has exactly its notification (likes: an actor of
 // the post's aggregate notification) and no notification outlives its cause; the outbox is drained; every photo
 // posted during the run is processed and stored, and no stored object belongs to nothing; no write the clients
-// retried happened twice, and every write they were told succeeded is there, with its idempotency key.
+// retried happened twice, and every write they were told succeeded is there, with its idempotency key. Then what the
+// clients are served, through each instance: sampled viewers' feeds against the tables (checkServedFeeds).
 import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
 import type pg from "pg";
@@ -262,7 +263,12 @@ export async function checkServedFeeds(input: {
       });
       const body = (await response.json()) as {
         data?: { feed: { edges: { node: { id: string; likeCount: number; viewerHasLiked: boolean } }[] } };
+        errors?: unknown[];
       };
+      if (!response.ok || !body.data || body.errors) {
+        wrong.push(`${viewer.id} through ${url}: HTTP ${response.status}, ${JSON.stringify(body.errors ?? null)}`);
+        continue;
+      }
       const served = (body.data?.feed.edges ?? []).map(({ node }) => {
         const id = Buffer.from(node.id, "base64").toString().split(":")[1];
         return `${id}:${node.likeCount}:${node.viewerHasLiked}`;
@@ -272,7 +278,11 @@ export async function checkServedFeeds(input: {
   }
   return {
     name: `every sampled viewer's feed, through each instance, is PostgreSQL's (${viewers.length} viewers)`,
-    ok: wrong.length === 0,
-    detail: wrong.length ? `${wrong.length} differ, e.g. ${wrong[0]}` : undefined,
+    ok: viewers.length > 0 && wrong.length === 0,
+    detail: wrong.length
+      ? `${wrong.length} differ, e.g. ${wrong[0]}`
+      : viewers.length
+        ? undefined
+        : "no viewer sampled",
   };
 }

@@ -58,10 +58,13 @@ test("a minute of load through four faults loses nothing, doubles nothing, and l
   expect(report.writes.lost).toEqual([]);
 
   // The integrity checks, all run and all held.
-  expect(report.integrity.map((c: { name: string }) => c.name)).toHaveLength(17);
+  expect(report.integrity.map((c: { name: string }) => c.name)).toHaveLength(18);
   for (const check of report.integrity) expect(check, check.name).toMatchObject({ ok: true });
   const photos = report.integrity.find((c: { name: string }) => c.name.startsWith("every photo posted"));
   expect(Number(/^(\d+) photos/.exec(photos.detail)?.[1])).toBeGreaterThan(0);
+  // What clients are served after it all, through both instances, is what the tables hold.
+  const feeds = report.integrity.find((c: { name: string }) => c.name.startsWith("every sampled viewer's feed"));
+  expect(Number(/\((\d+) viewers\)/.exec(feeds.name)?.[1])).toBeGreaterThan(0);
   expect(report.drain.drained).toBe(true);
 
   // Memory and connections were sampled throughout, for both instances.
