@@ -71,7 +71,12 @@ const ON_CLUSTER = [
   "two-instances.redis",
 ];
 const ON_CLUSTER_BUNDLED = ["persisted-deploy.redis", "response-cache", "two-instances.redis"];
-const CLUSTER_ENV = { REDIS_URL: process.env.REDIS_CLUSTER_URL ?? "", REDIS_CLUSTER: "true", REDIS_WAIT_REPLICAS: "1" };
+const CLUSTER_ENV = {
+  REDIS_URL: process.env.REDIS_CLUSTER_URL ?? "",
+  REDIS_CLUSTER: "true",
+  REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES ?? "",
+  REDIS_WAIT_REPLICAS: "1",
+};
 
 // Test files are grouped by feature (test/<feature>/); a name is unique across them.
 const files = (names: string[]) => names.map((name) => `test/*/${name}.test.ts`);

@@ -47,6 +47,7 @@ const EnvSchema = z.object({
   DATABASE_REPLICA_URLS: z._default(z.string(), ""),
   REDIS_URL: z.optional(url(["redis:", "rediss:"])),
   REDIS_CLUSTER: z._default(bool, false),
+  REDIS_CLUSTER_NODES: z._default(z.string(), ""),
   REDIS_WAIT_REPLICAS: z._default(int(0, 5), 0),
   REDIS_KEY_PREFIX: z._default(
     z.string().check(z.regex(/^[\w.-]{1,40}$/, { error: "must be 1-40 letters, digits, dots, dashes or underscores" })),
@@ -214,6 +215,14 @@ function parseConfig(env: Record<string, string | undefined>) {
       "Invalid configuration:\n  - DATABASE_REPLICA_URLS: needs REDIS_URL too (what a client has seen is tracked in the shared cache's versions)",
     );
   }
+  const clusterNodes = e.REDIS_CLUSTER_NODES.split(",")
+    .map((value) => value.trim())
+    .filter(Boolean);
+  if (clusterNodes.some((node) => !/^[\w.-]+:\d{1,5}$/.test(node)) || (clusterNodes.length && !e.REDIS_CLUSTER)) {
+    throw new ConfigError(
+      "Invalid configuration:\n  - REDIS_CLUSTER_NODES: more nodes of the cluster as host:port, separated by commas (with REDIS_CLUSTER=true)",
+    );
+  }
   if (e.REDIS_CLUSTER && !e.REDIS_URL) {
     throw new ConfigError(
       "Invalid configuration:\n  - REDIS_CLUSTER: set REDIS_URL to a node of the cluster (or its configuration endpoint) too",
@@ -243,7 +252,7 @@ function parseConfig(env: Record<string, string | undefined>) {
     },
     redisUrl: e.REDIS_URL,
     redis: e.REDIS_URL
-      ? { url: e.REDIS_URL, cluster: e.REDIS_CLUSTER, waitReplicas: e.REDIS_WAIT_REPLICAS }
+      ? { url: e.REDIS_URL, cluster: e.REDIS_CLUSTER, clusterNodes, waitReplicas: e.REDIS_WAIT_REPLICAS }
       : undefined,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     s3: e.S3_BUCKET

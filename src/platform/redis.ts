@@ -16,12 +16,21 @@ export type RedisClient = Redis | Cluster;
  */
 export function connectRedis(options: RedisOptions = {}, url = config().redis?.url): RedisClient {
   if (!url) throw new Error("connectRedis() needs REDIS_URL");
-  return config().redis?.cluster ? connectCluster(new URL(url), options) : new Redis(url, options);
+  if (!config().redis?.cluster) return new Redis(url, options);
+  // REDIS_URL's node, then REDIS_CLUSTER_NODES: a new instance must find the cluster while one of them is down (a
+  // self-managed cluster's master being failed over; a configuration endpoint resolves to live nodes by itself).
+  const more = url === config().redis?.url ? (config().redis?.clusterNodes ?? []) : [];
+  return connectCluster(
+    [url, ...more.map((node) => `redis://${node}`)].map((seed) => new URL(seed)),
+    options,
+  );
 }
 
-function connectCluster(url: URL, options: RedisOptions): Cluster {
+function connectCluster([url, ...more]: URL[], options: RedisOptions): Cluster {
   const { lazyConnect, ...nodeOptions } = options;
-  return new Cluster([{ host: url.hostname, port: Number(url.port || 6379) }], {
+  if (!url) throw new Error("connectCluster() needs a node");
+  const seeds = [url, ...more].map((node) => ({ host: node.hostname, port: Number(node.port || 6379) }));
+  return new Cluster(seeds, {
     lazyConnect,
     // Commands for the same node issued in one tick travel in one write (a request's per-slot GETs become one
     // round trip per node, in parallel).

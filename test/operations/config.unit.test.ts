@@ -71,7 +71,26 @@ test("values are typed, defaults apply, and empty strings count as unset", () =>
 
 test("a Redis Cluster and read replicas: what each needs, said in one line", () => {
   const cluster = loadConfig({ ...base, REDIS_URL: "rediss://clustercfg.example:6379", REDIS_CLUSTER: "true" });
-  expect(cluster.redis).toEqual({ url: "rediss://clustercfg.example:6379", cluster: true, waitReplicas: 0 });
+  expect(cluster.redis).toEqual({
+    url: "rediss://clustercfg.example:6379",
+    cluster: true,
+    clusterNodes: [],
+    waitReplicas: 0,
+  });
+  const nodes = {
+    ...base,
+    REDIS_URL: "redis://10.0.0.1:7000",
+    REDIS_CLUSTER_NODES: " 10.0.0.2:7000, node-3.local:7001",
+  };
+  expect(loadConfig({ ...nodes, REDIS_CLUSTER: "true" }).redis?.clusterNodes).toEqual([
+    "10.0.0.2:7000",
+    "node-3.local:7001",
+  ]);
+  for (const wrong of [nodes, { ...nodes, REDIS_CLUSTER: "true", REDIS_CLUSTER_NODES: "10.0.0.2" }]) {
+    expect(() => loadConfig(wrong)).toThrow(
+      "  - REDIS_CLUSTER_NODES: more nodes of the cluster as host:port, separated by commas (with REDIS_CLUSTER=true)",
+    );
+  }
   expect(() => loadConfig({ ...base, REDIS_CLUSTER: "true" })).toThrow(
     "  - REDIS_CLUSTER: set REDIS_URL to a node of the cluster (or its configuration endpoint) too",
   );
