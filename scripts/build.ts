@@ -4,6 +4,8 @@
 // handlers (see queryCompilerFile). The one native binary is the images function's: sharp (libvips), shipped as
 // its packages under dist/functions/node_modules for the platform it deploys to (see shipPackages). Prints the
 // size of each output.
+
+import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
@@ -22,14 +24,22 @@ rmSync(outdir, { recursive: true, force: true });
 const SHIPPED = ["sharp", "heic-decode"] as const;
 /** Prisma's query compiler in the bundle: a WebAssembly file next to the handlers (see queryCompilerFile). */
 const QUERY_COMPILER = "query_compiler_bg.wasm";
+/** V8's compile cache of the handlers, in the bundle (see compileCache). */
+const COMPILE_CACHE = "compile-cache";
+
+/**
+ * Handlers whose cold start the first request waits for: each ships as a small `<name>.mjs` that turns on the V8
+ * compile cache shipped next to it (see compileCache), then loads the handler itself from `<name>.app.mjs`.
+ */
+const CACHED = ["graphql", "server"] as const;
 
 const result = await build({
   absWorkingDir: root,
   entryPoints: {
-    graphql: "functions/graphql.ts",
+    "graphql.app": "functions/graphql.ts",
     cleanup: "functions/cleanup.ts",
     events: "functions/events.ts",
-    server: "functions/server.ts",
+    "server.app": "functions/server.ts",
     migrate: "functions/migrate.ts",
     images: "functions/images.ts",
   },
@@ -196,7 +206,60 @@ const { wasm } = (await import(base64Module)) as { wasm: string };
 writeFileSync(`${outdir}${QUERY_COMPILER}`, Buffer.from(wasm, "base64"));
 
 const outputs = result.metafile.outputs;
+writeLoaders();
+compileCache();
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(0).padStart(6)} KiB`;
+
+/**
+ * Each of CACHED's `<name>.mjs`: turns on the compile cache when it was made by the Node.js that runs it (a cache
+ * made by another version or architecture is useless to V8, which would only compile again, and try to write the
+ * result next to the code), then loads `<name>.app.mjs` and exports what it exports.
+ */
+function writeLoaders() {
+  for (const name of CACHED) {
+    const app = `${name}.app.mjs`;
+    const exported = outputs[Object.keys(outputs).find((file) => file.endsWith(`/${app}`)) ?? ""]?.exports ?? [];
+    writeFileSync(
+      `${outdir}${name}.mjs`,
+      `// Made by scripts/build.ts: V8's compile cache for ${app} and its chunks, then ${app} itself.
+import { readdirSync } from "node:fs";
+import { enableCompileCache } from "node:module";
+import { fileURLToPath } from "node:url";
+const directory = fileURLToPath(new URL("./${COMPILE_CACHE}", import.meta.url));
+const made = (() => { try { return readdirSync(directory); } catch { return []; } })();
+if (made.some((entry) => entry.startsWith(\`\${process.version}-\${process.arch}-\`))) enableCompileCache({ directory, portable: true });
+else if (made.length) console.error(JSON.stringify({ level: 40, time: Date.now(), msg: \`compile cache not used: made by Node.js \${made.join(", ")}, this is \${process.version}-\${process.arch}; build with the Node.js that runs the function\` }));
+${exported.length ? `export const { ${exported.join(", ")} } = ` : ""}await import("./${app}");
+`,
+    );
+  }
+}
+
+/**
+ * V8's code cache of the handlers and every chunk, made at build time by running them (Node's compile cache, in
+ * its portable form: it stays valid wherever the folder is copied). A cold start then deserializes compiled code
+ * instead of parsing and compiling ~1.5 MB of JavaScript, including the functions the first request runs (the
+ * training below answers one). The cache is only valid for the Node.js version, architecture and V8 flags that made
+ * it: it is made with this Node.js, once as the container runs it and once with the flags Lambda's Node.js runtime
+ * starts with (--expose-gc changes V8's flag hash), and only when building for this machine's platform — a cache for
+ * another architecture can only be made there (the loaders above ignore a cache that is not theirs).
+ */
+function compileCache() {
+  if (platform !== `${process.platform}-${process.arch}`) {
+    console.log(`no compile cache: it is made by the Node.js that runs the functions (build on ${platform})`);
+    return;
+  }
+  for (const flags of [[], ["--expose-gc"]]) {
+    const trained = spawnSync(process.execPath, [...flags, `${root}scripts/compile-cache.ts`, outdir], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH ?? "" },
+    });
+    if (trained.status !== 0) {
+      console.error(`Build failed: making the compile cache failed:\n${trained.stderr}${trained.stdout}`);
+      process.exit(1);
+    }
+  }
+}
 
 /**
  * What a handler loads at init (its static imports, transitively, and another handler it starts with, as the
