@@ -90,7 +90,15 @@ export async function startGateway(options: GatewayOptions) {
         AWS_LAMBDA_FUNCTION_NAME: "shutter-graphql",
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySizeMb),
       } as NodeJS.ProcessEnv,
-      execArgv: ["--enable-source-maps"],
+      // Node.js as Lambda's runtime starts it (its bootstrap): the young generation a tenth of the memory size, the
+      // old generation the rest, GC exposed.
+      execArgv: [
+        "--enable-source-maps",
+        "--expose-gc",
+        "--max-http-header-size=81920",
+        `--max-semi-space-size=${Math.floor(memorySizeMb / 20)}`,
+        `--max-old-space-size=${memorySizeMb - Math.floor(memorySizeMb / 10)}`,
+      ],
       stdio: ["ignore", output ? "pipe" : "inherit", output ? "pipe" : "inherit", "ipc"],
     });
     if (output) {
