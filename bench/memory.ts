@@ -26,6 +26,8 @@ const VARIANTS: Record<string, Record<string, string>> = {
   "local-0": { CACHE_LOCAL_ENTRIES: "0" },
   "semi8+arenas2": { NODE_OPTIONS: "--max-semi-space-size=8", MALLOC_ARENA_MAX: "2" },
   old256: { NODE_OPTIONS: "--max-old-space-size=256" },
+  old320: { NODE_OPTIONS: "--max-old-space-size=320" },
+  old384: { NODE_OPTIONS: "--max-old-space-size=384" },
   old192: { NODE_OPTIONS: "--max-old-space-size=192" },
   "old192+semi8": { NODE_OPTIONS: "--max-old-space-size=192 --max-semi-space-size=8" },
   "old160+semi8": { NODE_OPTIONS: "--max-old-space-size=160 --max-semi-space-size=8" },
