@@ -74,7 +74,7 @@ const ON_CLUSTER_BUNDLED = ["persisted-deploy.redis", "response-cache", "two-ins
 const CLUSTER_ENV = {
   REDIS_URL: process.env.REDIS_CLUSTER_URL ?? "",
   REDIS_CLUSTER: "true",
-  REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES ?? "",
+  REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_OTHER_NODES ?? "",
   REDIS_WAIT_REPLICAS: "1",
 };
 

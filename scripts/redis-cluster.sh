@@ -4,7 +4,7 @@
 # the shape of ElastiCache's cluster mode and of ElastiCache Serverless (which is cluster mode only).
 #
 #   eval "$(scripts/redis-cluster.sh start)"   start it and export REDIS_CLUSTER_URL (and its other nodes,
-#                                              REDIS_CLUSTER_NODES) for the tests
+#                                              REDIS_CLUSTER_OTHER_NODES) for the tests
 #   scripts/redis-cluster.sh stop              stop it and delete its folder
 #   scripts/redis-cluster.sh kill PORT         SIGKILL one node (a master dying: its replica takes over)
 #   scripts/redis-cluster.sh revive PORT       start that node again (it rejoins, as a replica of its successor)
@@ -52,8 +52,9 @@ case "${1:-}" in
         [ "$(redis-cli -p "$FIRST" cluster nodes | grep -c slave)" = 3 ]; then
         log "ready: 3 masters with a replica each on 127.0.0.1:$FIRST-$((FIRST + 5))"
         echo "export REDIS_CLUSTER_URL=redis://127.0.0.1:$FIRST"
-        # The other nodes, for an instance to start from while the first one is down (a failover test kills it).
-        echo "export REDIS_CLUSTER_NODES=$(for port in $PORTS; do [ "$port" = "$FIRST" ] || printf '127.0.0.1:%s,' "$port"; done | sed 's/,$//')"
+        # The other nodes, for an instance to start from while the first one is down (a failover test kills it):
+        # the cluster projects pass them as REDIS_CLUSTER_NODES (vitest.config.ts).
+        echo "export REDIS_CLUSTER_OTHER_NODES=$(for port in $PORTS; do [ "$port" = "$FIRST" ] || printf '127.0.0.1:%s,' "$port"; done | sed 's/,$//')"
         exit 0
       fi
       sleep 0.2
