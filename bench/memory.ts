@@ -143,6 +143,7 @@ if (options.lambda) {
       env: { ...process.env, ...env, LOG_LEVEL: "warn" },
       maxInstances: 1,
       memorySizeMb: size,
+      lambdaNodeFlags: true,
       log: (line) => {
         const mb = /Max Memory Used: (\d+) MB/.exec(line)?.[1];
         if (mb) used = Math.max(used, Number(mb));

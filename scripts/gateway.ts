@@ -24,6 +24,8 @@ export interface GatewayOptions {
   idleTimeoutMs?: number;
   timeoutMs?: number;
   memorySizeMb?: number;
+  /** Start instances with the V8 flags Lambda's runtime gives Node.js for `memorySizeMb` (heap sizes, --expose-gc). */
+  lambdaNodeFlags?: boolean;
   /** Environment of the instances (the function's configuration). */
   env?: Record<string, string | undefined>;
   /** The event shape: HTTP API (payload format 2.0, the default) or REST API (1.0). */
@@ -90,14 +92,18 @@ export async function startGateway(options: GatewayOptions) {
         AWS_LAMBDA_FUNCTION_NAME: "shutter-graphql",
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memorySizeMb),
       } as NodeJS.ProcessEnv,
-      // Node.js as Lambda's runtime starts it (its bootstrap): the young generation a tenth of the memory size, the
-      // old generation the rest, GC exposed.
       execArgv: [
         "--enable-source-maps",
-        "--expose-gc",
-        "--max-http-header-size=81920",
-        `--max-semi-space-size=${Math.floor(memorySizeMb / 20)}`,
-        `--max-old-space-size=${memorySizeMb - Math.floor(memorySizeMb / 10)}`,
+        // Node.js as Lambda's runtime starts it (its bootstrap), when asked: the young generation a tenth of the
+        // memory size, the old generation the rest, GC exposed.
+        ...(options.lambdaNodeFlags
+          ? [
+              "--expose-gc",
+              "--max-http-header-size=81920",
+              `--max-semi-space-size=${Math.floor(memorySizeMb / 20)}`,
+              `--max-old-space-size=${memorySizeMb - Math.floor(memorySizeMb / 10)}`,
+            ]
+          : []),
       ],
       stdio: ["ignore", output ? "pipe" : "inherit", output ? "pipe" : "inherit", "ipc"],
     });
