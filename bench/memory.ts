@@ -10,10 +10,10 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startGateway } from "../scripts/gateway.ts";
-import { loadFixtures, mobileDocuments } from "./data.ts";
+import { mobileDocuments } from "./data.ts";
 import { drive } from "./drive.ts";
 import type { Scenario } from "./scenarios.ts";
-import { functionEnv, startServer } from "./servers.ts";
+import { seededLoad, startServer } from "./servers.ts";
 
 /** The settings compared: extra environment of the server process. */
 const VARIANTS: Record<string, Record<string, string>> = {
@@ -48,24 +48,7 @@ const { values: options } = parseArgs({
     lambda: { type: "string" },
   },
 });
-const databaseUrl = Object.assign(
-  new URL(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres"),
-  {
-    pathname: `/${options.database}`,
-  },
-).toString();
-const env = await functionEnv(
-  databaseUrl,
-  process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
-  `${options.database}-memory`,
-);
-Object.assign(process.env, env);
-const { signAccessToken } = await import("../src/domain/auth.ts");
-const fixtures = await loadFixtures(
-  databaseUrl,
-  500,
-  async (userId) => (await signAccessToken({ userId, sessionId: crypto.randomUUID() })).token,
-);
+const { env, fixtures } = await seededLoad(options.database, `${options.database}-memory`, 500);
 
 /**
  * The server's own account of its memory after the load (`process.memoryUsage()`, MiB), asked through the inspector

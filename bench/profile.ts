@@ -5,10 +5,10 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { loadFixtures, mobileDocuments } from "./data.ts";
+import { mobileDocuments } from "./data.ts";
 import { drive } from "./drive.ts";
 import type { Scenario } from "./scenarios.ts";
-import { functionEnv, startServer } from "./servers.ts";
+import { seededLoad, startServer } from "./servers.ts";
 
 const { values: options } = parseArgs({
   options: {
@@ -20,24 +20,7 @@ const { values: options } = parseArgs({
   },
 });
 const scenario = options.scenario as Scenario;
-const databaseUrl = Object.assign(
-  new URL(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres"),
-  {
-    pathname: `/${options.database}`,
-  },
-).toString();
-const env = await functionEnv(
-  databaseUrl,
-  process.env.REDIS_URL ?? "redis://127.0.0.1:6379",
-  `${options.database}-profile`,
-);
-Object.assign(process.env, env);
-const { signAccessToken } = await import("../src/domain/auth.ts");
-const fixtures = await loadFixtures(
-  databaseUrl,
-  200,
-  async (userId) => (await signAccessToken({ userId, sessionId: crypto.randomUUID() })).token,
-);
+const { env, fixtures } = await seededLoad(options.database, `${options.database}-profile`, 200);
 const server = await startServer(
   "shutter",
   ["--cpu-prof", `--cpu-prof-dir=${options.out}`, "functions/server.ts"],

@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { exportPKCS8, generateKeyPair } from "jose";
+import { type Fixtures, loadFixtures } from "./data.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 
@@ -104,4 +105,25 @@ export async function functionEnv(databaseUrl: string, redisUrl: string, keyPref
     S3_SECRET_ACCESS_KEY: "bench",
     S3_PUBLIC_BASE_URL: "https://cdn.example.com",
   };
+}
+
+/**
+ * For tools that drive a server on the data set `npm run bench` seeded (database `database` on DATABASE_URL's
+ * server): the function's configuration (keys under `keyPrefix`, applied to this process too: the tokens are signed
+ * with the function's own code and key) and `viewers` signed-in viewers to draw from.
+ */
+export async function seededLoad(database: string, keyPrefix: string, viewers: number) {
+  const databaseUrl = Object.assign(
+    new URL(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres"),
+    { pathname: `/${database}` },
+  ).toString();
+  const env = await functionEnv(databaseUrl, process.env.REDIS_URL ?? "redis://127.0.0.1:6379", keyPrefix);
+  Object.assign(process.env, env);
+  const { signAccessToken } = await import("../src/domain/auth.ts");
+  const fixtures: Fixtures = await loadFixtures(
+    databaseUrl,
+    viewers,
+    async (userId) => (await signAccessToken({ userId, sessionId: crypto.randomUUID() })).token,
+  );
+  return { env, fixtures };
 }
