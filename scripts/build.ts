@@ -238,8 +238,8 @@ ${exported.length ? `export const { ${exported.join(", ")} } = ` : ""}await impo
 /**
  * V8's code cache of the handlers and every chunk, made at build time by running them (Node's compile cache, in
  * its portable form: it stays valid wherever the folder is copied). A cold start then deserializes compiled code
- * instead of parsing and compiling ~1.5 MB of JavaScript, including the functions the first request runs (the
- * training below answers one). The cache is only valid for the Node.js version, architecture and V8 flags that made
+ * instead of parsing and compiling ~1.5 MB of JavaScript (functions V8 compiles lazily, on their first call, are not
+ * in it). The cache is only valid for the Node.js version, architecture and V8 flags that made
  * it: it is made with this Node.js, once as the container runs it and once with the flags Lambda's Node.js runtime
  * starts with (--expose-gc changes V8's flag hash), and only when building for this machine's platform — a cache for
  * another architecture can only be made there (the loaders above ignore a cache that is not theirs).

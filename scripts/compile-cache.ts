@@ -1,7 +1,8 @@
 // Makes the bundle's V8 compile cache (scripts/build.ts runs it; the container image runs it again with the image's
-// own Node.js): loads the GraphQL function, answers one request with it (so the code a first request runs is
-// compiled too, not only the modules' top level) and loads every chunk, with Node's compile cache on; then writes
-// the cache to <dir>/compile-cache. Nothing is reached over the network: the settings below are placeholders.
+// own Node.js): loads the GraphQL function, answers one request with it (the bundle must work before its cache is
+// shipped) and loads every chunk, with Node's compile cache on; then writes the cache to <dir>/compile-cache. V8
+// caches what it compiled with each module's top level only: functions compiled later, when first called, are not in
+// it. Nothing is reached over the network: the settings below are placeholders.
 //   node [--expose-gc] scripts/compile-cache.ts <dir>
 import { generateKeyPairSync } from "node:crypto";
 import { chmodSync, readdirSync, statSync } from "node:fs";
