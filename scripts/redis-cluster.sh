@@ -72,8 +72,14 @@ case "${1:-}" in
     ;;
   revive)
     node "$2"
+    # Back once the cluster is whole and the node holds a copy of its new master: a replica still syncing cannot
+    # take over, and the next failover (the next test) would find its shard without one.
     for _ in $(seq 100); do
-      redis-cli -p "$2" cluster info 2>/dev/null | grep -q 'cluster_state:ok' && { log "node on port $2 is back"; exit 0; }
+      if redis-cli -p "$2" cluster info 2>/dev/null | grep -q 'cluster_state:ok' &&
+        redis-cli -p "$2" info replication 2>/dev/null | grep -q 'master_link_status:up'; then
+        log "node on port $2 is back, a replica in sync"
+        exit 0
+      fi
       sleep 0.1
     done
     log "node on port $2 did not rejoin"
