@@ -2,7 +2,8 @@
 // served again with no round trip and no parse. It stays true on serverless, where pub/sub cannot reach a frozen
 // instance: every write that bumps versions also appends the version keys to an invalidation stream in Redis
 // (store.ts), and each request first reads that stream from the instance's last position (one round trip, shared
-// by requests that began before it was sent), dropping what changed. An instance that fell too far behind (a thaw
+// by requests that began before it was sent), dropping what changed. The response cache vouches for its answers
+// the same way (`unchangedSince`). An instance that fell too far behind (a thaw
 // after a busy hour: more than a read's worth of entries) drops everything and starts again from the end.
 //
 // So a request is never served an entity older than a write that answered before the request began, on any
@@ -20,7 +21,7 @@ const LOCAL_TTL_MS = 30_000;
 /** Entries read per catch-up; a full read means the instance fell behind: it drops everything instead. */
 const CATCH_UP_COUNT = 1_000;
 /** How long an invalidation is remembered, so a request that read before it arrived keeps nothing older. */
-const REMEMBER_MS = 30_000;
+export const REMEMBER_MS = 30_000;
 /** Per-viewer facts kept for each entity part the instance keeps (`CACHE_LOCAL_ENTRIES`): a fact is ~100 bytes. */
 const FACTS_PER_ENTRY = 2;
 
@@ -52,7 +53,16 @@ export class LocalCache {
   /** Per-viewer facts (has liked, follows): many, tiny, mostly read once; kept apart so they never evict entities. */
   private readonly facts: LRUCache<string, LocalEntry>;
   /** Version keys invalidated lately, with the catch-up count at which this instance learnt it. */
-  private readonly invalidated = new LRUCache<string, number>({ max: 100_000, ttl: REMEMBER_MS });
+  private readonly invalidated = new LRUCache<string, number>({
+    max: 100_000,
+    ttl: REMEMBER_MS,
+    // An invalidation pushed out before its time is one `unchangedSince` can no longer see.
+    dispose: (at, _key, reason) => {
+      if (reason === "evict") this.blindUpTo = Math.max(this.blindUpTo, at);
+    },
+  });
+  /** Up to which catch-up this instance may have missed an invalidation (it fell behind, or forgot one early). */
+  private blindUpTo = 0;
   private position: string | undefined;
   private catchUps = 0;
   private last?: { startedAt: number; done: Promise<number | null> };
@@ -77,13 +87,12 @@ export class LocalCache {
   catchUp(startedAt: number): Promise<number | null> {
     const last = this.last;
     if (last && last.startedAt >= startedAt) return last.done;
-    const previous = last?.done ?? Promise.resolve(null);
     const sentAt = performance.now();
-    // One read at a time, in order: entries are applied as the stream has them.
-    const done = previous.then(
-      () => this.readOnce(),
-      () => this.readOnce(),
-    );
+    // Sent at once, beside a read still in flight (sent before this request began, so it cannot vouch for it):
+    // queued behind it, every request of a busy instance would wait up to two round trips. The stream is one key,
+    // read over one connection, so reads are answered in the order sent; one answered out of order would only apply
+    // entries that a later read applied already (forgetting is idempotent, and the position only moves forward).
+    const done = this.readOnce();
     this.last = { startedAt: sentAt, done };
     return done;
   }
@@ -96,6 +105,7 @@ export class LocalCache {
       this.entries.clear();
       this.facts.clear();
       this.position = reply.last ?? "0-0";
+      this.blindUpTo = this.catchUps + 1;
       return ++this.catchUps;
     }
     const reply = await this.stream.read(this.position, CATCH_UP_COUNT);
@@ -106,7 +116,7 @@ export class LocalCache {
     }
     for (const [id, fields] of reply.entries) {
       for (let i = 1; i < fields.length; i += 2) this.forget(fields[i] as string);
-      this.position = id;
+      if (this.position === undefined || after(id, this.position)) this.position = id;
     }
     return ++this.catchUps;
   }
@@ -116,6 +126,21 @@ export class LocalCache {
     this.entries.delete(versionKey);
     this.facts.delete(versionKey);
     this.invalidated.set(versionKey, this.catchUps + 1);
+  }
+
+  /**
+   * Whether this instance knows that none of the version keys changed since catch-up `mark` — what was current then
+   * (checked in Redis after that catch-up) still is. An invalidation learnt in catch-up `mark` itself counts as
+   * since: on a cluster the stream's shard may have it before the key's shard applied it, so the check may have
+   * read the old version. Callers bound how old `mark` may be: invalidations are remembered for REMEMBER_MS.
+   */
+  unchangedSince(versionKeys: readonly string[], mark: number): boolean {
+    if (mark <= this.blindUpTo) return false;
+    for (const key of versionKeys) {
+      const at = this.invalidated.peek(key);
+      if (at !== undefined && at >= mark) return false;
+    }
+    return true;
   }
 
   /** The entry for a version key, when held. */
@@ -132,6 +157,13 @@ export class LocalCache {
     if (at !== undefined && at > mark) return;
     this.pool(pool).set(versionKey, entry);
   }
+}
+
+/** Whether stream entry id `a` ("<ms>-<seq>") comes after `b`. */
+function after(a: string, b: string): boolean {
+  const [aMs = 0, aSeq = 0] = a.split("-").map(Number);
+  const [bMs = 0, bSeq = 0] = b.split("-").map(Number);
+  return aMs > bMs || (aMs === bMs && aSeq > bSeq);
 }
 
 let local: LocalCache | undefined;

@@ -1,8 +1,16 @@
 import { createHash } from "node:crypto";
+import type { GraphQLError } from "graphql";
 import { LRUCache } from "lru-cache";
 import { config } from "../platform/config.ts";
 import { requestReads } from "../platform/reads.ts";
-import { CACHE_SHAPE_VERSION, cacheStore } from "./store.ts";
+import { REMEMBER_MS, requestMark } from "./local.ts";
+import { CACHE_SHAPE_VERSION, cacheStore, RedisStore } from "./store.ts";
+
+/**
+ * How long an answer found current is vouched for by the invalidation stream alone: below what the stream's reader
+ * remembers, and short, so that a stream entry a failover lost holds an outdated answer no longer than this.
+ */
+const CONFIRMED_FOR_MS = Math.min(5_000, REMEMBER_MS);
 
 // Whole answers of shareable operations (queries from someone signed out: explore, a profile, a post), keyed by
 // document and variables. An answer is served while every cached entity part it read still has
@@ -11,6 +19,11 @@ import { CACHE_SHAPE_VERSION, cacheStore } from "./store.ts";
 // instance at once, and an answer computed while a write committed is never served (it carries the old
 // version). What no version covers (a list read straight from PostgreSQL) makes an answer uncacheable, unless
 // the list's read says which version covers it (caching/entities.ts: `listRead`).
+//
+// An answer this instance holds needs no such round trip while it keeps up with the invalidation stream (local.ts):
+// once its versions were found current after one of the instance's catch-ups, the stream tells of every change to
+// them since. So a hit is checked in Redis at most every CONFIRMED_FOR_MS; in between, the request's catch-up
+// (shared by the requests that began together, and sent with the rate limit's charge) is all it waits for.
 
 /** The response cache's part in one request (see http/plugins/use-response-cache.ts). */
 export interface ResponseCacheState {
@@ -19,6 +32,10 @@ export interface ResponseCacheState {
   hit?: CachedResponse;
   /** The answer the request computed and kept. */
   kept?: CachedResponse;
+  /** Looked up from the request's URL before Yoga read its parameters (a GET URL answered before). */
+  early?: boolean;
+  /** The caller's budget refused the cached answer's charge. */
+  refused?: GraphQLError;
 }
 
 /** A cached answer. */
@@ -35,6 +52,10 @@ export interface CachedResponse {
   public: boolean;
   /** Its ETag, computed on its first answer over GET (this instance's copy only). */
   etag?: string;
+  /** Its whole HTTP body (`{"data":…}`), encoded on its first answer sent as kept (this instance's copy only). */
+  body?: Uint8Array<ArrayBuffer>;
+  /** When this instance last found its versions current, and after which catch-up (this instance's copy only). */
+  confirmed?: { at: number; mark: number };
 }
 
 // This instance's answers, checked against the shared versions on every hit. Bounded by entries and bytes.
@@ -98,17 +119,38 @@ export async function findResponse(key: string): Promise<CachedResponse | undefi
 }
 
 /**
- * Whether every entity part the answer read still has the version it was read under (one round trip). Never
- * stale: while Redis cannot be asked, no answer is current.
+ * Whether every entity part the answer read still has the version it was read under: known from the invalidation
+ * stream when this instance confirmed it lately, else asked of Redis (one round trip). Never stale: while Redis
+ * cannot be asked, no answer is current.
  */
 export async function isCurrent(key: string, entry: CachedResponse): Promise<boolean> {
   const store = cacheStore();
-  const current = entry.versions.length ? await store.mget(entry.versions.map(([versionKey]) => versionKey)) : [];
+  const versionKeys = entry.versions.map(([versionKey]) => versionKey);
+  const local = store instanceof RedisStore ? store.local : undefined;
+  const mark = local ? await requestMark(local) : null;
+  const { confirmed } = entry;
+  if (
+    local &&
+    mark !== null &&
+    confirmed &&
+    Date.now() - confirmed.at < CONFIRMED_FOR_MS &&
+    local.unchangedSince(versionKeys, confirmed.mark)
+  ) {
+    return true;
+  }
+  const current = versionKeys.length ? await store.mget(versionKeys) : [];
   // A store that could not answer returns nulls, which would read as "version 0": that proves nothing.
-  if (store.available && entry.versions.every(([, version], i) => (current[i] ?? "0") === version)) return true;
+  if (store.available && entry.versions.every(([, version], i) => (current[i] ?? "0") === version)) {
+    if (mark !== null) entry.confirmed = { at: Date.now(), mark };
+    return true;
+  }
   localCache().delete(key);
   return false;
 }
+
+/** The answer's HTTP body as sent when nothing is added to it (a public answer over GET in production). */
+export const bodyOf = (entry: CachedResponse): Uint8Array<ArrayBuffer> =>
+  (entry.body ??= new TextEncoder().encode(`{"data":${entry.json}}`));
 
 /**
  * Keeps an answer if what it read allows: every read covered by a version (or a time bound).

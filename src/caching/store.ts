@@ -135,6 +135,29 @@ const REDIS_OPTIONS = {
   retryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
 };
 
+/**
+ * A cluster's nodes connect on their first command (ioredis): a cold instance's first read would pay for its
+ * connection to each master (TCP, TLS, the ready check) within a command's budget, and on a busy host overrun it —
+ * taking Redis for down, and serving from PostgreSQL for the breaker's cooldown. So the masters are connected with
+ * the cluster, under the connection's budget. One that does not answer (being failed over) is left to its first
+ * command, as before.
+ */
+async function connectMasters(client: RedisClient): Promise<void> {
+  if (!isCluster(client)) return;
+  const ms = REDIS_OPTIONS.connectTimeout;
+  await Promise.allSettled(
+    client
+      .nodes("master")
+      .map((node) =>
+        node.status === "wait"
+          ? withinBudget(node.connect(), ms)
+          : node.status === "ready"
+            ? undefined
+            : readyWithin(node, ms),
+      ),
+  );
+}
+
 /** Resolves once a connection already under way is ready; rejects after `ms`. */
 function readyWithin(client: RedisClient, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -258,10 +281,9 @@ export class RedisStore implements CacheStore {
       // budget (connectTimeout). Counted against the command's 150 ms, a cold instance's first read would open the
       // breaker — also when another user of the client (the rate limiter) started connecting it first.
       if (!this.connecting && this.client.status !== "ready") {
-        const connected =
-          this.client.status === "wait"
-            ? this.client.connect()
-            : readyWithin(this.client, REDIS_OPTIONS.connectTimeout);
+        const connected = (
+          this.client.status === "wait" ? this.client.connect() : readyWithin(this.client, REDIS_OPTIONS.connectTimeout)
+        ).then(() => connectMasters(this.client));
         this.connecting = connected.then(
           () => undefined,
           (error) => {

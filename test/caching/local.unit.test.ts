@@ -117,3 +117,67 @@ test("per-viewer facts have a pool of their own: a flood of them evicts no entit
   cache.keep("viewer-like:v:25", entry("local"), late, "facts");
   expect(cache.get("viewer-like:v:25", "facts")?.version).toBe("local");
 });
+
+test("what was current at a catch-up is vouched for until the stream names a key, in that catch-up or later", async () => {
+  const redis = memoryStream();
+  const cache = new LocalCache(redis.stream, 100);
+  // The first catch-up starts at the stream's end: what came before it is unknown, so it vouches for nothing.
+  const first = (await cache.catchUp(performance.now())) as number;
+  expect(cache.unchangedSince(["post:1"], first)).toBe(false);
+  const confirmed = (await cache.catchUp(performance.now() + 1)) as number;
+  const answer = ["post:1", "user:1"];
+  expect(cache.unchangedSince(answer, confirmed)).toBe(true);
+  redis.append("post:2");
+  await cache.catchUp(performance.now());
+  expect(cache.unchangedSince(answer, confirmed)).toBe(true);
+  // Named in the very catch-up an answer was confirmed after: on a cluster the key's own shard may not have applied
+  // it when the versions were read, so that check proves nothing.
+  redis.append("user:1");
+  const named = (await cache.catchUp(performance.now())) as number;
+  expect(cache.unchangedSince(answer, confirmed)).toBe(false);
+  expect(cache.unchangedSince(answer, named)).toBe(false);
+  // Confirmed again after a later catch-up: vouched for again. This instance's own write counts at once.
+  const later = (await cache.catchUp(performance.now())) as number;
+  expect(cache.unchangedSince(answer, later)).toBe(true);
+  cache.forget("post:1");
+  expect(cache.unchangedSince(answer, later)).toBe(false);
+});
+
+test("an instance that fell behind, or forgot an invalidation early, vouches for nothing confirmed before", async () => {
+  const redis = memoryStream();
+  const cache = new LocalCache(redis.stream, 100);
+  await cache.catchUp(performance.now());
+  const confirmed = (await cache.catchUp(performance.now() + 1)) as number;
+  expect(cache.unchangedSince(["post:1"], confirmed)).toBe(true);
+  // More than one read's worth of entries: skipped, not read; whatever they named is unknown.
+  for (let i = 0; i < 1_000; i++) redis.append(`post:${i + 100}`);
+  const after = (await cache.catchUp(performance.now())) as number;
+  expect(cache.unchangedSince(["post:1"], confirmed)).toBe(false);
+  expect(cache.unchangedSince(["post:1"], after)).toBe(false);
+  const next = (await cache.catchUp(performance.now())) as number;
+  expect(cache.unchangedSince(["post:1"], next)).toBe(true);
+  // A burst of invalidations beyond what is remembered pushes the oldest out before their time.
+  for (let i = 0; i < 100_001; i++) cache.forget(`photo:${i}`);
+  const beyond = (await cache.catchUp(performance.now())) as number;
+  expect(cache.unchangedSince(["post:1"], next)).toBe(false);
+  expect(cache.unchangedSince(["post:1"], beyond + 1)).toBe(true);
+});
+
+test("a request that began while a read was in flight sends its own at once, and both apply in order", async () => {
+  const redis = memoryStream();
+  const cache = new LocalCache(redis.stream, 100);
+  await cache.catchUp(performance.now());
+  const first = cache.catchUp(performance.now() + 1);
+  redis.append("post:1"); // a write answered after the first read was sent
+  const second = cache.catchUp(performance.now() + 2);
+  // Not queued behind the first: queued, a busy instance's requests would each wait two round trips.
+  expect(redis.reads()).toBe(3);
+  const [early, late] = (await Promise.all([first, second])) as [number, number];
+  expect(late).toBeGreaterThan(early);
+  cache.keep("post:1", entry("1"), early);
+  expect(cache.get("post:1")).toBeUndefined();
+  // The position moved past the entry: the next read does not bring it again.
+  cache.keep("post:1", entry("2"), late);
+  await cache.catchUp(performance.now() + 3);
+  expect(cache.get("post:1")?.version).toBe("2");
+});

@@ -3,7 +3,7 @@
 import { createServer } from "node:http";
 import { describe, expect } from "vitest";
 import { createPost, createUser, gql, ok, send, test } from "../kit/helpers.ts";
-import { operationBody, operationParams, startInstance } from "../kit/instances.ts";
+import { operationBody, operationParams, startInstance, statsOf } from "../kit/instances.ts";
 import { mobile } from "../kit/operations.ts";
 
 const POST = `query ($id: ID!) {
@@ -135,6 +135,62 @@ describe("signed-out queries", () => {
     expect([revalidated.status, revalidated.headers.get("x-cache")]).toEqual([304, "HIT"]);
     expect(await revalidated.text()).toBe("");
   });
+});
+
+test("a GET URL answered before is answered again before parsing: current after any instance's write, charged, 304 when unchanged", async ({
+  alice,
+  bob,
+}) => {
+  // As deployed (production: answers carry no development report, so a kept answer's bytes are the answer), and
+  // logging, for what the response cache did. The query costs 3 points: a budget of 18 lets 6 through.
+  const instance = await startInstance({
+    NODE_ENV: "production",
+    LOG_LEVEL: "info",
+    RATE_LIMIT_ANONYMOUS_POINTS: "18",
+  });
+  try {
+    const post = await createPost(alice, { caption: "before parsing" });
+    const query = `query ($id: ID!) { post(id: $id) { caption commentCount } }`;
+    const url = `/graphql?${new URLSearchParams(operationParams(query, { id: post.gid }))}`;
+    const get = async (headers: Record<string, string> = {}) => {
+      const response = await instance.fetch(url, {
+        headers: { accept: "application/json", ...headers },
+        from: "127.9.0.78",
+      });
+      const body = await response.text();
+      const requestId = response.headers.get("x-request-id") as string;
+      const { responseCache } = await statsOf(instance, { requestId });
+      return { response, body: body ? JSON.parse(body) : undefined, outcome: responseCache ?? response.status };
+    };
+    const miss = await get();
+    expect([miss.outcome, miss.body.data.post]).toEqual(["kept", { caption: "before parsing", commentCount: 0 }]);
+    // The same URL again: its kept bytes, with the headers every answer has.
+    const early = await get();
+    expect(early.outcome).toBe("hit before parsing");
+    expect(early.body).toEqual(miss.body);
+    expect(early.response.headers.get("content-type")).toBe(miss.response.headers.get("content-type"));
+    expect(early.response.headers.get("etag")).toBe(miss.response.headers.get("etag"));
+    expect(early.response.headers.get("cache-control")).toMatch(/^public, max-age=\d+/);
+    expect(early.response.headers.get("x-cache")).toBe("HIT");
+    const unchanged = await get({ "if-none-match": early.response.headers.get("etag") as string });
+    expect([unchanged.response.status, unchanged.outcome]).toEqual([304, "hit before parsing"]);
+
+    // A comment through another instance (the test file's own): this instance's next answer has it.
+    await mobile.addComment(bob, { postId: post.gid, body: "seen at once" });
+    const changed = await get();
+    expect([changed.outcome, changed.body.data.post.commentCount]).toEqual(["kept", 1]);
+    for (let i = 0; i < 2; i++) {
+      const again = await get();
+      expect([again.outcome, again.body.data.post.commentCount]).toEqual(["hit before parsing", 1]);
+    }
+
+    // Six answers cost the budget's 18 points (the outdated one was charged once): the next is refused, early too.
+    const refused = await get();
+    expect(refused.body.errors[0].extensions.code).toBe("RATE_LIMITED");
+    expect(refused.response.headers.get("x-cache")).toBe("MISS");
+  } finally {
+    await instance.close();
+  }
 });
 
 test("variables the document does not declare, or their order, make no new entry", async ({ alice }) => {

@@ -54,7 +54,7 @@ export function useAccessLog(): Plugin {
           cacheRoundTrips: scope.cacheRoundTrips,
           cacheHits: scope.cacheHits,
           cacheMisses: scope.cacheMisses,
-          responseCache: cacheOutcome === "hit" || cacheOutcome === "kept" ? cacheOutcome : undefined,
+          responseCache: cacheOutcome?.startsWith("hit") || cacheOutcome === "kept" ? cacheOutcome : undefined,
           durationMs,
           ...(errorCodes.length ? { errorCodes } : {}),
           // On Lambda this line is also the request's metrics (CloudWatch Embedded Metric Format).

@@ -1,6 +1,9 @@
 import { type ExecutionResult, getOperationAST } from "graphql";
 import type { Plugin } from "graphql-yoga";
+import { LRUCache } from "lru-cache";
 import {
+  bodyOf,
+  type CachedResponse,
   findResponse,
   isCurrent,
   keepResponse,
@@ -11,6 +14,7 @@ import {
 import { chargeOperation } from "../../domain/rate-limit.ts";
 import { RateLimitedError } from "../../errors.ts";
 import { config } from "../../platform/config.ts";
+import { databaseDown } from "../../platform/outage.ts";
 import { requestReads } from "../../platform/reads.ts";
 import { requestScope } from "../../platform/request-scope.ts";
 import { clientAddress, type ServerContext } from "../context.ts";
@@ -30,12 +34,41 @@ import { cachePolicyOf, etagOf, setCachePolicy } from "./use-http-caching.ts";
  * marked personal (`viewerHasLiked`: false) answer the same for all, and one kept answer serves them all. The
  * signed-in are never served from it. `X-Cache` says which (HIT, MISS), and `Age` how old
  * a hit is; public GET answers carry their entity parts in `Surrogate-Key` when a CDN purge hook is configured.
+ *
+ * A public answer over GET is answered sooner still, before Yoga reads the request's parameters: once a GET was
+ * answered from the cache or kept, this instance remembers its exact URL (and Accept) as the answer's, and the
+ * same URL again is answered with the answer's stored bytes from `onRequest` — every hook on the response
+ * (HTTP caching's ETag and 304, CORS, the access log) still runs. The same URL is the same parameters, so it
+ * passed the same checks; what else an answer depends on (no credentials, the caller's budget, current versions)
+ * is checked on each request as on the way above.
  */
 export function useResponseCache(): Plugin {
   return {
+    async onRequest({ request, url, serverContext, endResponse, fetchAPI }) {
+      if (request.method !== "GET" || !config().responseCache.enabled || !sentAsKept()) return;
+      const known = knownUrls.get(urlKey(url, request));
+      const scope = requestScope.getStore();
+      if (!known || !scope || !signedOut(request, serverContext as ServerContext)) return;
+      const entry = await findResponse(known.key);
+      if (!entry?.public) return;
+      const state: ResponseCacheState = { key: known.key, early: true };
+      states.set(request, state);
+      // For the access log: no parameters are read on this way.
+      scope.operationName = known.operationName;
+      if (!(await answer(request, serverContext as ServerContext, state, entry))) return;
+      endResponse(
+        new fetchAPI.Response(bodyOf(entry), { status: 200, headers: { "content-type": known.contentType } }),
+      );
+    },
     async onParams({ params, request, context, setResult }) {
       const scope = requestScope.getStore();
       if (!scope || !config().responseCache.enabled || typeof params.query !== "string") return;
+      // Looked up already (above): refused by the budget, or outdated and charged; the operation runs.
+      const looked = states.get(request);
+      if (looked) {
+        if (looked.refused) setResult({ errors: [looked.refused] });
+        return;
+      }
       if (!signedOut(request, context as ServerContext)) return;
       // A document registering itself (APQ) runs through the gate, which stores it.
       if (registers(request)) return;
@@ -44,30 +77,10 @@ export function useResponseCache(): Plugin {
       states.set(request, state);
       const entry = await findResponse(key);
       if (!entry) return;
-      // Charged while the versions are checked (one round trip for both): if the answer turns out outdated,
-      // the operation runs and the gate charges only what is still due (nothing: the cost is the same).
-      const [current, charged] = await Promise.all([
-        isCurrent(key, entry),
-        chargeOperation(entry.cost, null, clientAddress(request, context as ServerContext)).then(
-          (budget) => {
-            noteCharge(request, entry.cost, budget);
-            return true;
-          },
-          (error: unknown) => {
-            if (error instanceof RateLimitedError) return error;
-            throw error;
-          },
-        ),
-      ]);
-      if (charged instanceof RateLimitedError) {
-        setResult({ errors: [charged] });
+      if (!(await answer(request, context as ServerContext, state, entry))) {
+        if (state.refused) setResult({ errors: [state.refused] });
         return;
       }
-      notePrecharged(request, entry.cost);
-      if (!current) return;
-      state.hit = entry;
-      if (request.method === "GET") entry.etag ??= etagOf(entry.json);
-      setCachePolicy(request, entry.public ? "public" : "private", request.method === "GET" ? entry.etag : undefined);
       const { json } = entry;
       setResult({
         // Written as kept, never parsed and serialized again (Yoga uses a result's own `stringify`).
@@ -110,21 +123,87 @@ export function useResponseCache(): Plugin {
       if (request.method === "GET" && config().responseCache.cdnPurge) {
         response.headers.set("surrogate-key", surrogateKeys(entry).join(" "));
       }
+      // Its URL answers with its bytes from now on (onRequest), if they are what was sent: a public answer,
+      // nothing added to it.
+      const contentType = response.headers.get("content-type");
+      if (request.method === "GET" && entry.public && sentAsKept() && contentType?.includes("json")) {
+        const url = new URL(request.url);
+        knownUrls.set(urlKey(url, request), {
+          key: cache.key,
+          contentType,
+          operationName: requestScope.getStore()?.operationName,
+        });
+      }
     },
   };
 }
+
+/**
+ * Answers a request from a cached answer if it is current, charging the caller's budget for it — while the
+ * versions are checked (the charge and the check's round trip go together): if the answer turns out outdated, the
+ * operation runs and the gate charges only what is still due (nothing: the cost is the same). @returns whether
+ * the answer is the request's; when the budget refused it, `state.refused` says so.
+ */
+async function answer(
+  request: Request,
+  server: ServerContext,
+  state: ResponseCacheState,
+  entry: CachedResponse,
+): Promise<boolean> {
+  const [current, charged] = await Promise.all([
+    isCurrent(state.key, entry),
+    chargeOperation(entry.cost, null, clientAddress(request, server)).then(
+      (budget) => {
+        noteCharge(request, entry.cost, budget);
+        return true;
+      },
+      (error: unknown) => {
+        if (error instanceof RateLimitedError) return error;
+        throw error;
+      },
+    ),
+  ]);
+  if (charged instanceof RateLimitedError) {
+    state.refused = charged;
+    return false;
+  }
+  notePrecharged(request, entry.cost);
+  if (!current) return false;
+  state.hit = entry;
+  if (request.method === "GET") entry.etag ??= etagOf(entry.json);
+  setCachePolicy(request, entry.public ? "public" : "private", request.method === "GET" ? entry.etag : undefined);
+  return true;
+}
+
+/**
+ * Whether an answer leaves exactly as kept: in production (elsewhere every answer reports its costs in
+ * `extensions`, use-dev-report.ts) and while the database works (else answers say they may be behind,
+ * use-degraded-flag.ts). Public answers over GET carry no budget (use-budget-report.ts).
+ */
+const sentAsKept = () => config().production && databaseDown() === null;
+
+/** The GET URLs (with Accept) this instance answered from a kept answer, by path, query string and Accept. */
+const knownUrls = new LRUCache<string, { key: string; contentType: string; operationName?: string }>({
+  max: 10_000,
+  // A URL is at most what the body limit lets through; most are a persisted document's id and a few variables.
+  maxSize: 16 * 1024 * 1024,
+  sizeCalculation: (value, key) => key.length + value.key.length + value.contentType.length,
+});
+
+const urlKey = (url: URL, request: Request) => `${url.pathname}${url.search}\n${request.headers.get("accept") ?? ""}`;
 
 /** What the response cache did for each request it looked up (this plugin's own state, as Yoga's plugins keep it). */
 const states = new WeakMap<Request, ResponseCacheState>();
 
 /**
- * What the response cache did for a request, for its access log and (in development) its answer: "hit", "kept",
- * why the answer was not kept, or undefined when it was not looked up (signed in, disabled).
+ * What the response cache did for a request, for its access log and (in development) its answer: "hit", "hit
+ * before parsing" (a known GET URL, answered from onRequest), "kept", why the answer was not kept, or undefined
+ * when it was not looked up (signed in, disabled).
  */
 export function responseCacheOutcome(request: Request): string | undefined {
   const state = states.get(request);
   if (!state) return undefined;
-  if (state.hit) return "hit";
+  if (state.hit) return state.early ? "hit before parsing" : "hit";
   if (state.kept) return "kept";
   const reads = requestReads();
   if (!reads?.shareable) return "not shareable (not a query, or introspection)";
