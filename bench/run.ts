@@ -139,7 +139,8 @@ try {
       sqlPerRequest: sum("sqlStatements") / Math.max(1, logged.length),
       redisRoundTripsPerRequest: sum("cacheRoundTrips") / Math.max(1, logged.length),
       cacheHitRatio: hits + misses ? hits / (hits + misses) : null,
-      responseCacheHitRatio: logged.filter((line) => line.responseCache === "hit").length / Math.max(1, logged.length),
+      responseCacheHitRatio:
+        logged.filter((line) => String(line.responseCache ?? "").startsWith("hit")).length / Math.max(1, logged.length),
       maxRssMiB,
       peer: screen ? peerByScreen.get(screen) : undefined,
     });

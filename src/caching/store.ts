@@ -280,9 +280,15 @@ export class RedisStore implements CacheStore {
       // The first connection (TCP, and TLS to ElastiCache; a cluster's slot map) is no command: it has its own
       // budget (connectTimeout). Counted against the command's 150 ms, a cold instance's first read would open the
       // breaker — also when another user of the client (the rate limiter) started connecting it first.
-      if (!this.connecting && this.client.status !== "ready") {
+      // Also when the client is ready already (another user connected it): a cluster's masters are still to connect.
+      if (!this.connecting) {
+        const { status } = this.client;
         const connected = (
-          this.client.status === "wait" ? this.client.connect() : readyWithin(this.client, REDIS_OPTIONS.connectTimeout)
+          status === "ready"
+            ? Promise.resolve()
+            : status === "wait"
+              ? this.client.connect()
+              : readyWithin(this.client, REDIS_OPTIONS.connectTimeout)
         ).then(() => connectMasters(this.client));
         this.connecting = connected.then(
           () => undefined,
