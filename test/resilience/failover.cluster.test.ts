@@ -3,7 +3,8 @@
 // write that had answered before the read started — during the failover or after it.
 //
 // Runs against scripts/redis-cluster.sh's cluster (the `cluster` projects), alone: it kills one of its masters.
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import calculateSlot from "cluster-key-slot";
 import { Cluster } from "ioredis";
 import { afterAll, beforeAll, expect } from "vitest";
@@ -13,7 +14,10 @@ import { createPost, createUser, type TestUser, test } from "../kit/helpers.ts";
 import { type Instance, startInstance, statsOf } from "../kit/instances.ts";
 import { mobile } from "../kit/operations.ts";
 
-const script = (...args: string[]) => execFileSync("scripts/redis-cluster.sh", args, { stdio: "pipe" });
+// Not execFileSync: on the Lambda target the gateway emulator runs in this process, and a revival blocks for seconds
+// (until the node is a replica in sync): its server's keep-alive timers would then close sockets the client reuses
+// at that moment (ECONNRESET on the next request).
+const script = (...args: string[]) => promisify(execFile)("scripts/redis-cluster.sh", args);
 const READ = `query ($id: ID!) { post(id: $id) { likeCount } }`;
 const LIKE = mobile.likePost.text;
 
@@ -107,7 +111,7 @@ test("a master killed mid-load: answers throughout, its replica takes over, noth
   const victim = await masterOf(cacheKeys("post-counts", posts[0]!.id).versionKey);
   const victimPort = victim.split(":")[1] as string;
   killedAt = Date.now();
-  script("kill", victimPort);
+  await script("kill", victimPort);
   let promotedAfterMs: number | undefined;
   while (promotedAfterMs === undefined && Date.now() - killedAt < 15_000) {
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -119,7 +123,7 @@ test("a master killed mid-load: answers throughout, its replica takes over, noth
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   running = false;
   await Promise.all([...writers, ...readers]);
-  script("revive", victimPort);
+  await script("revive", victimPort);
 
   // Caching resumed on both instances: a read is answered from the cache again.
   const recoveredAfterMs = cachedAgainAt && cachedAgainAt - killedAt;
