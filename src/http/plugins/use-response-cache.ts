@@ -124,9 +124,9 @@ export function useResponseCache(): Plugin {
         response.headers.set("surrogate-key", surrogateKeys(entry).join(" "));
       }
       // Its URL answers with its bytes from now on (onRequest), if they are what was sent: a public answer,
-      // nothing added to it.
+      // nothing added to it. (Answered that way already: known.)
       const contentType = response.headers.get("content-type");
-      if (request.method === "GET" && entry.public && sentAsKept() && contentType?.includes("json")) {
+      if (!cache.early && request.method === "GET" && entry.public && sentAsKept() && contentType?.includes("json")) {
         const url = new URL(request.url);
         knownUrls.set(urlKey(url, request), {
           key: cache.key,
