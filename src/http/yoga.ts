@@ -19,6 +19,7 @@ import { useErrorShape } from "./plugins/use-error-shape.ts";
 import { useGate } from "./plugins/use-gate.ts";
 import { useHttpCaching } from "./plugins/use-http-caching.ts";
 import { useIdempotency } from "./plugins/use-idempotency.ts";
+import { useIncrementalDelivery } from "./plugins/use-incremental-delivery.ts";
 import { useJsonPosts } from "./plugins/use-json-posts.ts";
 import { useNoSubscriptionsOnLambda } from "./plugins/use-no-subscriptions-on-lambda.ts";
 import { useParamsShape } from "./plugins/use-params-shape.ts";
@@ -87,6 +88,8 @@ export function createShutterYoga(): ShutterYoga {
     // the gate), then what runs with it. Where one plugin depends on another, it says so here:
     // - useParamsShape comes before every plugin that reads the request's parameters (onParams): they may trust
     //   their types;
+    // - useIncrementalDelivery comes before the plugins that shape results (onResultProcess): where an answer made
+    //   of parts is sent whole, they see the merged result;
     // - useHttpCaching, then useErrorShape, then useAccessLog: a response is replaced (304, a refusal's body)
     //   before the access log stamps its request id on it and logs its status, and the error codes counted are
     //   the ones answered;
@@ -97,6 +100,7 @@ export function createShutterYoga(): ShutterYoga {
       useRoutes(),
       useHttpCaching(),
       useParamsShape(),
+      useIncrementalDelivery(),
       useErrorShape(),
       useDevReport(),
       useAccessLog(),

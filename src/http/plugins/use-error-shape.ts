@@ -1,5 +1,5 @@
 import { GraphQLError } from "graphql";
-import type { Plugin } from "graphql-yoga";
+import { isAsyncIterable, mapAsyncIterator, type Plugin } from "graphql-yoga";
 import { ErrorCode, RequestErrorCode } from "../../errors.ts";
 import { requestScope } from "../../platform/request-scope.ts";
 
@@ -12,17 +12,29 @@ export function useErrorShape(): Plugin {
   return {
     onResultProcess({ result, setResult }) {
       const scope = requestScope.getStore();
-      if (!scope || Symbol.asyncIterator in result) return;
-      const results = (Array.isArray(result) ? result : [result]) as SingleResult[];
-      if (!results.some((single) => single.errors?.length)) return;
-      const stamp = <R extends SingleResult>(single: R): R =>
+      if (!scope) return;
+      const stamp = <R extends SingleResult>(single: R, beforeExecution = !("data" in single)): R =>
         single.errors?.length
           ? {
               ...single,
-              errors: single.errors.map((error) => normalizeError(error, scope.requestId, !("data" in single))),
+              errors: single.errors.map((error) => normalizeError(error, scope.requestId, beforeExecution)),
             }
           : single;
-      setResult(Array.isArray(result) ? result.map(stamp) : stamp(result as SingleResult));
+      // Parts sent as they come (a deferred query's, a subscription's events): each stamped on its way out, the
+      // errors of its deferred parts too.
+      if (isAsyncIterable(result)) {
+        setResult(
+          mapAsyncIterator(result as AsyncIterable<SingleResult & { incremental?: SingleResult[] }>, (part) =>
+            part.incremental
+              ? { ...stamp(part, false), incremental: part.incremental.map((single) => stamp(single, false)) }
+              : stamp(part, false),
+          ),
+        );
+        return;
+      }
+      const results = (Array.isArray(result) ? result : [result]) as SingleResult[];
+      if (!results.some((single) => single.errors?.length)) return;
+      setResult(Array.isArray(result) ? result.map((single) => stamp(single)) : stamp(result as SingleResult));
     },
     onResponse({ response, setResponse, fetchAPI }) {
       const scope = requestScope.getStore();

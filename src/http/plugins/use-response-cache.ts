@@ -23,6 +23,7 @@ import { registers } from "../persisted-documents.ts";
 import { noteCharge } from "./use-budget-report.ts";
 import { admittedCost, notePrecharged } from "./use-gate.ts";
 import { cachePolicyOf, etagOf, setCachePolicy } from "./use-http-caching.ts";
+import { sentInParts } from "./use-incremental-delivery.ts";
 
 /**
  * The response cache at the edge (caching/response-cache.ts does the caching). A query from someone signed out
@@ -72,6 +73,9 @@ export function useResponseCache(): Plugin {
       if (!signedOut(request, context as ServerContext)) return;
       // A document registering itself (APQ) runs through the gate, which stores it.
       if (registers(request)) return;
+      // An answer sent in parts is never kept, nor answered from a whole one kept for JSON clients: what they asked
+      // for is the parts.
+      if (sentInParts(request, context as ServerContext, params.query)) return;
       const key = responseKey(params.query, params.operationName, params.variables);
       const state: ResponseCacheState = { key };
       states.set(request, state);
