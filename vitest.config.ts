@@ -42,6 +42,12 @@ const EVERYWHERE = [
 /** API Gateway events: the Lambda handler's own concerns (payload shapes, authorizer claims). */
 const LAMBDA_ONLY = ["lambda"];
 /**
+ * The Lambda handler with response streaming (`streamingHandler`): behind a REST API's streaming integration
+ * (`lambda-stream`, payload 1.0) and a function URL in RESPONSE_STREAM mode (`lambda-url`, payload 2.0). What
+ * streams, and what every client meets first; the rest of the suite is the buffered handler's, which shares it all.
+ */
+const STREAMING = ["incremental", "smoke", "clients", "apollo", "persisted", "masking", "security"];
+/**
  * Long-lived connections (Server-Sent Events) and the events runner: not on Lambda, which answers once per
  * invocation (its images function is tested everywhere: photos).
  */
@@ -212,6 +218,12 @@ export default defineConfig({
       bundled("lambda", LAMBDA_ONLY),
       bundled("lambda-v1", LAMBDA_ONLY),
       bundled("container", LONG_RUNNING_ONLY),
+      ...["lambda-stream", "lambda-url"].map(
+        (name): TestProjectInlineConfiguration => ({
+          extends: true,
+          test: { name, include: files(STREAMING), setupFiles, env: { SHUTTER_TARGET: name } },
+        }),
+      ),
       ...(process.env.REDIS_CLUSTER_URL
         ? [
             ...onCluster("source", ON_CLUSTER, 2),

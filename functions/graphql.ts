@@ -2,7 +2,16 @@
 // container start): configuration is validated and the schema and Yoga instance are built here, then
 // reused by every warm invocation. Per-request state lives in the GraphQL context only.
 import type { ServerContext } from "../src/http/context.ts";
-import { type GatewayEvent, type GatewayResult, serverContextOf, toRequest, toResult } from "../src/http/lambda.ts";
+import {
+  type GatewayEvent,
+  type GatewayResult,
+  type ResponseStream,
+  serverContextOf,
+  streamifyResponse,
+  streamResult,
+  toRequest,
+  toResult,
+} from "../src/http/lambda.ts";
 import { createShutterYoga, handleRequest } from "../src/http/yoga.ts";
 import { loadSecrets } from "../src/platform/secrets.ts";
 import { flushTelemetry, initTelemetry } from "../src/platform/telemetry.ts";
@@ -29,3 +38,20 @@ export async function handler(event: GatewayEvent): Promise<GatewayResult> {
   await flushTelemetry();
   return result;
 }
+
+/**
+ * AWS Lambda handler with response streaming, for API Gateway REST APIs' streaming integration
+ * (`response-streaming-invocations`, payload 1.0) and function URLs in RESPONSE_STREAM mode (payload 2.0): the parts
+ * of a deferred query leave as each is ready, instead of the whole answer at the end.
+ */
+export const streamingHandler = streamifyResponse(async (event: GatewayEvent, responseStream: ResponseStream) => {
+  const request = toRequest(event);
+  const response = await handleRequest(
+    yoga,
+    request,
+    serverContextOf(event, { streaming: true }),
+    event.requestContext.requestId,
+  );
+  await streamResult(response, responseStream);
+  await flushTelemetry();
+});

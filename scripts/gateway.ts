@@ -30,6 +30,12 @@ export interface GatewayOptions {
   env?: Record<string, string | undefined>;
   /** The event shape: HTTP API (payload format 2.0, the default) or REST API (1.0). */
   payloadFormat?: "2.0" | "1.0";
+  /**
+   * Response streaming (a REST API's `response-streaming-invocations` integration with payload 1.0, or a function
+   * URL in RESPONSE_STREAM mode with 2.0): the function is invoked with a response stream and what it writes is sent
+   * as it comes — a metadata prelude (status, headers, cookies) and 8 NUL bytes, then the body.
+   */
+  streaming?: boolean;
   log?: (line: string) => void;
   /** Receives what the instances write to stdout and stderr, line by line (default: this process's output). */
   output?: (line: string) => void;
@@ -156,7 +162,7 @@ export async function startGateway(options: GatewayOptions) {
     else instance.busy = false;
   }
 
-  function invoke(instance: Instance, event: unknown, requestId: string) {
+  function invoke(instance: Instance, event: unknown, requestId: string, onStream?: (message: StreamMessage) => void) {
     return new Promise<{ result?: unknown; error?: string; durationMs: number; rss?: number; timedOut?: boolean }>(
       (resolve) => {
         const timer = setTimeout(() => {
@@ -172,6 +178,10 @@ export async function startGateway(options: GatewayOptions) {
           rss?: number;
         }) => {
           if (message.id !== requestId) return;
+          if (message.type === "stream-start" || message.type === "chunk") {
+            onStream?.(message as unknown as StreamMessage);
+            return;
+          }
           clearTimeout(timer);
           instance.child.off("message", onMessage);
           resolve({
@@ -204,7 +214,8 @@ export async function startGateway(options: GatewayOptions) {
     });
     if (!instance) return reply(res, 502, { message: "Internal Server Error" });
     log(`START RequestId: ${requestId} Version: $LATEST (${cold ? "cold" : "warm"}, instance ${instance.id})`);
-    const outcome = await invoke(instance, event, requestId);
+    const streamed = options.streaming ? streamTo(res) : undefined;
+    const outcome = await invoke(instance, event, requestId, streamed?.take);
     instance.invocations++;
     const billed = Math.ceil(outcome.durationMs);
     const report =
@@ -212,7 +223,20 @@ export async function startGateway(options: GatewayOptions) {
       `Memory Size: ${memorySizeMb} MB\tMax Memory Used: ${Math.round((outcome.rss ?? 0) / 1048576)} MB` +
       (cold ? `\tInit Duration: ${instance.initMs.toFixed(2)} ms` : "");
     let status: number;
-    if (outcome.timedOut) {
+    if (streamed?.started()) {
+      // Sent as it came; a function that ran out of time or failed mid-stream has its stream cut.
+      if (outcome.timedOut) {
+        log(`${new Date().toISOString()} ${requestId} Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`);
+        discard(instance, "timed out");
+      } else release(instance);
+      if (outcome.error) log(`${requestId} ERROR ${outcome.error}`);
+      status = streamed.end(!outcome.timedOut && !outcome.error);
+    } else if (streamed && !outcome.timedOut && !outcome.error) {
+      // InvokeWithResponseStream of a function that returned instead of streaming: not the integration's format.
+      log(`${requestId} ERROR the function returned a result instead of streaming one (awslambda.streamifyResponse)`);
+      release(instance);
+      status = reply(res, 502, { message: "Internal Server Error" });
+    } else if (outcome.timedOut) {
       log(`${new Date().toISOString()} ${requestId} Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`);
       discard(instance, "timed out");
       status = reply(res, 504, { message: "Endpoint request timed out" });
@@ -285,12 +309,22 @@ export async function startGateway(options: GatewayOptions) {
      * stage): the handler's result, as the platform would receive it. */
     async invoke(event: unknown): Promise<unknown> {
       const { instance } = await acquire();
-      const outcome = await invoke(instance, event, randomUUID());
+      // A streaming function's stream, read whole: its prelude and body as a result would carry them.
+      let contentType: string | undefined;
+      const chunks: Buffer[] = [];
+      const outcome = await invoke(instance, event, randomUUID(), (message) => {
+        if (message.type === "stream-start") contentType = message.contentType;
+        else chunks.push(Buffer.from(message.data, "base64"));
+      });
       instance.invocations++;
       if (outcome.timedOut) discard(instance, "timed out");
       else release(instance);
       if (outcome.error || outcome.timedOut) throw new Error(outcome.error ?? "the invocation timed out");
-      return outcome.result;
+      if (contentType === undefined) return outcome.result;
+      const bytes = Buffer.concat(chunks);
+      const end = contentType === PRELUDE ? bytes.indexOf(Buffer.alloc(8)) : -8;
+      const metadata = end >= 0 ? JSON.parse(bytes.subarray(0, end).toString("utf8")) : { statusCode: 200 };
+      return { ...metadata, body: bytes.subarray(end + 8).toString("utf8"), isBase64Encoded: false };
     },
     /** Process ids of the live instances (tests freeze and thaw them). */
     instancePids: () => instances.map((i) => i.child.pid as number),
@@ -298,6 +332,59 @@ export async function startGateway(options: GatewayOptions) {
       clearInterval(reaper);
       for (const instance of [...instances]) discard(instance, "stopped");
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+type StreamMessage = { type: "stream-start"; contentType: string } | { type: "chunk"; data: string };
+
+const PRELUDE = "application/vnd.awslambda.http-integration-response";
+
+/**
+ * A streaming invocation's bytes to the client as they arrive: with the integration's content type, the metadata
+ * prelude up to its 8 NUL bytes becomes the status line and headers, and the rest the body.
+ */
+function streamTo(res: ServerResponse) {
+  let prelude: Buffer | undefined;
+  let status = 200;
+  return {
+    take(message: StreamMessage) {
+      if (message.type === "stream-start") {
+        if (message.contentType === PRELUDE) prelude = Buffer.alloc(0);
+        else res.writeHead(200, { "content-type": message.contentType });
+        return;
+      }
+      let data: Buffer = Buffer.from(message.data, "base64");
+      if (prelude) {
+        prelude = Buffer.concat([prelude, data]);
+        const end = prelude.indexOf(Buffer.alloc(8));
+        if (end < 0) return;
+        const metadata = JSON.parse(prelude.subarray(0, end).toString("utf8")) as {
+          statusCode?: number;
+          headers?: Record<string, string>;
+          multiValueHeaders?: Record<string, string[]>;
+          cookies?: string[];
+        };
+        status = metadata.statusCode ?? 200;
+        res.writeHead(status, {
+          ...metadata.headers,
+          ...metadata.multiValueHeaders,
+          ...(metadata.cookies?.length ? { "set-cookie": metadata.cookies } : {}),
+        });
+        data = prelude.subarray(end + 8);
+        prelude = undefined;
+      }
+      if (data.length) res.write(data);
+    },
+    started: () => res.headersSent || prelude !== undefined,
+    end(complete: boolean): number {
+      if (!res.headersSent) {
+        // The stream ended before its prelude was whole.
+        return reply(res, 502, { message: "Internal Server Error" });
+      }
+      if (complete) res.end();
+      else res.destroy();
+      return status;
     },
   };
 }

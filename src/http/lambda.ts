@@ -1,3 +1,5 @@
+import type { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { gzipSync } from "node:zlib";
 import type {
   APIGatewayProxyEvent,
@@ -68,9 +70,9 @@ export function toRequest(event: GatewayEvent): Request {
 /**
  * What the rest of Shutter needs to know of an API Gateway event besides the request, as neutral values: the
  * address the gateway saw, the claims its authorizer verified (HTTP API JWT authorizer, REST API Cognito
- * authorizer), and that a Lambda invocation answers once.
+ * authorizer), and whether the invocation answers once (buffered) or streams its response.
  */
-export function serverContextOf(event: GatewayEvent): ServerContext {
+export function serverContextOf(event: GatewayEvent, { streaming = false } = {}): ServerContext {
   const context = event.requestContext as {
     http?: { sourceIp?: string };
     identity?: { sourceIp?: string };
@@ -79,7 +81,7 @@ export function serverContextOf(event: GatewayEvent): ServerContext {
   return {
     remoteAddress: context.http?.sourceIp ?? context.identity?.sourceIp,
     gatewayClaims: context.authorizer?.jwt?.claims ?? context.authorizer?.claims,
-    answersOnce: true,
+    answersOnce: !streaming,
   };
 }
 
@@ -131,4 +133,49 @@ export async function toResult(response: Response, event: GatewayEvent, request?
     body,
     isBase64Encoded: !text,
   };
+}
+
+/** The stream Lambda's runtime gives a streaming handler: a Writable whose content type is set before it is used. */
+export type ResponseStream = Writable & { setContentType(type: string): void };
+
+/** Lambda's Node.js runtime provides `awslambda` as a global (as scripts/lambda-runtime.ts does locally). */
+declare const awslambda: {
+  HttpResponseStream: { from(stream: ResponseStream, prelude: Record<string, unknown>): ResponseStream };
+};
+
+/**
+ * Marks a handler as streaming its response, as the runtime's `awslambda.streamifyResponse` does (the same mark:
+ * the runtime reads it when it loads the handler). The global exists only inside Lambda's runtime, not where the
+ * module is imported otherwise (tests, the cold-start bench), so the mark is set here.
+ */
+export function streamifyResponse<H extends (event: GatewayEvent, stream: ResponseStream) => Promise<void>>(
+  handler: H,
+): H {
+  return Object.assign(handler, { [Symbol.for("aws.lambda.runtime.handler.streaming")]: "response" });
+}
+
+/**
+ * Sends a Fetch `Response` through a Lambda response stream: its status, headers and cookies as the integration's
+ * metadata prelude (API Gateway REST streaming and function URLs read the same one), then its body as it is produced
+ * — the parts of a deferred query as each is ready. No Content-Length: the body's length is not known up front.
+ */
+export async function streamResult(response: Response, responseStream: ResponseStream): Promise<void> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    if (name !== "set-cookie" && name !== "content-length") headers[name] = value;
+  });
+  const cookies = response.headers.getSetCookie();
+  const stream = awslambda.HttpResponseStream.from(responseStream, {
+    statusCode: response.status,
+    headers,
+    ...(cookies.length ? { cookies } : {}),
+  });
+  if (!response.body) {
+    // The prelude goes out with the first write.
+    stream.write("");
+    stream.end();
+    return;
+  }
+  // Yoga's body is the Fetch ponyfill's stream (not Node's): read as the async iterable both are.
+  await pipeline(response.body as unknown as AsyncIterable<Uint8Array>, stream);
 }

@@ -6,10 +6,10 @@ import { meros } from "meros/browser";
 import { describe, expect } from "vitest";
 import { emptyDatabase } from "../kit/databases.ts";
 import { createPost, ENDPOINT, gql, rowCounts, send, test } from "../kit/helpers.ts";
-import { operationBody, startInstance, TARGET } from "../kit/instances.ts";
+import { operationBody, STREAMING, startInstance, TARGET } from "../kit/instances.ts";
 
 /** The buffered Lambda integrations answer once: every deferred answer arrives whole, as JSON. */
-const STREAMS = TARGET === "source" || TARGET === "container";
+const STREAMS = TARGET === "source" || TARGET === "container" || STREAMING;
 
 const POST = `query DeferredPost($id: ID!) {
   post(id: $id) {

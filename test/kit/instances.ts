@@ -5,6 +5,8 @@
 // - `lambda` / `lambda-v1`: the bundle as deployed (dist/functions/graphql.mjs) behind the local API Gateway
 //   emulator, which turns each HTTP request into an HTTP API (payload 2.0) or REST API (payload 1.0) event and
 //   invokes it on instances that are processes of their own;
+// - `lambda-stream` / `lambda-url`: the bundle's streaming handler behind the emulator in streaming mode, as a REST
+//   API's streaming integration (payload 1.0) and a function URL in RESPONSE_STREAM mode (2.0) invoke it;
 // - `container`: the bundled container entry (server.mjs) in a process of its own, over HTTP.
 // Bundled targets run in production configuration (NODE_ENV=production and its defaults), as deployed.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -15,8 +17,10 @@ import { createServerAdapter } from "@whatwg-node/server";
 import { inject, vi } from "vitest";
 import type { GatewayEvent, GatewayResult } from "../../src/http/lambda.ts";
 
-export type TargetName = "source" | "lambda" | "lambda-v1" | "container";
+export type TargetName = "source" | "lambda" | "lambda-v1" | "lambda-stream" | "lambda-url" | "container";
 export const TARGET = (process.env.SHUTTER_TARGET ?? "source") as TargetName;
+/** Whether the target streams Lambda responses (the streaming handler behind a streaming integration). */
+export const STREAMING = TARGET === "lambda-stream" || TARGET === "lambda-url";
 /** Whether requests reach the bundle as deployed (in production configuration). */
 export const BUNDLED = TARGET !== "source";
 
@@ -63,7 +67,7 @@ export async function startInstance(env: Record<string, string> = {}): Promise<I
       ? await startSource(env)
       : TARGET === "container"
         ? await startContainer(env)
-        : await startLambda(env, TARGET === "lambda-v1" ? "1.0" : "2.0");
+        : await startLambda(env, TARGET === "lambda-v1" || TARGET === "lambda-stream" ? "1.0" : "2.0");
   open.add(instance);
   const close = instance.close.bind(instance);
   instance.close = async () => {
@@ -342,6 +346,7 @@ async function startLambda(env: Record<string, string>, payloadFormat: "2.0" | "
   const gateway = await startGateway({
     module: `${bundle()}/graphql.mjs`,
     payloadFormat,
+    ...(STREAMING ? { handler: "streamingHandler", streaming: true } : {}),
     maxInstances: 3,
     env: bundledEnv(env),
     log: () => {},
