@@ -2,10 +2,13 @@
 // text/event-stream where the deployment streams, the whole answer in one JSON response to clients that ask for
 // JSON and wherever the deployment answers once (the buffered Lambda integrations); what changes nothing
 // (mutations refuse them), what is masked (errors of deferred parts), what is charged and what is never cached.
+import { ApolloClient, gql as apolloGql, HttpLink, InMemoryCache } from "@apollo/client";
+import { Defer20220824Handler } from "@apollo/client/incremental";
+import { Client, fetchExchange } from "@urql/core";
 import { meros } from "meros/browser";
 import { describe, expect } from "vitest";
 import { emptyDatabase } from "../kit/databases.ts";
-import { createPost, ENDPOINT, gql, rowCounts, send, test } from "../kit/helpers.ts";
+import { createPost, ENDPOINT, gql, rowCounts, send, target, test } from "../kit/helpers.ts";
 import { operationBody, STREAMING, startInstance, TARGET } from "../kit/instances.ts";
 
 /** The buffered Lambda integrations answer once: every deferred answer arrives whole, as JSON. */
@@ -244,4 +247,127 @@ test("an unexpected error in a deferred part is masked, with the request id, lik
   expect(JSON.stringify(errors)).not.toMatch(/does not exist|posts|prisma|SELECT|stack/i);
   await instance.close();
   await database.drop();
+});
+
+/** A fetch that also keeps what came back: each response's content type and, if multipart, its parts in order. */
+function recording() {
+  const wire: { accept: string | null; contentType: string | null; parts: Promise<Part[]> }[] = [];
+  const recorded: typeof fetch = async (input, init) => {
+    const response = await fetch(input, init);
+    const [mine, theirs] = (response.body as ReadableStream<Uint8Array>).tee();
+    const copy = new Response(mine, { headers: response.headers, status: response.status });
+    const contentType = response.headers.get("content-type");
+    wire.push({
+      accept: new Headers(init?.headers).get("accept"),
+      contentType,
+      // Read beside the client, as the parts come.
+      parts: contentType?.startsWith("multipart/mixed") ? multipartParts(copy) : copy.text().then(() => []),
+    });
+    return new Response(theirs, { headers: response.headers, status: response.status });
+  };
+  return { wire, fetch: recorded };
+}
+
+describe("real clients on their defaults", () => {
+  const DOCUMENT = `query ClientDeferredPost($id: ID!) {
+    post(id: $id) { id caption ...Below @defer }
+  }
+  fragment Below on Post { likeCount comments(first: 5) { edges { node { id body } } } }`;
+
+  test("urql receives the parts in order, the first before the rest", async ({ alice, bob }) => {
+    const post = await createPost(alice, { caption: "urql defers" });
+    await gql(
+      `mutation { addComment(input: { postId: "${post.gid}", body: "hi urql" }) { __typename } }`,
+      {},
+      {
+        token: bob.token,
+      },
+    );
+    const { wire, fetch: recorded } = recording();
+    const client = new Client({ url: await (await target()).url(), exchanges: [fetchExchange], fetch: recorded });
+    const results: { data: any; hasNext: boolean }[] = [];
+    let subscription: { unsubscribe(): void } | undefined;
+    await new Promise<void>((resolve, reject) => {
+      subscription = client.query(DOCUMENT, { id: post.gid }).subscribe((result) => {
+        if (result.error) reject(result.error);
+        results.push({ data: structuredClone(result.data), hasNext: result.hasNext });
+        if (!result.hasNext) resolve();
+      });
+    });
+    // The response read to its end before the query is dropped (which would abort what is left of it).
+    await wire[0]?.parts;
+    subscription?.unsubscribe();
+    const complete = { id: post.gid, caption: "urql defers", likeCount: 0, comments: { edges: [expect.anything()] } };
+    expect(results.at(-1)?.data.post).toMatchObject(complete);
+    expect(wire[0]?.accept).toMatch(/multipart\/mixed/);
+    if (!STREAMS) {
+      expect(results).toHaveLength(1);
+      return;
+    }
+    // On the wire: the post first, the deferred fragment after it; urql shows each as it arrives.
+    expect(
+      (await wire[0]?.parts)?.map((part) => Object.keys(part.data?.post ?? part.incremental?.[0]?.data ?? {})),
+    ).toEqual([
+      ["id", "caption"],
+      ["likeCount", "comments"],
+    ]);
+    if (results.length > 1)
+      expect(results[0]).toEqual({ data: { post: { id: post.gid, caption: "urql defers" } }, hasNext: true });
+  });
+
+  test("Apollo Client (with its handler for this @defer format) receives the parts in order", async ({
+    alice,
+    bob,
+  }) => {
+    const post = await createPost(alice, { caption: "apollo defers" });
+    await gql(
+      `mutation { addComment(input: { postId: "${post.gid}", body: "hi apollo" }) { __typename } }`,
+      {},
+      {
+        token: bob.token,
+      },
+    );
+    const { wire, fetch: recorded } = recording();
+    const client = new ApolloClient({
+      link: new HttpLink({ uri: await (await target()).url(), fetch: recorded }),
+      cache: new InMemoryCache(),
+      // Apollo Client 4 parses @defer's parts with the handler of the format the server speaks (graphql-tools',
+      // the 2022-08-24 proposal); without one it refuses @defer.
+      incrementalHandler: new Defer20220824Handler(),
+    });
+    const seen: { data: any; dataState: string }[] = [];
+    let subscription: { unsubscribe(): void } | undefined;
+    await new Promise<void>((resolve, reject) => {
+      subscription = client
+        .watchQuery({ query: apolloGql(DOCUMENT), variables: { id: post.gid }, fetchPolicy: "network-only" })
+        .subscribe({
+          next: (result) => {
+            if (result.error) reject(result.error);
+            if (result.dataState === "empty") return;
+            seen.push({ data: structuredClone(result.data), dataState: result.dataState });
+            if (result.dataState === "complete") resolve();
+          },
+          error: reject,
+        });
+    });
+    // The response read to its end before the query is dropped (which would abort what is left of it).
+    await wire[0]?.parts;
+    subscription?.unsubscribe();
+    expect(seen.at(-1)?.data.post).toMatchObject({
+      __typename: "Post",
+      id: post.gid,
+      caption: "apollo defers",
+      likeCount: 0,
+      comments: { edges: [{ node: { body: "hi apollo" } }] },
+    });
+    expect(wire[0]?.accept).toMatch(/multipart\/mixed;deferSpec=20220824/);
+    if (!STREAMS) return;
+    expect((await wire[0]?.parts)?.map((part) => part.hasNext)).toEqual([true, false]);
+    if (seen.length > 1) {
+      expect(seen[0]).toEqual({
+        data: { post: { __typename: "Post", id: post.gid, caption: "apollo defers" } },
+        dataState: "streaming",
+      });
+    }
+  });
 });
