@@ -46,7 +46,19 @@ const LAMBDA_ONLY = ["lambda"];
  * (`lambda-stream`, payload 1.0) and a function URL in RESPONSE_STREAM mode (`lambda-url`, payload 2.0). What
  * streams, and what every client meets first; the rest of the suite is the buffered handler's, which shares it all.
  */
-const STREAMING = ["incremental", "smoke", "clients", "apollo", "persisted", "masking", "security"];
+const STREAMING = [
+  "incremental",
+  "lambda-subscriptions",
+  "lambda-subscriptions.redis",
+  "smoke",
+  "clients",
+  "apollo",
+  "persisted",
+  "masking",
+  "security",
+  // Subscriptions on Lambda need Redis (each invocation may be another instance): without it they are refused.
+  ...(process.env.REDIS_URL ? ["subscriptions", "subscriptions.redis"] : []),
+];
 /**
  * Long-lived connections (Server-Sent Events) and the events runner: not on Lambda, which answers once per
  * invocation (its images function is tested everywhere: photos).

@@ -5,7 +5,6 @@ import type { ServerContext } from "../src/http/context.ts";
 import {
   type GatewayEvent,
   type GatewayResult,
-  type ResponseStream,
   serverContextOf,
   streamifyResponse,
   streamResult,
@@ -42,16 +41,13 @@ export async function handler(event: GatewayEvent): Promise<GatewayResult> {
 /**
  * AWS Lambda handler with response streaming, for API Gateway REST APIs' streaming integration
  * (`response-streaming-invocations`, payload 1.0) and function URLs in RESPONSE_STREAM mode (payload 2.0): the parts
- * of a deferred query leave as each is ready, instead of the whole answer at the end.
+ * of a deferred query leave as each is ready, instead of the whole answer at the end, and subscriptions stream their
+ * events until shortly before the invocation's deadline.
  */
-export const streamingHandler = streamifyResponse(async (event: GatewayEvent, responseStream: ResponseStream) => {
+export const streamingHandler = streamifyResponse(async (event, responseStream, context) => {
   const request = toRequest(event);
-  const response = await handleRequest(
-    yoga,
-    request,
-    serverContextOf(event, { streaming: true }),
-    event.requestContext.requestId,
-  );
+  const deadline = Date.now() + context.getRemainingTimeInMillis();
+  const response = await handleRequest(yoga, request, serverContextOf(event, deadline), event.requestContext.requestId);
   await streamResult(response, responseStream);
   await flushTelemetry();
 });

@@ -215,6 +215,12 @@ export async function startGateway(options: GatewayOptions) {
     if (!instance) return reply(res, 502, { message: "Internal Server Error" });
     log(`START RequestId: ${requestId} Version: $LATEST (${cold ? "cold" : "warm"}, instance ${instance.id})`);
     const streamed = options.streaming ? streamTo(res) : undefined;
+    // A client that goes away closes the function's response stream (its next write fails), as on Lambda.
+    if (streamed) {
+      res.on("close", () => {
+        if (!res.writableFinished && !instance.dead) instance.child.send({ type: "abort", id: requestId });
+      });
+    }
     const outcome = await invoke(instance, event, requestId, streamed?.take);
     instance.invocations++;
     const billed = Math.ceil(outcome.durationMs);

@@ -8,7 +8,11 @@ import { pathToFileURL } from "node:url";
 
 type Message =
   | { type: "init"; module: string; handler: string }
-  | { type: "invoke"; id: string; event: unknown; deadline: number };
+  | { type: "invoke"; id: string; event: unknown; deadline: number }
+  | { type: "abort"; id: string };
+
+/** The response streams of streaming invocations in flight, by request id (the client may go away). */
+const streams = new Map<string, ResponseStream>();
 
 type Handler = ((event: unknown, ...rest: unknown[]) => Promise<unknown>) & { [HANDLER_STREAMING]?: string };
 
@@ -69,6 +73,10 @@ function responseStream(id: string): ResponseStream {
 }
 
 process.on("message", async (message: Message) => {
+  if (message.type === "abort") {
+    streams.get(message.id)?.destroy(new Error("the client closed the connection"));
+    return;
+  }
   if (message.type === "init") {
     const started = performance.now();
     try {
@@ -96,10 +104,15 @@ process.on("message", async (message: Message) => {
     let result: unknown;
     if (run[HANDLER_STREAMING] === "response") {
       const stream = responseStream(message.id);
-      await run(message.event, stream, context);
-      // The runtime ends the stream when the handler's promise settles, if the handler did not.
-      if (!stream.writableEnded) stream.end();
-      await finished(stream);
+      streams.set(message.id, stream);
+      try {
+        await run(message.event, stream, context);
+        // The runtime ends the stream when the handler's promise settles, if the handler did not.
+        if (!stream.writableEnded && !stream.destroyed) stream.end();
+        if (!stream.destroyed) await finished(stream);
+      } finally {
+        streams.delete(message.id);
+      }
     } else result = await run(message.event, context);
     send({
       type: "result",

@@ -17,6 +17,8 @@ export const ErrorCode = {
   QUOTA_EXCEEDED: "QUOTA_EXCEEDED",
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   INTERNAL_SERVER_ERROR: "INTERNAL_SERVER_ERROR",
+  /** The last event of a subscription the deployment ends (a streaming Lambda invocation's deadline): subscribe again. */
+  STREAM_ENDED: "STREAM_ENDED",
 } as const;
 
 /** Codes of refusals before any resolver runs (top-level errors only, never in a mutation's result union). */

@@ -21,8 +21,13 @@ export interface ServerContext {
   remoteAddress?: string;
   /** Claims an API gateway's authorizer verified (trusted only in trust-the-gateway mode). */
   gatewayClaims?: Record<string, unknown>;
-  /** The platform answers each invocation once (Lambda): no response can stream. */
+  /** The platform answers each invocation once (Lambda, buffered): no response can stream. */
   answersOnce?: boolean;
+  /**
+   * When the platform ends a streamed response (ms since the epoch: a streaming Lambda invocation's deadline): a
+   * subscription still open ends cleanly before it, telling its client to subscribe again.
+   */
+  streamsUntil?: number;
 }
 
 /** Per-request state, built by `createContext`: the only place that reads credentials. */

@@ -7,6 +7,7 @@ import type {
   APIGatewayProxyResult,
   APIGatewayProxyStructuredResultV2,
 } from "aws-lambda";
+import { logger } from "../platform/logger.ts";
 import type { ServerContext } from "./context.ts";
 
 export type GatewayEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2;
@@ -70,9 +71,10 @@ export function toRequest(event: GatewayEvent): Request {
 /**
  * What the rest of Shutter needs to know of an API Gateway event besides the request, as neutral values: the
  * address the gateway saw, the claims its authorizer verified (HTTP API JWT authorizer, REST API Cognito
- * authorizer), and whether the invocation answers once (buffered) or streams its response.
+ * authorizer), and whether the invocation answers once (buffered) or streams its response until a deadline
+ * (`streamsUntil`: when the platform ends it).
  */
-export function serverContextOf(event: GatewayEvent, { streaming = false } = {}): ServerContext {
+export function serverContextOf(event: GatewayEvent, streamsUntil?: number): ServerContext {
   const context = event.requestContext as {
     http?: { sourceIp?: string };
     identity?: { sourceIp?: string };
@@ -81,7 +83,7 @@ export function serverContextOf(event: GatewayEvent, { streaming = false } = {})
   return {
     remoteAddress: context.http?.sourceIp ?? context.identity?.sourceIp,
     gatewayClaims: context.authorizer?.jwt?.claims ?? context.authorizer?.claims,
-    answersOnce: !streaming,
+    ...(streamsUntil === undefined ? { answersOnce: true } : { streamsUntil }),
   };
 }
 
@@ -135,6 +137,9 @@ export async function toResult(response: Response, event: GatewayEvent, request?
   };
 }
 
+/** What of Lambda's invocation context the handlers read. */
+export type LambdaContext = { getRemainingTimeInMillis(): number };
+
 /** The stream Lambda's runtime gives a streaming handler: a Writable whose content type is set before it is used. */
 export type ResponseStream = Writable & { setContentType(type: string): void };
 
@@ -148,9 +153,9 @@ declare const awslambda: {
  * the runtime reads it when it loads the handler). The global exists only inside Lambda's runtime, not where the
  * module is imported otherwise (tests, the cold-start bench), so the mark is set here.
  */
-export function streamifyResponse<H extends (event: GatewayEvent, stream: ResponseStream) => Promise<void>>(
-  handler: H,
-): H {
+export function streamifyResponse<
+  H extends (event: GatewayEvent, stream: ResponseStream, context: LambdaContext) => Promise<void>,
+>(handler: H): H {
   return Object.assign(handler, { [Symbol.for("aws.lambda.runtime.handler.streaming")]: "response" });
 }
 
@@ -176,6 +181,13 @@ export async function streamResult(response: Response, responseStream: ResponseS
     stream.end();
     return;
   }
-  // Yoga's body is the Fetch ponyfill's stream (not Node's): read as the async iterable both are.
-  await pipeline(response.body as unknown as AsyncIterable<Uint8Array>, stream);
+  try {
+    // Yoga's body is the Fetch ponyfill's stream (not Node's): read as the async iterable both are.
+    await pipeline(response.body as unknown as AsyncIterable<Uint8Array>, stream);
+  } catch (error) {
+    // The client went away (Lambda closes the stream: the next write fails). The pipeline has stopped the body,
+    // which ends what produced it (a subscription gives its place back); nothing went wrong here.
+    if (!responseStream.destroyed) throw error;
+    logger().info("request abandoned by the client");
+  }
 }

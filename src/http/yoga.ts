@@ -21,12 +21,12 @@ import { useHttpCaching } from "./plugins/use-http-caching.ts";
 import { useIdempotency } from "./plugins/use-idempotency.ts";
 import { useIncrementalDelivery } from "./plugins/use-incremental-delivery.ts";
 import { useJsonPosts } from "./plugins/use-json-posts.ts";
-import { useNoSubscriptionsOnLambda } from "./plugins/use-no-subscriptions-on-lambda.ts";
 import { useParamsShape } from "./plugins/use-params-shape.ts";
 import { usePersistedDocuments } from "./plugins/use-persisted-documents.ts";
 import { useResponseCache } from "./plugins/use-response-cache.ts";
 import { useRoutes } from "./plugins/use-routes.ts";
 import { useStreamGuard } from "./plugins/use-stream-guard.ts";
+import { useSubscriptionTransport } from "./plugins/use-subscription-transport.ts";
 import { useTracing } from "./plugins/use-tracing.ts";
 
 // The HTTP edge: Yoga and its plugins, one per file (./plugins), each doing one job. This file only wires them.
@@ -115,7 +115,7 @@ export function createShutterYoga(): ShutterYoga {
       // Reports what the gate (or the response cache) charged.
       useBudgetReport(),
       useIdempotency(),
-      useNoSubscriptionsOnLambda(),
+      useSubscriptionTransport(),
       useStreamGuard(),
     ],
   });

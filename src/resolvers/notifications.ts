@@ -105,8 +105,10 @@ builder.subscriptionField("notificationAdded", (t) =>
     nullable: true,
     description:
       "Each notification as it reaches the viewer (an aggregated one again when someone joins it), over " +
-      "Server-Sent Events. Long-running deployments (the container) only: clients of pure functions poll " +
-      "`viewer.unreadNotificationCount`. Null when the notification was withdrawn before it could be sent.",
+      "Server-Sent Events, where the deployment streams (the container; the Lambda streaming handler, which ends " +
+      "a stream before its deadline with a last STREAM_ENDED error: subscribe again). Clients of the buffered " +
+      "Lambda handler poll `viewer.unreadNotificationCount`. Null when the notification was withdrawn before it " +
+      "could be sent.",
     // Type-level auth scopes guard resolvers; subscribing runs before any of them.
     subscribe: (_root, _args, context) => {
       if (!context.viewer) throw new UnauthenticatedError();

@@ -61,13 +61,17 @@ export async function closeInstances(): Promise<void> {
 }
 
 /** Starts a function instance of the current target with these settings on top of the test environment. */
-export async function startInstance(env: Record<string, string> = {}): Promise<Instance> {
+export async function startInstance(
+  env: Record<string, string> = {},
+  /** On the Lambda targets: the function's timeout (the gateway emulator's; 29 s otherwise). */
+  lambda: { timeoutMs?: number } = {},
+): Promise<Instance> {
   const instance =
     TARGET === "source"
       ? await startSource(env)
       : TARGET === "container"
         ? await startContainer(env)
-        : await startLambda(env, TARGET === "lambda-v1" || TARGET === "lambda-stream" ? "1.0" : "2.0");
+        : await startLambda(env, TARGET === "lambda-v1" || TARGET === "lambda-stream" ? "1.0" : "2.0", lambda);
   open.add(instance);
   const close = instance.close.bind(instance);
   instance.close = async () => {
@@ -340,12 +344,17 @@ async function startContainer(env: Record<string, string>): Promise<Instance> {
   });
 }
 
-async function startLambda(env: Record<string, string>, payloadFormat: "2.0" | "1.0"): Promise<Instance> {
+async function startLambda(
+  env: Record<string, string>,
+  payloadFormat: "2.0" | "1.0",
+  { timeoutMs }: { timeoutMs?: number },
+): Promise<Instance> {
   const { startGateway } = await import("../../scripts/gateway.ts");
   const logs: Record<string, any>[] = [];
   const gateway = await startGateway({
     module: `${bundle()}/graphql.mjs`,
     payloadFormat,
+    timeoutMs,
     ...(STREAMING ? { handler: "streamingHandler", streaming: true } : {}),
     maxInstances: 3,
     env: bundledEnv(env),

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'QUOTA_EXCEEDED'
   | 'RATE_LIMITED'
   | 'SERVICE_UNAVAILABLE'
+  | 'STREAM_ENDED'
   | 'UNAUTHENTICATED'
   | 'UPLOAD_INVALID';
 
