@@ -2,6 +2,7 @@
 // (created here, or existing ones), secrets from Secrets Manager or SSM, the orphan cleanup on a schedule, and
 // migrations run on every deploy that changes them, before the new code takes traffic.
 import * as cdk from "aws-cdk-lib";
+import * as rest from "aws-cdk-lib/aws-apigateway";
 import * as apigw from "aws-cdk-lib/aws-apigatewayv2";
 import { HttpJwtAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
 import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
@@ -72,6 +73,14 @@ export interface ShutterStackProps extends cdk.StackProps {
   readonly throttle?: { readonly rateLimit: number; readonly burstLimit: number };
   /** Caps concurrent instances (and so database connections: instances × DATABASE_POOL_MAX). */
   readonly reservedConcurrency?: number;
+  /**
+   * A second endpoint that streams (default on): a REST API whose Lambda proxy integration streams the response
+   * (`response-streaming-invocations`) to the GraphQL function's streaming handler — a deferred query's parts as
+   * each is ready, and subscriptions (with Redis) for up to `streamingTimeout`.
+   */
+  readonly streaming?: boolean;
+  /** How long a streamed response (a subscription) may last: the function's timeout, at most 15 minutes. */
+  readonly streamingTimeout?: cdk.Duration;
 }
 
 /** Days after which uploads never verified (still tagged pending) are expired by the bucket itself. */
@@ -423,6 +432,42 @@ export class ShutterStack extends cdk.Stack {
     open("/health", [apigw.HttpMethod.GET]);
     // The operations webhook authenticates each request by its signature, not by a JWT.
     open("/webhooks/ops/{source}", [apigw.HttpMethod.POST]);
+
+    if (props.streaming ?? true) {
+      // The same bundle's streaming handler, as a function of its own: its timeout is how long a stream may last
+      // (a subscription ends cleanly before it, telling its client to subscribe again), which the buffered
+      // function's 10 s must not become. REST APIs have no JWT authorizer: this function verifies tokens itself.
+      const streamingFunction = fn("GraphQLStreaming", "graphql.streamingHandler", {
+        description: "Shutter GraphQL API, streaming (@defer, @stream, subscriptions)",
+        timeout: props.streamingTimeout ?? cdk.Duration.minutes(15),
+        environment: { ...environment, AUTH_TRUST_GATEWAY: "false" },
+        ...(props.reservedConcurrency ? { reservedConcurrentExecutions: props.reservedConcurrency } : {}),
+      });
+      this.bucket.grantReadWrite(streamingFunction);
+      eventsQueue.grantSendMessages(streamingFunction);
+      streamingFunction.addEnvironment("EVENTS_QUEUE_URL", eventsQueue.queueUrl);
+      const throttle = props.throttle ?? { rateLimit: 500, burstLimit: 1000 };
+      const streamingApi = new rest.RestApi(this, "StreamingApi", {
+        description: "Shutter GraphQL API, streaming",
+        // Regional: a streamed response may idle 5 minutes there (30 s on edge-optimized endpoints).
+        endpointConfiguration: { types: [rest.EndpointType.REGIONAL] },
+        deployOptions: {
+          stageName: "stream",
+          throttlingRateLimit: throttle.rateLimit,
+          throttlingBurstLimit: throttle.burstLimit,
+        },
+      });
+      const streamed = new rest.LambdaIntegration(streamingFunction, {
+        responseTransferMode: rest.ResponseTransferMode.STREAM,
+        // With streaming, the integration may run up to 15 minutes.
+        timeout: props.streamingTimeout ?? cdk.Duration.minutes(15),
+      });
+      const graphql = streamingApi.root.addResource("graphql");
+      for (const resource of [graphql, graphql.addResource("public")]) {
+        for (const method of ["GET", "POST", "OPTIONS"]) resource.addMethod(method, streamed);
+      }
+      new cdk.CfnOutput(this, "GraphQLStreamingUrl", { value: streamingApi.urlForPath("/graphql") });
+    }
 
     new cdk.CfnOutput(this, "GraphQLUrl", { value: `${this.api.apiEndpoint}/graphql` });
     new cdk.CfnOutput(this, "BucketName", { value: this.bucket.bucketName });

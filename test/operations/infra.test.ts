@@ -213,6 +213,41 @@ describe("a stack that creates its database and Redis", () => {
     });
   });
 
+  test("the streaming endpoint: a REST API streaming the GraphQL function's streaming handler, for up to 15 minutes", () => {
+    const functions = template.findResources("AWS::Lambda::Function", {
+      Properties: { Handler: "graphql.streamingHandler" },
+    });
+    const [streaming] = Object.values(functions) as { Properties: Record<string, any> }[];
+    expect(Object.keys(functions)).toHaveLength(1);
+    expect(streaming?.Properties).toMatchObject({ Runtime: "nodejs24.x", Timeout: 900, MemorySize: 1024 });
+    // No JWT authorizer on a REST API: the function verifies tokens itself.
+    expect(streaming?.Properties.Environment.Variables.AUTH_TRUST_GATEWAY).toBe("false");
+    const methods = Object.values(template.findResources("AWS::ApiGateway::Method")) as { Properties: any }[];
+    expect(methods.map((m) => m.Properties.HttpMethod).sort()).toEqual([
+      "GET",
+      "GET",
+      "OPTIONS",
+      "OPTIONS",
+      "POST",
+      "POST",
+    ]);
+    for (const { Properties } of methods) {
+      expect(Properties.Integration).toMatchObject({
+        Type: "AWS_PROXY",
+        ResponseTransferMode: "STREAM",
+        TimeoutInMillis: 900_000,
+      });
+      expect(JSON.stringify(Properties.Integration.Uri)).toContain("/response-streaming-invocations");
+    }
+    template.hasResourceProperties("AWS::ApiGateway::RestApi", { EndpointConfiguration: { Types: ["REGIONAL"] } });
+    template.hasResourceProperties("AWS::ApiGateway::Stage", {
+      StageName: "stream",
+      MethodSettings: Match.arrayWith([Match.objectLike({ ThrottlingBurstLimit: 1000, ThrottlingRateLimit: 500 })]),
+    });
+    template.hasOutput("GraphQLStreamingUrl", {});
+    expect(Object.keys(synth({ streaming: false }).findResources("AWS::ApiGateway::RestApi"))).toEqual([]);
+  });
+
   test("the functions may read their secrets and the bucket, and nothing broader", () => {
     const policies = Object.values(template.findResources("AWS::IAM::Policy")).map((p: any) =>
       JSON.stringify(p.Properties.PolicyDocument),
