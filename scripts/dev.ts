@@ -1,6 +1,7 @@
 // `npm run dev`: serves the GraphQL function on http://localhost:4000/graphql with GraphiQL.
 // `npm run gateway` (`--gateway`): serves the bundled function through the local API Gateway emulator instead
-// (scripts/gateway.ts): one process per function instance, cold and warm starts, Lambda's report lines.
+// (scripts/gateway.ts): one process per function instance, cold and warm starts, Lambda's report lines;
+// `npm run gateway -- --streaming` as a REST API's streaming integration (the streaming handler).
 // Whatever is not configured runs embedded: PostgreSQL (a real server, scripts/embedded-postgres.ts, its data
 // kept between runs in .shutter/postgres, migrated and seeded on start), object storage (s3rver on disk in
 // .shutter/s3) and the cache (in-process). Set DATABASE_URL, REDIS_URL or S3_BUCKET (and S3_*) to use real services
@@ -203,8 +204,11 @@ async function serveThroughGateway(backends: string[]) {
   await step("bundling", "scripts/build.ts", []);
   const { startGateway } = await import("./gateway.ts");
   const maxInstances = Number(process.env.GATEWAY_MAX_INSTANCES ?? 10);
+  // `--streaming`: as the REST API's streaming integration invokes the streaming handler (docs/deploy.md).
+  const streaming = process.argv.includes("--streaming");
   const gateway = await startGateway({
     module: new URL("../dist/functions/graphql.mjs", import.meta.url).pathname,
+    ...(streaming ? { handler: "streamingHandler", streaming, payloadFormat: "1.0" as const } : {}),
     port: Number(process.env.PORT ?? 4000),
     maxInstances,
     idleTimeoutMs: Number(process.env.GATEWAY_IDLE_TIMEOUT_MS ?? 300_000),
@@ -212,7 +216,9 @@ async function serveThroughGateway(backends: string[]) {
     env: { ...process.env, LOG_FORMAT: process.env.LOG_FORMAT ?? "json" },
   });
   for (const backend of backends) say(backend);
-  say(`API Gateway emulator: ${gateway.url}/graphql (at most ${maxInstances} instances)`);
+  say(
+    `API Gateway emulator${streaming ? ", streaming" : ""}: ${gateway.url}/graphql (at most ${maxInstances} instances)`,
+  );
   // On AWS a queue and a schedule run the events function; here, `npm run events` does its job.
   say("notifications: run `npm run events` alongside to turn events into notifications");
   const shutdown = async () => {
