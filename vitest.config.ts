@@ -212,6 +212,8 @@ export default defineConfig({
             "test/**/*.unit.test.ts",
             "test/**/*.cluster.test.ts",
             "test/**/*.replica.test.ts",
+            // The Lambda streaming handler's own, on its targets (lambda-stream, lambda-url).
+            "test/**/lambda-subscriptions*.test.ts",
           ],
         },
       },

@@ -5,14 +5,13 @@
 import { ApolloClient, gql as apolloGql, HttpLink, InMemoryCache } from "@apollo/client";
 import { Defer20220824Handler } from "@apollo/client/incremental";
 import { Client, fetchExchange } from "@urql/core";
-import { meros } from "meros/browser";
 import { describe, expect } from "vitest";
 import { emptyDatabase } from "../kit/databases.ts";
-import { createPost, ENDPOINT, gql, rowCounts, send, target, test } from "../kit/helpers.ts";
-import { operationBody, STREAMING, startInstance, TARGET } from "../kit/instances.ts";
+import { createPost, ENDPOINT, gql, multipartParts, type Part, rowCounts, send, target, test } from "../kit/helpers.ts";
+import { operationBody, RESPONSES_STREAM, startInstance } from "../kit/instances.ts";
 
 /** The buffered Lambda integrations answer once: every deferred answer arrives whole, as JSON. */
-const STREAMS = TARGET === "source" || TARGET === "container" || STREAMING;
+const STREAMS = RESPONSES_STREAM;
 
 const POST = `query DeferredPost($id: ID!) {
   post(id: $id) {
@@ -32,8 +31,6 @@ const EXPLORE = `query StreamedExplore {
   explore(first: 3) { edges @stream(initialCount: 1) { node { id caption } } }
 }`;
 
-type Part = { data?: any; errors?: any[]; incremental?: any[]; hasNext?: boolean; extensions?: any };
-
 function request(query: string, variables: Record<string, unknown>, accept: string, token?: string) {
   return new Request(ENDPOINT, {
     method: "POST",
@@ -44,18 +41,6 @@ function request(query: string, variables: Record<string, unknown>, accept: stri
     },
     body: JSON.stringify(operationBody(query, variables)),
   });
-}
-
-/** The parts of a multipart/mixed answer, as a client's parser (meros, GraphiQL's) reads them. */
-async function multipartParts(response: Response): Promise<Part[]> {
-  const parts = await meros<Part>(response);
-  if (parts instanceof Response) throw new Error(`not multipart: ${parts.headers.get("content-type")}`);
-  const read: Part[] = [];
-  for await (const part of parts) {
-    if (!part.json) throw new Error(`a part that is not JSON: ${part.body}`);
-    read.push(part.body);
-  }
-  return read;
 }
 
 /** The `next` events of a text/event-stream answer, until `complete`. */

@@ -10,7 +10,17 @@ import { startSession } from "../../src/services/auth.ts";
 import { sweep } from "../../src/workers/runner.ts";
 import { mobile } from "./operations.ts";
 
-export { ENDPOINT, type GraphQLResponse, gql, ok, post, send, target } from "./http.ts";
+export {
+  ENDPOINT,
+  type GraphQLResponse,
+  gql,
+  multipartParts,
+  ok,
+  type Part,
+  post,
+  send,
+  target,
+} from "./http.ts";
 
 /** Runs the events handler over every event recorded so far, as the runner would: notifications appear. */
 export function processPendingEvents() {

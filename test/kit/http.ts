@@ -1,5 +1,6 @@
 // Requests to the test file's function instance, through its real entry as the target under test serves it (the
 // source's Fetch handler, or the bundle behind the API Gateway emulator or in its container entry: instances.ts).
+import { meros } from "meros/browser";
 import {
   assertChangesDeclared,
   BUNDLED,
@@ -12,6 +13,21 @@ import {
 } from "./instances.ts";
 
 export const ENDPOINT = "http://shutter.test/graphql";
+
+/** A part of an incremental answer (@defer, @stream): the first has `data`, the later ones `incremental`. */
+export type Part = { data?: any; errors?: any[]; incremental?: any[]; hasNext?: boolean; extensions?: any };
+
+/** The parts of a multipart/mixed answer, in order, as a client's parser (meros, GraphiQL's) reads them. */
+export async function multipartParts(response: Response): Promise<Part[]> {
+  const parts = await meros<Part>(response);
+  if (parts instanceof Response) throw new Error(`not multipart: ${parts.headers.get("content-type")}`);
+  const read: Part[] = [];
+  for await (const part of parts) {
+    if (!part.json) throw new Error(`a part that is not JSON: ${part.body}`);
+    read.push(part.body);
+  }
+  return read;
+}
 
 // On the source target, the function module as this file imports it: loaded now, before any test starts
 // instances of its own (each resets the module registry).

@@ -21,6 +21,8 @@ export type TargetName = "source" | "lambda" | "lambda-v1" | "lambda-stream" | "
 export const TARGET = (process.env.SHUTTER_TARGET ?? "source") as TargetName;
 /** Whether the target streams Lambda responses (the streaming handler behind a streaming integration). */
 export const STREAMING = TARGET === "lambda-stream" || TARGET === "lambda-url";
+/** Whether the target's responses stream (a deferred query's parts): all but the buffered Lambda handler's. */
+export const RESPONSES_STREAM = TARGET !== "lambda" && TARGET !== "lambda-v1";
 /** Whether requests reach the bundle as deployed (in production configuration). */
 export const BUNDLED = TARGET !== "source";
 

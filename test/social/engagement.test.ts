@@ -76,7 +76,7 @@ describe("comments", () => {
     await mobile.addComment(alice, { postId: post.gid, body: "thanks" });
     const read = await mobile.postDetail(null, { id: post.gid });
     expect(read.post?.commentCount).toBe(2);
-    expect(read.post?.allComments.edges.map((e) => [e.node.body, e.node.author.handle])).toEqual([
+    expect(read.post?.allComments?.edges.map((e) => [e.node.body, e.node.author.handle])).toEqual([
       ["nice!", bob.handle],
       ["thanks", alice.handle],
     ]);
