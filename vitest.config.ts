@@ -13,6 +13,7 @@ const EVERYWHERE = [
   "cache-peers",
   "clients",
   "corpus",
+  "defer.browser",
   "engagement",
   "explore",
   "follows",
@@ -48,6 +49,7 @@ const LAMBDA_ONLY = ["lambda"];
  */
 const STREAMING = [
   "incremental",
+  "defer.browser",
   "lambda-subscriptions",
   "lambda-subscriptions.redis",
   "smoke",

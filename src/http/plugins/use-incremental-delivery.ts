@@ -27,7 +27,9 @@ export function useIncrementalDelivery(): Plugin {
     onExecute({ args, executeFn, setExecuteFn }) {
       const { request } = args.contextValue as { request: Request };
       if (!partsWanted(request, args.contextValue as ServerContext)) {
-        setExecuteFn((execution) => executeFn({ ...execution, document: sentWhole(execution.document) }));
+        const whole = sentWhole(args.document);
+        // (A document that defers nothing is itself: executed as it is.)
+        if (whole !== args.document) setExecuteFn((execution) => executeFn({ ...execution, document: whole }));
         return;
       }
       return {
