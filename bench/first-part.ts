@@ -1,10 +1,12 @@
 // `npm run bench:first-part`: how much sooner a screen can draw with @defer. The mobile app's feed (its posts'
-// photos first, what is below them deferred) over POST and GET, on the bundled container entry and on the Lambda
+// photos first, what is below them deferred) and post detail (the photos first, counters and 30 comments
+// deferred) over POST and GET, on the bundled container entry and on the Lambda
 // streaming handler behind the gateway emulator in streaming mode (as a REST API's streaming integration invokes
 // it): the time to its first part and to its last, asking for parts (`multipart/mixed`, as Apollo Client and
 // urql do), against the time to the whole answer asked as JSON (the same query, nothing deferred). One request at
 // a time on a warm instance, the variants interleaved so the machine's noise falls on all alike; medians and p90.
-//   npm run bench:first-part [-- --requests 200] [--dist dist/functions] [--no-build] [--database shutter_bench]
+//   npm run bench:first-part [-- --requests 200] [--screens Feed,PostDetail] [--dist dist/functions] [--no-build]
+//                            [--database shutter_bench]
 // Uses the data set `npm run bench` seeded.
 import { execFile } from "node:child_process";
 import { request as httpRequest, type IncomingMessage } from "node:http";
@@ -19,6 +21,7 @@ const root = new URL("..", import.meta.url).pathname;
 const { values: options } = parseArgs({
   options: {
     requests: { type: "string", default: "200" },
+    screens: { type: "string", default: "Feed,PostDetail" },
     dist: { type: "string", default: join(root, "dist/functions") },
     "no-build": { type: "boolean", default: false },
     database: { type: "string", default: "shutter_bench" },
@@ -30,10 +33,18 @@ if (!options["no-build"]) {
   step("build: bundling the functions");
   await promisify(execFile)(process.execPath, ["scripts/build.ts", "--outdir", dist], { cwd: root });
 }
+const pick = <T>(list: T[]) => list[Math.floor(Math.random() * list.length)] as T;
 const { env, fixtures } = await seededLoad(options.database, `${options.database}-first-part`, 50);
-const feed = mobileDocuments().Feed;
-if (!feed) throw new Error("the mobile app's Feed document is missing from its manifest (npm run codegen)");
-if (!feed.document.includes("@defer")) throw new Error("the mobile app's Feed document defers nothing");
+const documents = mobileDocuments();
+const screens = options.screens.split(",").map((name) => {
+  const screen = documents[name];
+  if (!screen) throw new Error(`the mobile app's ${name} document is missing from its manifest (npm run codegen)`);
+  if (!screen.document.includes("@defer")) throw new Error(`the mobile app's ${name} document defers nothing`);
+  return { name, ...screen };
+});
+/** Each screen's variables, as the app sends them. */
+const variablesOf = (name: string): Record<string, unknown> =>
+  name === "Feed" ? { first: 20 } : { id: pick(fixtures.posts) };
 
 step("servers: the container entry, and the Lambda streaming handler behind the emulator");
 const container = await startServer("container", [join(dist, "server.mjs")], env);
@@ -54,24 +65,22 @@ const targets = [
 
 const PARTS = "multipart/mixed;deferSpec=20220824, application/json";
 const JSON_ONLY = "application/json";
-const pick = <T>(list: T[]) => list[Math.floor(Math.random() * list.length)] as T;
 
 /** One request: ms to its first part (parsed) and to its end; how many parts it came in. */
-function timed(url: string, method: "GET" | "POST", accept: string) {
+function timed(url: string, screen: (typeof screens)[number], method: "GET" | "POST", accept: string) {
   const token = pick(fixtures.viewers).token;
-  const variables = { first: 20 };
-  const hash = feed?.id.replace(/^sha256:/, "") as string;
+  const variables = variablesOf(screen.name);
   const path =
     method === "GET"
-      ? `/graphql?${new URLSearchParams({ documentId: feed?.id as string, variables: JSON.stringify(variables) })}`
+      ? `/graphql?${new URLSearchParams({ documentId: screen.id, variables: JSON.stringify(variables) })}`
       : "/graphql";
   const body =
     method === "POST"
       ? JSON.stringify({
-          query: feed?.document,
+          query: screen.document,
           variables,
-          operationName: "Feed",
-          extensions: { persistedQuery: { version: 1, sha256Hash: hash } },
+          operationName: screen.name,
+          extensions: { persistedQuery: { version: 1, sha256Hash: screen.id.replace(/^sha256:/, "") } },
         })
       : undefined;
   return new Promise<{ firstMs: number; wholeMs: number; parts: number }>((done, fail) => {
@@ -83,7 +92,7 @@ function timed(url: string, method: "GET" | "POST", accept: string) {
         headers: {
           accept,
           authorization: `Bearer ${token}`,
-          "x-apollo-operation-name": "Feed",
+          "x-apollo-operation-name": screen.name,
           ...(body ? { "content-type": "application/json" } : {}),
         },
       },
@@ -122,37 +131,46 @@ const quantile = (values: number[], q: number) => {
 };
 const ms = (value: number) => value.toFixed(1);
 
-const variants = targets.flatMap((target) =>
-  (["POST", "GET"] as const).map((method) => ({ target, method, parts: [] as number[][], json: [] as number[] })),
+const variants = screens.flatMap((screen) =>
+  targets.flatMap((target) =>
+    (["POST", "GET"] as const).map((method) => ({
+      screen,
+      target,
+      method,
+      parts: [] as number[][],
+      json: [] as number[],
+    })),
+  ),
 );
 // Warm-up: each instance compiles the document and fills its caches.
 for (const variant of variants) {
   for (let i = 0; i < 20; i++) {
-    await timed(variant.target.url, variant.method, PARTS);
-    await timed(variant.target.url, variant.method, JSON_ONLY);
+    await timed(variant.target.url, variant.screen, variant.method, PARTS);
+    await timed(variant.target.url, variant.screen, variant.method, JSON_ONLY);
   }
 }
 const requests = Number(options.requests);
 for (let i = 0; i < requests; i++) {
   if (i % 50 === 0) step(`requests: ${i}/${requests} of each variant`);
   for (const variant of variants) {
-    const inParts = await timed(variant.target.url, variant.method, PARTS);
-    if (inParts.parts < 2) throw new Error(`${variant.target.name} ${variant.method}: answered in one part`);
+    const { target, screen, method } = variant;
+    const inParts = await timed(target.url, screen, method, PARTS);
+    if (inParts.parts < 2) throw new Error(`${screen.name} on ${target.name} over ${method}: answered in one part`);
     variant.parts.push([inParts.firstMs, inParts.wholeMs]);
-    variant.json.push((await timed(variant.target.url, variant.method, JSON_ONLY)).wholeMs);
+    variant.json.push((await timed(target.url, screen, method, JSON_ONLY)).wholeMs);
   }
 }
 
-console.log(`\nThe feed (20 posts, the mobile app's Feed document), ${requests} requests of each, one at a time:\n`);
+console.log(`\nThe mobile app's screens (Feed: 20 posts; PostDetail), ${requests} requests of each, one at a time:\n`);
 console.log(
-  "| target | method | first part p50 / p90 ms | last part p50 / p90 ms | whole as JSON p50 / p90 ms | first part / whole as JSON (p50) |",
+  "| screen | target | method | first part p50 / p90 ms | last part p50 / p90 ms | whole as JSON p50 / p90 ms | first part / whole as JSON (p50) |",
 );
-console.log("|---|---|--:|--:|--:|--:|");
-for (const { target, method, parts, json } of variants) {
+console.log("|---|---|---|--:|--:|--:|--:|");
+for (const { screen, target, method, parts, json } of variants) {
   const first = parts.map(([firstMs]) => firstMs as number);
   const last = parts.map(([, wholeMs]) => wholeMs as number);
   console.log(
-    `| ${target.name} | ${method} | ${ms(quantile(first, 0.5))} / ${ms(quantile(first, 0.9))} | ${ms(quantile(last, 0.5))} / ${ms(quantile(last, 0.9))} | ${ms(quantile(json, 0.5))} / ${ms(quantile(json, 0.9))} | ${(quantile(first, 0.5) / quantile(json, 0.5)).toFixed(2)}× |`,
+    `| ${screen.name} | ${target.name} | ${method} | ${ms(quantile(first, 0.5))} / ${ms(quantile(first, 0.9))} | ${ms(quantile(last, 0.5))} / ${ms(quantile(last, 0.9))} | ${ms(quantile(json, 0.5))} / ${ms(quantile(json, 0.9))} | ${(quantile(first, 0.5) / quantile(json, 0.5)).toFixed(2)}× |`,
   );
 }
 await gateway.close();
