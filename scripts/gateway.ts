@@ -7,7 +7,9 @@
 // - idle instances are reused (warm) and reaped after `idleTimeoutMs`;
 // - an invocation over `timeoutMs` is answered 504 and its instance discarded, as Lambda discards a timed-out
 //   sandbox; requests over 10 MB are refused (413), responses over 6 MB fail (502), the platform's limits;
-// - every invocation logs START/END/REPORT lines like Lambda's, with Init Duration on cold starts.
+// - every invocation logs START/END/REPORT lines like Lambda's, with Init Duration on cold starts;
+// - in streaming mode (`streaming`), as a REST API's streaming integration or a function URL in RESPONSE_STREAM
+//   mode: the handler gets a response stream, and what it writes reaches the client as it is written.
 // `npm run gateway` serves it on :4000 (embedded services as for `npm run dev` when nothing is configured).
 import { type ChildProcess, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
