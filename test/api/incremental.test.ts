@@ -9,6 +9,7 @@ import { describe, expect } from "vitest";
 import { emptyDatabase } from "../kit/databases.ts";
 import { createPost, ENDPOINT, gql, multipartParts, type Part, rowCounts, send, target, test } from "../kit/helpers.ts";
 import { operationBody, RESPONSES_STREAM, startInstance } from "../kit/instances.ts";
+import { mobile } from "../kit/operations.ts";
 
 /** The buffered Lambda integrations answer once: every deferred answer arrives whole, as JSON. */
 const STREAMS = RESPONSES_STREAM;
@@ -81,11 +82,7 @@ describe("a deferred query", () => {
     bob,
   }) => {
     const post = await createPost(alice, { caption: "deferred" });
-    await gql(
-      `mutation { addComment(input: { postId: "${post.gid}", body: "first!" }) { __typename } }`,
-      {},
-      { token: bob.token },
-    );
+    await mobile.addComment(bob, { postId: post.gid, body: "first!" });
     const whole = await gql(WHOLE_POST, { id: post.gid }, { token: bob.token });
     expect(whole.data?.post.comments.edges).toHaveLength(1);
 
@@ -261,13 +258,7 @@ describe("real clients on their defaults", () => {
 
   test("urql receives the parts in order, the first before the rest", async ({ alice, bob }) => {
     const post = await createPost(alice, { caption: "urql defers" });
-    await gql(
-      `mutation { addComment(input: { postId: "${post.gid}", body: "hi urql" }) { __typename } }`,
-      {},
-      {
-        token: bob.token,
-      },
-    );
+    await mobile.addComment(bob, { postId: post.gid, body: "hi urql" });
     const { wire, fetch: recorded } = recording();
     const client = new Client({ url: await (await target()).url(), exchanges: [fetchExchange], fetch: recorded });
     const results: { data: any; hasNext: boolean }[] = [];
@@ -305,13 +296,7 @@ describe("real clients on their defaults", () => {
     bob,
   }) => {
     const post = await createPost(alice, { caption: "apollo defers" });
-    await gql(
-      `mutation { addComment(input: { postId: "${post.gid}", body: "hi apollo" }) { __typename } }`,
-      {},
-      {
-        token: bob.token,
-      },
-    );
+    await mobile.addComment(bob, { postId: post.gid, body: "hi apollo" });
     const { wire, fetch: recorded } = recording();
     const client = new ApolloClient({
       link: new HttpLink({ uri: await (await target()).url(), fetch: recorded }),
